@@ -1,0 +1,208 @@
+//! The validated cluster: the one type everything downstream of the topology file sees.
+//! Built only by `topology::load`; it never re-reads YAML and knows nothing about EC2.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+/// A whole Kafka cluster as kcluster will build it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cluster {
+    /// Cluster name; goes into resource names, tags and the ZooKeeper chroot.
+    pub name: String,
+    pub region: String,
+    /// Availability zones in file order; each is a Kafka rack.
+    pub zones: Vec<Zone>,
+    pub kafka: KafkaDist,
+    pub ami: Ami,
+    pub network: Network,
+    /// Extra tags put on every resource.
+    pub tags: BTreeMap<String, String>,
+    pub zookeeper: RoleSpec,
+    pub brokers: RoleSpec,
+    /// Every node: ZooKeeper nodes first, then brokers, each sorted by id.
+    pub nodes: Vec<Node>,
+    /// Broker settings for `server.properties` (kcluster's defaults with the user's overrides on top),
+    /// excluding the per-node identity keys that kcluster manages.
+    pub broker_settings: BTreeMap<String, String>,
+}
+
+/// One availability zone and the subnet kcluster places its nodes in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Zone {
+    pub name: String,
+    /// Subnet id; `None` means "the default VPC's default subnet for this zone", found at plan time.
+    pub subnet_id: Option<String>,
+    pub cidr: Ipv4Net,
+}
+
+/// The Kafka distribution every node installs (ZooKeeper nodes run the ZooKeeper bundled with Kafka).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KafkaDist {
+    pub version: String,
+    pub scala_version: String,
+    pub url: String,
+    pub sha512: String,
+}
+
+/// Where the machine image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ami {
+    Id(String),
+    SsmParameter(String),
+}
+
+impl Ami {
+    /// The value EC2's RunInstances takes as `ImageId` (it resolves `resolve:ssm:` itself).
+    pub fn image_id(&self) -> String {
+        match self {
+            Ami::Id(id) => id.clone(),
+            Ami::SsmParameter(p) => format!("resolve:ssm:{p}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Network {
+    /// VPC id; `None` means the region's default VPC.
+    pub vpc_id: Option<String>,
+    /// CIDRs allowed to reach the brokers' client listener.
+    pub client_cidrs: Vec<Ipv4Net>,
+    pub client_port: u16,
+    pub ssh: Option<Ssh>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ssh {
+    pub key_name: Option<String>,
+    /// CIDRs allowed to reach port 22; empty means no SSH ingress rule.
+    pub cidrs: Vec<Ipv4Net>,
+}
+
+/// What every node of one role runs on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoleSpec {
+    pub instance_type: String,
+    pub volume: Volume,
+    /// Java heap for the role's JVM, e.g. "1g".
+    pub heap: String,
+}
+
+/// An encrypted gp3 EBS data volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub size_gib: u32,
+    pub iops: u32,
+    pub throughput_mibps: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Zookeeper,
+    Broker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Zookeeper => "zookeeper",
+            Role::Broker => "broker",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "zookeeper" => Some(Role::Zookeeper),
+            "broker" => Some(Role::Broker),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One server: a ZooKeeper member or a Kafka broker, each on its own instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub role: Role,
+    /// `myid` for ZooKeeper, `broker.id` for brokers.
+    pub id: u32,
+    /// Stable name, `zookeeper-1`, `broker-3`.
+    pub name: String,
+    /// Availability zone, which is also the broker's `broker.rack`.
+    pub zone: String,
+    /// Fixed private address, held by the node's own network interface.
+    pub address: Ipv4Addr,
+}
+
+impl Node {
+    pub fn node_name(role: Role, id: u32) -> String {
+        format!("{}-{id}", role.as_str())
+    }
+}
+
+/// Ports the cluster uses.
+pub const ZK_CLIENT_PORT: u16 = 2181;
+pub const ZK_PEER_PORT: u16 = 2888;
+pub const ZK_ELECTION_PORT: u16 = 3888;
+/// The inter-broker listener; only reachable inside the cluster's security group.
+pub const INTERNAL_PORT: u16 = 9093;
+/// Where the data volume is mounted on every node.
+pub const DATA_DIR: &str = "/var/lib/kcluster";
+
+impl Cluster {
+    pub fn zookeepers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Zookeeper)
+    }
+
+    pub fn brokers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role == Role::Broker)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn role_spec(&self, role: Role) -> &RoleSpec {
+        match role {
+            Role::Zookeeper => &self.zookeeper,
+            Role::Broker => &self.brokers,
+        }
+    }
+
+    pub fn zone_names(&self) -> Vec<&str> {
+        self.zones.iter().map(|z| z.name.as_str()).collect()
+    }
+
+    /// `default.replication.factor` as configured (kcluster always sets it).
+    pub fn replication_factor(&self) -> u32 {
+        self.setting_u32("default.replication.factor").unwrap_or(1)
+    }
+
+    /// `min.insync.replicas` as configured (kcluster always sets it).
+    pub fn min_insync_replicas(&self) -> u32 {
+        self.setting_u32("min.insync.replicas").unwrap_or(1)
+    }
+
+    /// The ZooKeeper connection string, with the cluster's chroot.
+    pub fn zookeeper_connect(&self) -> String {
+        let hosts: Vec<String> = self
+            .zookeepers()
+            .map(|n| format!("{}:{ZK_CLIENT_PORT}", n.address))
+            .collect();
+        format!("{}/kafka/{}", hosts.join(","), self.name)
+    }
+
+    fn setting_u32(&self, key: &str) -> Option<u32> {
+        self.broker_settings.get(key)?.trim().parse().ok()
+    }
+}

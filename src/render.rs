@@ -1,0 +1,329 @@
+//! Cluster → every file each node gets, from the minijinja templates in `templates/` (embedded in
+//! the binary; a directory given with `--templates` overrides them file by file).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior, Value, context};
+use serde::Serialize;
+
+use crate::cluster::{self, Cluster, Node, Role};
+
+/// EC2 refuses user-data larger than this (raw bytes, before base64).
+pub const USER_DATA_LIMIT: usize = 16 * 1024;
+/// Where the bootstrap script lands on the node.
+pub const BOOTSTRAP_PATH: &str = "/usr/local/sbin/kcluster-bootstrap";
+pub const KAFKA_HOME: &str = "/opt/kafka";
+pub const JMX_PORT: u16 = 9999;
+
+/// The templates shipped in the binary, by name.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "bootstrap.sh.j2",
+        include_str!("../templates/bootstrap.sh.j2"),
+    ),
+    (
+        "kafka.service.j2",
+        include_str!("../templates/kafka.service.j2"),
+    ),
+    ("myid.j2", include_str!("../templates/myid.j2")),
+    (
+        "server.properties.j2",
+        include_str!("../templates/server.properties.j2"),
+    ),
+    (
+        "sysctl.conf.j2",
+        include_str!("../templates/sysctl.conf.j2"),
+    ),
+    ("user-data.j2", include_str!("../templates/user-data.j2")),
+    (
+        "zookeeper.properties.j2",
+        include_str!("../templates/zookeeper.properties.j2"),
+    ),
+    (
+        "zookeeper.service.j2",
+        include_str!("../templates/zookeeper.service.j2"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read templates directory {path}: {source}")]
+    TemplateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a kcluster template; templates are: {known}")]
+    UnknownTemplate { path: PathBuf, known: String },
+    #[error("template {name}: {detail}")]
+    Template { name: String, detail: String },
+    #[error(
+        "{node}: user-data is {bytes} bytes even gzipped; EC2 accepts at most {USER_DATA_LIMIT}"
+    )]
+    UserDataTooLarge { node: String, bytes: usize },
+}
+
+/// How to render: which templates, and where the data volume is mounted (tests move it).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub templates_dir: Option<PathBuf>,
+    pub data_dir: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            templates_dir: None,
+            data_dir: cluster::DATA_DIR.to_string(),
+        }
+    }
+}
+
+/// One file a node gets: its name in the render output, where it goes on the node, its mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeFile {
+    pub name: String,
+    pub path: String,
+    pub mode: String,
+    pub content: String,
+}
+
+/// Everything one node gets. `user_data` is what EC2 receives (gzipped when the raw document
+/// would exceed EC2's limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRender {
+    pub node: String,
+    pub files: Vec<NodeFile>,
+    pub user_data: Vec<u8>,
+    pub user_data_gzipped: bool,
+}
+
+impl NodeRender {
+    pub fn file(&self, name: &str) -> Option<&NodeFile> {
+        self.files.iter().find(|f| f.name == name)
+    }
+
+    /// Writes the node's files and `user-data` into `dir` (created if needed).
+    pub fn write_to(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for f in &self.files {
+            std::fs::write(dir.join(&f.name), &f.content)?;
+        }
+        let name = if self.user_data_gzipped {
+            "user-data.gz"
+        } else {
+            "user-data"
+        };
+        std::fs::write(dir.join(name), &self.user_data)
+    }
+}
+
+pub struct Renderer {
+    env: Environment<'static>,
+    data_dir: String,
+}
+
+impl Renderer {
+    pub fn new(options: &Options) -> Result<Renderer, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| template_error("(syntax)", &e))?;
+        env.set_syntax(syntax);
+        env.add_filter("properties", properties_escape);
+        let mut sources: BTreeMap<String, String> = TEMPLATES
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        if let Some(dir) = &options.templates_dir {
+            let io = |source| RenderError::TemplateDir {
+                path: dir.clone(),
+                source,
+            };
+            for entry in std::fs::read_dir(dir).map_err(io)? {
+                let path = entry.map_err(io)?.path();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !sources.contains_key(&name) {
+                    return Err(RenderError::UnknownTemplate {
+                        path,
+                        known: TEMPLATES
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+                let text = std::fs::read_to_string(&path).map_err(io)?;
+                sources.insert(name, text);
+            }
+        }
+        for (name, source) in sources {
+            env.add_template_owned(name.clone(), source)
+                .map_err(|e| template_error(&name, &e))?;
+        }
+        Ok(Renderer {
+            env,
+            data_dir: options.data_dir.clone(),
+        })
+    }
+
+    /// Renders every node of the cluster, in node order.
+    pub fn render_all(&self, cluster: &Cluster) -> Result<Vec<NodeRender>, RenderError> {
+        cluster
+            .nodes
+            .iter()
+            .map(|n| self.render_node(cluster, n))
+            .collect()
+    }
+
+    pub fn render_node(&self, cluster: &Cluster, node: &Node) -> Result<NodeRender, RenderError> {
+        let (service, config) = match node.role {
+            Role::Zookeeper => ("zookeeper", "zookeeper.properties"),
+            Role::Broker => ("kafka", "server.properties"),
+        };
+        let zookeepers: Vec<&Node> = cluster.zookeepers().collect();
+        let ctx = context! {
+            cluster => context! { name => &cluster.name, region => &cluster.region },
+            node => Value::from(minijinja::value::Serde(node)),
+            spec => Value::from(minijinja::value::Serde(cluster.role_spec(node.role))),
+            kafka => Value::from(minijinja::value::Serde(&cluster.kafka)),
+            zookeepers => Value::from(minijinja::value::Serde(&zookeepers)),
+            zookeeper_connect => cluster.zookeeper_connect(),
+            settings => Value::from(minijinja::value::Serde(&cluster.broker_settings)),
+            data_dir => &self.data_dir,
+            kafka_home => KAFKA_HOME,
+            service => service,
+            bootstrap_path => BOOTSTRAP_PATH,
+            ports => context! {
+                client => cluster.network.client_port,
+                internal => cluster::INTERNAL_PORT,
+                zookeeper_client => cluster::ZK_CLIENT_PORT,
+                zookeeper_peer => cluster::ZK_PEER_PORT,
+                zookeeper_election => cluster::ZK_ELECTION_PORT,
+                jmx => JMX_PORT,
+            },
+        };
+        let mut files = Vec::new();
+        let mut add = |name: &str, template: &str, path: &str, mode: &str| {
+            let content = self.render(template, &ctx)?;
+            files.push(NodeFile {
+                name: name.to_string(),
+                path: path.to_string(),
+                mode: mode.to_string(),
+                content,
+            });
+            Ok::<(), RenderError>(())
+        };
+        add(
+            config,
+            &format!("{config}.j2"),
+            &format!("/etc/kafka/{config}"),
+            "0644",
+        )?;
+        if node.role == Role::Zookeeper {
+            add("myid", "myid.j2", "/etc/kafka/myid", "0644")?;
+        }
+        add(
+            &format!("{service}.service"),
+            &format!("{service}.service.j2"),
+            &format!("/etc/systemd/system/{service}.service"),
+            "0644",
+        )?;
+        add(
+            "sysctl.conf",
+            "sysctl.conf.j2",
+            "/etc/sysctl.d/90-kcluster.conf",
+            "0644",
+        )?;
+        add("bootstrap.sh", "bootstrap.sh.j2", BOOTSTRAP_PATH, "0755")?;
+
+        let document = self.render(
+            "user-data.j2",
+            &context! { files => Value::from(minijinja::value::Serde(&files)), ..ctx },
+        )?;
+        let (user_data, user_data_gzipped) = if document.len() > USER_DATA_LIMIT {
+            (gzip(document.as_bytes()), true)
+        } else {
+            (document.into_bytes(), false)
+        };
+        if user_data.len() > USER_DATA_LIMIT {
+            return Err(RenderError::UserDataTooLarge {
+                node: node.name.clone(),
+                bytes: user_data.len(),
+            });
+        }
+        Ok(NodeRender {
+            node: node.name.clone(),
+            files,
+            user_data,
+            user_data_gzipped,
+        })
+    }
+
+    fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| template_error(name, &e))
+    }
+}
+
+fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    RenderError::Template {
+        name: name.to_string(),
+        detail,
+    }
+}
+
+/// Escapes a value for a Java properties file: backslashes, line breaks, leading blanks.
+fn properties_escape(value: String) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' ' if i == 0 => out.push_str("\\ "),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Gzip with a fixed header (no timestamp), so the same input gives the same bytes.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}
+
+/// Decompresses user-data if it is gzipped (EC2 and cloud-init accept both).
+pub fn user_data_text(bytes: &[u8]) -> std::io::Result<String> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes), &mut out)?;
+        Ok(out)
+    } else {
+        String::from_utf8(bytes.to_vec())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}

@@ -1,0 +1,127 @@
+//! kcluster's defaults: what a careful Kafka operator would pick when the topology says nothing.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::cluster::Role;
+
+pub const KAFKA_VERSION: &str = "3.9.1";
+pub const SCALA_VERSION: &str = "2.13";
+/// SHA-512 of `kafka_2.13-3.9.1.tgz` as published by Apache (`kafka_2.13-3.9.1.tgz.sha512`).
+pub const KAFKA_SHA512: &str = "1ea204ba73411737a275429ca976d440f007ff0957b90b19be41dc5a4bae52617267769be9f0b5791714d0b3c4c760605bd426faea39edd90763585523fa2cfe";
+pub const AMI_SSM_PARAMETER: &str =
+    "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+
+pub const ZOOKEEPER_COUNT: u32 = 3;
+pub const BROKER_COUNT: u32 = 3;
+pub const CLIENT_PORT: u16 = 9092;
+
+/// Instance type, heap and data volume size per role.
+pub fn role(role: Role) -> (&'static str, &'static str, u32) {
+    match role {
+        Role::Zookeeper => ("m5.large", "1g", 20),
+        Role::Broker => ("m5.xlarge", "4g", 100),
+    }
+}
+
+pub const VOLUME_IOPS: u32 = 3000;
+pub const VOLUME_THROUGHPUT_MIBPS: u32 = 125;
+
+pub fn kafka_url(version: &str, scala: &str) -> String {
+    format!("https://archive.apache.org/dist/kafka/{version}/kafka_{scala}-{version}.tgz")
+}
+
+/// Broker settings before the user's overrides: durable, rack-aware, nothing created by accident.
+pub fn broker_settings(brokers: u32) -> BTreeMap<String, String> {
+    let rf = brokers.clamp(1, 3);
+    let min_isr = if rf >= 3 { 2 } else { 1 };
+    let mut s = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        s.insert(k.to_string(), v);
+    };
+    set("default.replication.factor", rf.to_string());
+    set("min.insync.replicas", min_isr.to_string());
+    set("offsets.topic.replication.factor", rf.to_string());
+    set("transaction.state.log.replication.factor", rf.to_string());
+    set("transaction.state.log.min.isr", min_isr.to_string());
+    set("unclean.leader.election.enable", "false".into());
+    set("auto.create.topics.enable", "false".into());
+    // Consumers may fetch from a replica in their own zone (KIP-392) when they set client.rack.
+    set(
+        "replica.selector.class",
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector".into(),
+    );
+    set("num.partitions", "6".into());
+    s
+}
+
+/// Keys kcluster sets per node; overriding them would break identity or placement.
+pub const MANAGED_KEYS: &[&str] = &[
+    "advertised.listeners",
+    "broker.id",
+    "broker.rack",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "listeners",
+    "log.dir",
+    "log.dirs",
+    "zookeeper.connect",
+];
+
+/// KRaft-only keys: kcluster deploys ZooKeeper mode.
+pub const KRAFT_KEYS: &[&str] = &[
+    "controller.listener.names",
+    "controller.quorum.bootstrap.servers",
+    "controller.quorum.voters",
+    "node.id",
+    "process.roles",
+];
+
+/// Offset of a node's address inside its subnet: ZooKeeper `10 + id`, brokers `100 + id`.
+pub fn address_offset(role: Role, id: u32) -> u32 {
+    match role {
+        Role::Zookeeper => 10 + id,
+        Role::Broker => 100 + id,
+    }
+}
+
+/// The address at `offset` in `net`, if it is one EC2 lets an instance use (AWS keeps the first
+/// four addresses of every subnet and the last one).
+pub fn allocate(net: Ipv4Net, offset: u32) -> Option<Ipv4Addr> {
+    let base = u32::from(net.network());
+    let addr = Ipv4Addr::from(base.checked_add(offset)?);
+    usable(net, addr).then_some(addr)
+}
+
+/// Whether EC2 lets an instance hold `addr` in a subnet with this CIDR.
+pub fn usable(net: Ipv4Net, addr: Ipv4Addr) -> bool {
+    let a = u32::from(addr);
+    let first = u32::from(net.network());
+    let last = u32::from(net.broadcast());
+    net.contains(&addr) && a >= first + 4 && a < last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocation_skips_reserved_addresses() {
+        let net: Ipv4Net = "10.0.1.0/24".parse().unwrap();
+        assert_eq!(allocate(net, 11), Some(Ipv4Addr::new(10, 0, 1, 11)));
+        assert_eq!(allocate(net, 3), None, "x.x.x.3 is reserved by AWS");
+        assert_eq!(allocate(net, 255), None, "broadcast");
+        assert_eq!(allocate(net, 254), Some(Ipv4Addr::new(10, 0, 1, 254)));
+        assert_eq!(allocate(net, 300), None);
+    }
+
+    #[test]
+    fn replication_defaults_follow_broker_count() {
+        assert_eq!(broker_settings(6)["default.replication.factor"], "3");
+        assert_eq!(broker_settings(6)["min.insync.replicas"], "2");
+        assert_eq!(broker_settings(2)["default.replication.factor"], "2");
+        assert_eq!(broker_settings(2)["min.insync.replicas"], "1");
+    }
+}

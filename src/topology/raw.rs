@@ -1,0 +1,186 @@
+//! The topology file exactly as written: serde types, every field documented. `kcluster schema`
+//! prints these as a JSON Schema. Defaults and rules live in `defaults.rs` and `validate.rs`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A kcluster topology: one Apache Kafka cluster (ZooKeeper mode) on EC2.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawTopology {
+    /// Cluster name: lowercase letters, digits and dashes, starting with a letter, at most 32
+    /// characters. It goes into every resource name and tag and into the ZooKeeper chroot.
+    pub name: Option<String>,
+    /// AWS region, e.g. `eu-west-1`.
+    pub region: Option<String>,
+    /// Availability zones, each a Kafka rack (`broker.rack`). At least 2; 3 or more for a cluster
+    /// that survives losing a zone.
+    pub zones: Option<Vec<RawZone>>,
+    /// The Kafka distribution to install.
+    pub kafka: Option<RawKafka>,
+    /// The machine image. Default: the public SSM parameter of Amazon Linux 2023 (x86_64).
+    pub ami: Option<RawAmi>,
+    /// The ZooKeeper ensemble.
+    pub zookeeper: Option<RawRole>,
+    /// The Kafka brokers.
+    pub brokers: Option<RawBrokers>,
+    /// Network placement and access.
+    pub network: Option<RawNetwork>,
+    /// Extra tags put on every resource kcluster creates.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// One availability zone and the subnet used in it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawZone {
+    /// Zone name, e.g. `eu-west-1a`; must belong to `region`.
+    pub name: Option<String>,
+    /// The subnet's IPv4 CIDR, e.g. `10.0.1.0/24`. Node addresses are allocated from it before
+    /// anything boots, so it is needed even when the subnet is found automatically.
+    pub cidr: Option<String>,
+    /// Subnet id (`subnet-…`). Omit to use the default VPC's default subnet for this zone.
+    pub subnet: Option<String>,
+}
+
+/// The Kafka distribution.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Kafka version; the 3.9 line (the last with ZooKeeper). Default `3.9.1`.
+    pub version: Option<String>,
+    /// Scala build of the tarball. Default `2.13`.
+    pub scala: Option<String>,
+    /// Tarball URL. Default: the Apache archive URL for `version` and `scala`.
+    pub url: Option<String>,
+    /// SHA-512 of the tarball (128 hex digits); the bootstrap refuses any other file. Required when
+    /// `version`, `scala` or `url` differ from the defaults.
+    pub sha512: Option<String>,
+}
+
+/// The machine image: give exactly one of `id` or `ssm_parameter`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawAmi {
+    /// An AMI id, `ami-…`.
+    pub id: Option<String>,
+    /// A public SSM parameter that names an AMI, resolved by EC2 at launch, e.g.
+    /// `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64`.
+    pub ssm_parameter: Option<String>,
+}
+
+/// The ZooKeeper ensemble.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawRole {
+    /// Number of nodes: odd, at least 3. Default 3. Ids are 1..=count unless `nodes` lists them.
+    pub count: Option<u32>,
+    /// EC2 instance type. Default `m5.large`.
+    pub instance_type: Option<String>,
+    /// JVM heap, e.g. `1g`. Default `1g`.
+    pub heap: Option<String>,
+    /// The data volume (encrypted gp3).
+    pub volume: Option<RawVolume>,
+    /// Per-node pins: a node's zone and/or address. Without `count`, this list is the set of nodes.
+    pub nodes: Option<Vec<RawNode>>,
+}
+
+/// The Kafka brokers.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawBrokers {
+    /// Number of brokers. Default 3. Ids are 1..=count unless `nodes` lists them.
+    pub count: Option<u32>,
+    /// EC2 instance type. Default `m5.xlarge`.
+    pub instance_type: Option<String>,
+    /// JVM heap, e.g. `6g`. Default `4g`.
+    pub heap: Option<String>,
+    /// The data volume (encrypted gp3) holding `log.dirs`.
+    pub volume: Option<RawVolume>,
+    /// Per-node pins: a broker's zone and/or address. Without `count`, this list is the set of brokers.
+    pub nodes: Option<Vec<RawNode>>,
+    /// `server.properties` settings on top of kcluster's defaults, e.g. `num.partitions: 12`.
+    /// Each key must be a broker config of the Kafka version; per-node keys (`broker.id`,
+    /// `broker.rack`, `listeners`, `log.dirs`, `zookeeper.connect` …) are kcluster's.
+    #[schemars(with = "Option<BTreeMap<String, OverrideValue>>")]
+    pub overrides: Option<BTreeMap<String, serde_yaml::Value>>,
+}
+
+/// A node pin.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawNode {
+    /// The node id (`myid` 1-255 for ZooKeeper, `broker.id` for brokers).
+    pub id: Option<u32>,
+    /// Zone for this node. Default: round-robin over `zones` by id.
+    pub zone: Option<String>,
+    /// Private IPv4 address inside the zone's subnet. Default: allocated from the zone's CIDR.
+    pub address: Option<String>,
+}
+
+/// An encrypted gp3 EBS data volume.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawVolume {
+    /// Size in GiB. Default 20 for ZooKeeper, 100 for brokers.
+    pub size_gib: Option<u32>,
+    /// Volume type; `gp3` is what kcluster provisions.
+    #[serde(rename = "type")]
+    pub kind: Option<VolumeKind>,
+    /// Provisioned IOPS, 3000-80000 and at most 500 per GiB. Default 3000.
+    pub iops: Option<u32>,
+    /// Throughput in MiB/s, 125-2000 and at most IOPS/4. Default 125.
+    pub throughput_mibps: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeKind {
+    Gp3,
+}
+
+/// Network placement and access.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawNetwork {
+    /// VPC id (`vpc-…`). Omit to use the region's default VPC; then every zone uses its default subnet.
+    pub vpc: Option<String>,
+    /// CIDRs allowed to reach the brokers' client listener. Default: the zones' subnets only.
+    pub client_cidrs: Option<Vec<String>>,
+    /// The client listener's port. Default 9092.
+    pub client_port: Option<u16>,
+    /// SSH access; omit for none (use SSM Session Manager).
+    pub ssh: Option<RawSsh>,
+}
+
+/// SSH access.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawSsh {
+    /// EC2 key pair name to install.
+    pub key_name: Option<String>,
+    /// CIDRs allowed to reach port 22; never `0.0.0.0/0`.
+    pub cidrs: Option<Vec<String>>,
+}
+
+/// What an override may be in the schema: a scalar, or a list of scalars (joined with commas).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum OverrideValue {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+    List(Vec<OverrideScalar>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum OverrideScalar {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}

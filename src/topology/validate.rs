@@ -1,0 +1,1003 @@
+//! Raw topology + defaults → `Cluster`, checking every rule and collecting every problem.
+//! Nothing stops at the first error: each field is checked on its own, and the cluster is built
+//! only when no error was found.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::defaults;
+use super::raw::{RawNode, RawTopology, RawVolume};
+use crate::cluster::{Ami, Cluster, KafkaDist, Network, Node, Role, RoleSpec, Ssh, Volume, Zone};
+use crate::diagnostic::{Diagnostic, FieldPath};
+use crate::kafka_config::BrokerConfigs;
+
+/// Collects diagnostics while the cluster is assembled.
+#[derive(Default)]
+pub struct Checker {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+fn p(keys: &[&str]) -> FieldPath {
+    FieldPath::keys(keys)
+}
+
+impl Checker {
+    fn error(&mut self, path: FieldPath, msg: impl Into<String>, help: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::error(path, msg).help(help));
+    }
+
+    fn warn(&mut self, path: FieldPath, msg: impl Into<String>, help: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::warning(path, msg).help(help));
+    }
+
+    fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == crate::diagnostic::Severity::Error)
+    }
+
+    /// Checks `raw` and builds the cluster; `None` when any error was found.
+    pub fn build(&mut self, raw: &RawTopology) -> Option<Cluster> {
+        let name = self.name(raw.name.as_deref());
+        let region = self.region(raw.region.as_deref());
+        let zones = self.zones(raw, region.as_deref());
+        let kafka = self.kafka(raw);
+        let ami = self.ami(raw);
+        let network = self.network(raw, &zones);
+        let tags = self.tags(raw);
+
+        let zk_raw = raw.zookeeper.clone().unwrap_or_default();
+        let br_raw = raw.brokers.clone().unwrap_or_default();
+        let zookeeper = self.role_spec(
+            Role::Zookeeper,
+            zk_raw.instance_type.as_deref(),
+            zk_raw.heap.as_deref(),
+            zk_raw.volume.as_ref(),
+        );
+        let brokers = self.role_spec(
+            Role::Broker,
+            br_raw.instance_type.as_deref(),
+            br_raw.heap.as_deref(),
+            br_raw.volume.as_ref(),
+        );
+        let mut nodes = self.nodes(
+            Role::Zookeeper,
+            zk_raw.count,
+            zk_raw.nodes.as_deref(),
+            &zones,
+        );
+        nodes.extend(self.nodes(Role::Broker, br_raw.count, br_raw.nodes.as_deref(), &zones));
+        self.zookeeper_rules(&nodes, &zones);
+        self.unique_addresses(&nodes);
+        let broker_count = nodes.iter().filter(|n| n.role == Role::Broker).count() as u32;
+        let version = kafka
+            .as_ref()
+            .map_or(defaults::KAFKA_VERSION, |k| k.version.as_str());
+        let broker_settings = self.broker_settings(
+            br_raw.overrides.as_ref(),
+            broker_count,
+            version,
+            zones.len(),
+        );
+
+        if self.has_errors() {
+            return None;
+        }
+        Some(Cluster {
+            name: name?,
+            region: region?,
+            zones,
+            kafka: kafka?,
+            ami: ami?,
+            network: network?,
+            tags,
+            zookeeper: zookeeper?,
+            brokers: brokers?,
+            nodes,
+            broker_settings,
+        })
+    }
+
+    fn name(&mut self, name: Option<&str>) -> Option<String> {
+        let Some(name) = name else {
+            self.error(
+                p(&["name"]),
+                "missing",
+                "add `name: my-cluster` (lowercase letters, digits, dashes)",
+            );
+            return None;
+        };
+        let ok = !name.is_empty()
+            && name.len() <= 32
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            self.error(
+                p(&["name"]),
+                format!("`{name}` is not a valid cluster name"),
+                "use 1-32 lowercase letters, digits and dashes, starting with a letter and not ending with a dash",
+            );
+            return None;
+        }
+        Some(name.to_string())
+    }
+
+    fn region(&mut self, region: Option<&str>) -> Option<String> {
+        let Some(region) = region else {
+            self.error(
+                p(&["region"]),
+                "missing",
+                "add the AWS region, e.g. `region: eu-west-1`",
+            );
+            return None;
+        };
+        let parts: Vec<&str> = region.split('-').collect();
+        let ok = parts.len() >= 3
+            && parts.iter().all(|s| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
+            && parts
+                .last()
+                .is_some_and(|s| s.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            self.error(
+                p(&["region"]),
+                format!("`{region}` is not an AWS region name"),
+                "write it like `eu-west-1` or `us-east-2`",
+            );
+            return None;
+        }
+        Some(region.to_string())
+    }
+
+    fn zones(&mut self, raw: &RawTopology, region: Option<&str>) -> Vec<Zone> {
+        let Some(list) = &raw.zones else {
+            self.error(
+                p(&["zones"]),
+                "missing",
+                "list the availability zones (at least 3 for a cluster that survives losing one), each with `name` and `cidr`",
+            );
+            return Vec::new();
+        };
+        let mut zones: Vec<Zone> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, z) in list.iter().enumerate() {
+            let path = p(&["zones"]).index(i);
+            let name = match &z.name {
+                None => {
+                    self.error(
+                        path.key("name"),
+                        "missing",
+                        "add the zone name, e.g. `name: eu-west-1a`",
+                    );
+                    continue;
+                }
+                Some(n) => n.clone(),
+            };
+            if let Some(region) = region
+                && !(name.starts_with(region)
+                    && name.len() > region.len()
+                    && name[region.len()..]
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            {
+                self.error(
+                    path.key("name"),
+                    format!("`{name}` is not an availability zone of region {region}"),
+                    format!("zones of {region} are named like `{region}a`"),
+                );
+            }
+            if !seen.insert(name.clone()) {
+                self.error(
+                    path.key("name"),
+                    format!("zone `{name}` is listed twice"),
+                    "list each zone once",
+                );
+            }
+            let cidr = match &z.cidr {
+                None => {
+                    self.error(
+                        path.key("cidr"),
+                        "missing",
+                        "add the subnet's IPv4 CIDR, e.g. `cidr: 10.0.1.0/24`; node addresses are allocated from it",
+                    );
+                    continue;
+                }
+                Some(c) => match c.parse::<Ipv4Net>() {
+                    Err(_) => {
+                        self.error(
+                            path.key("cidr"),
+                            format!("`{c}` is not an IPv4 CIDR"),
+                            "write it like `10.0.1.0/24`",
+                        );
+                        continue;
+                    }
+                    Ok(net) if net != net.trunc() => {
+                        self.error(
+                            path.key("cidr"),
+                            format!("`{c}` has host bits set"),
+                            format!("the subnet's CIDR is `{}`", net.trunc()),
+                        );
+                        continue;
+                    }
+                    Ok(net) if !(16..=28).contains(&net.prefix_len()) => {
+                        self.error(
+                            path.key("cidr"),
+                            format!("a /{} cannot be an EC2 subnet", net.prefix_len()),
+                            "EC2 subnets are between /16 and /28",
+                        );
+                        continue;
+                    }
+                    Ok(net) => net,
+                },
+            };
+            if let Some(s) = &z.subnet
+                && !s.starts_with("subnet-")
+            {
+                self.error(
+                    path.key("subnet"),
+                    format!("`{s}` is not a subnet id"),
+                    "subnet ids look like `subnet-0abc1234`",
+                );
+            }
+            if raw.network.as_ref().and_then(|n| n.vpc.as_ref()).is_some() && z.subnet.is_none() {
+                self.error(
+                    path.key("subnet"),
+                    "missing: `network.vpc` is set, so every zone needs its subnet id",
+                    "add `subnet: subnet-…`, or remove `network.vpc` to use the default VPC's default subnets",
+                );
+            }
+            if let Some(other) = zones
+                .iter()
+                .find(|o| o.cidr.contains(&cidr.network()) || cidr.contains(&o.cidr.network()))
+            {
+                self.error(
+                    path.key("cidr"),
+                    format!(
+                        "{cidr} overlaps the CIDR of zone {} ({})",
+                        other.name, other.cidr
+                    ),
+                    "each zone has its own subnet",
+                );
+            }
+            zones.push(Zone {
+                name,
+                subnet_id: z.subnet.clone(),
+                cidr,
+            });
+        }
+        if list.len() < 2 {
+            self.error(
+                p(&["zones"]),
+                format!("{} availability zone{}: a cluster needs at least 2, and 3 to survive losing one", list.len(), if list.len() == 1 { "" } else { "s" }),
+                "list 3 zones of the region",
+            );
+        } else if list.len() == 2 {
+            self.warn(
+                p(&["zones"]),
+                "only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it",
+                "use 3 zones so that ZooKeeper and acks=all writes survive losing any one",
+            );
+        }
+        zones
+    }
+
+    fn kafka(&mut self, raw: &RawTopology) -> Option<KafkaDist> {
+        let k = raw.kafka.clone().unwrap_or_default();
+        let version = k
+            .version
+            .clone()
+            .unwrap_or_else(|| defaults::KAFKA_VERSION.to_string());
+        let scala = k
+            .scala
+            .clone()
+            .unwrap_or_else(|| defaults::SCALA_VERSION.to_string());
+        let mut ok = true;
+        if !version.starts_with("3.9.")
+            || version.len() <= 4
+            || !version[4..].chars().all(|c| c.is_ascii_digit())
+        {
+            let help = if version.starts_with("4.") {
+                "Kafka 4 removed ZooKeeper; kcluster deploys the 3.9 line, the last with ZooKeeper"
+            } else {
+                "kcluster deploys the Kafka 3.9 line (the last with ZooKeeper), e.g. `3.9.1`"
+            };
+            self.error(
+                p(&["kafka", "version"]),
+                format!("unsupported Kafka version `{version}`"),
+                help,
+            );
+            ok = false;
+        }
+        if !["2.12", "2.13"].contains(&scala.as_str()) {
+            self.error(
+                p(&["kafka", "scala"]),
+                format!("Kafka 3.9 is not built for Scala `{scala}`"),
+                "use `2.13` (or `2.12`)",
+            );
+            ok = false;
+        }
+        let url = k
+            .url
+            .clone()
+            .unwrap_or_else(|| defaults::kafka_url(&version, &scala));
+        if !url.starts_with("https://") {
+            self.error(
+                p(&["kafka", "url"]),
+                format!("`{url}` is not an https URL"),
+                "serve the tarball over https",
+            );
+            ok = false;
+        }
+        let default_dist = k
+            .version
+            .as_deref()
+            .is_none_or(|v| v == defaults::KAFKA_VERSION)
+            && k.scala
+                .as_deref()
+                .is_none_or(|s| s == defaults::SCALA_VERSION)
+            && k.url.as_deref().is_none_or(|u| {
+                u == defaults::kafka_url(defaults::KAFKA_VERSION, defaults::SCALA_VERSION)
+            });
+        let sha512 = match (&k.sha512, default_dist) {
+            (Some(s), _) => {
+                let s = s.trim().to_ascii_lowercase();
+                if s.len() != 128 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+                    self.error(
+                        p(&["kafka", "sha512"]),
+                        "not a SHA-512 (128 hex digits)",
+                        "copy it from the `.sha512` file published beside the tarball",
+                    );
+                    ok = false;
+                }
+                s
+            }
+            (None, true) => defaults::KAFKA_SHA512.to_string(),
+            (None, false) => {
+                self.error(
+                    p(&["kafka", "sha512"]),
+                    "missing: the tarball differs from kcluster's default, so its checksum must be given",
+                    "add `sha512:` with the value from the `.sha512` file published beside the tarball",
+                );
+                ok = false;
+                String::new()
+            }
+        };
+        ok.then_some(KafkaDist {
+            version,
+            scala_version: scala,
+            url,
+            sha512,
+        })
+    }
+
+    fn ami(&mut self, raw: &RawTopology) -> Option<Ami> {
+        let Some(a) = &raw.ami else {
+            return Some(Ami::SsmParameter(defaults::AMI_SSM_PARAMETER.to_string()));
+        };
+        match (&a.id, &a.ssm_parameter) {
+            (Some(id), None) if id.starts_with("ami-") => Some(Ami::Id(id.clone())),
+            (Some(id), None) => {
+                self.error(
+                    p(&["ami", "id"]),
+                    format!("`{id}` is not an AMI id"),
+                    "AMI ids look like `ami-0abc1234`",
+                );
+                None
+            }
+            (None, Some(param)) if param.starts_with('/') => Some(Ami::SsmParameter(param.clone())),
+            (None, Some(param)) => {
+                self.error(
+                    p(&["ami", "ssm_parameter"]),
+                    format!("`{param}` is not an SSM parameter name"),
+                    "parameter names start with `/`",
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    p(&["ami"]),
+                    "both `id` and `ssm_parameter` are set",
+                    "keep one of them",
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    p(&["ami"]),
+                    "neither `id` nor `ssm_parameter` is set",
+                    "set one, or remove `ami` for Amazon Linux 2023",
+                );
+                None
+            }
+        }
+    }
+
+    fn cidrs(&mut self, path: FieldPath, list: &[String]) -> Vec<Ipv4Net> {
+        let mut out = Vec::new();
+        for (i, c) in list.iter().enumerate() {
+            match c.parse::<Ipv4Net>() {
+                Ok(net) => out.push(net.trunc()),
+                Err(_) => self.error(
+                    path.index(i),
+                    format!("`{c}` is not an IPv4 CIDR"),
+                    "write it like `10.0.0.0/16`",
+                ),
+            }
+        }
+        out
+    }
+
+    fn network(&mut self, raw: &RawTopology, zones: &[Zone]) -> Option<Network> {
+        let n = raw.network.clone().unwrap_or_default();
+        if let Some(vpc) = &n.vpc
+            && !vpc.starts_with("vpc-")
+        {
+            self.error(
+                p(&["network", "vpc"]),
+                format!("`{vpc}` is not a VPC id"),
+                "VPC ids look like `vpc-0abc1234`",
+            );
+        }
+        let client_cidrs = match &n.client_cidrs {
+            Some(list) => {
+                let cidrs = self.cidrs(p(&["network", "client_cidrs"]), list);
+                if cidrs.iter().any(|c| c.prefix_len() == 0) {
+                    self.warn(
+                        p(&["network", "client_cidrs"]),
+                        "the client listener is open to the whole internet (0.0.0.0/0) and speaks plaintext",
+                        "list the CIDRs of your clients' networks",
+                    );
+                }
+                cidrs
+            }
+            None => zones.iter().map(|z| z.cidr).collect(),
+        };
+        let client_port = n.client_port.unwrap_or(defaults::CLIENT_PORT);
+        let reserved = [
+            crate::cluster::ZK_CLIENT_PORT,
+            crate::cluster::ZK_PEER_PORT,
+            crate::cluster::ZK_ELECTION_PORT,
+            crate::cluster::INTERNAL_PORT,
+            22,
+        ];
+        if client_port < 1024 || reserved.contains(&client_port) {
+            self.error(
+                p(&["network", "client_port"]),
+                format!("port {client_port} is not available for the client listener"),
+                "use a port from 1024 up other than 2181, 2888, 3888 and 9093, e.g. 9092",
+            );
+        }
+        let ssh = match &n.ssh {
+            None => None,
+            Some(s) => {
+                let cidrs = self.cidrs(
+                    p(&["network", "ssh", "cidrs"]),
+                    s.cidrs.as_deref().unwrap_or(&[]),
+                );
+                if cidrs.iter().any(|c| c.prefix_len() == 0) {
+                    self.error(
+                        p(&["network", "ssh", "cidrs"]),
+                        "SSH open to the whole internet (0.0.0.0/0) is refused",
+                        "name your bastion's or VPN's CIDR, or use SSM Session Manager and drop `ssh`",
+                    );
+                }
+                Some(Ssh {
+                    key_name: s.key_name.clone(),
+                    cidrs,
+                })
+            }
+        };
+        Some(Network {
+            vpc_id: n.vpc.clone(),
+            client_cidrs,
+            client_port,
+            ssh,
+        })
+    }
+
+    fn tags(&mut self, raw: &RawTopology) -> BTreeMap<String, String> {
+        let tags = raw.tags.clone().unwrap_or_default();
+        for (k, v) in &tags {
+            let path = p(&["tags"]).key(k.clone());
+            if k.starts_with("kcluster:") || k.starts_with("aws:") || k == "Name" {
+                self.error(
+                    path,
+                    format!("tag `{k}` is reserved"),
+                    "kcluster sets `Name` and `kcluster:*` itself; AWS owns `aws:*`",
+                );
+            } else if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+                self.error(
+                    path,
+                    "tag keys are 1-128 characters and values at most 256",
+                    "shorten it",
+                );
+            }
+        }
+        if tags.len() > 40 {
+            self.error(
+                p(&["tags"]),
+                format!(
+                    "{} tags; EC2 allows 50 per resource and kcluster uses up to 10",
+                    tags.len()
+                ),
+                "keep at most 40",
+            );
+        }
+        tags
+    }
+
+    fn role_spec(
+        &mut self,
+        role: Role,
+        instance_type: Option<&str>,
+        heap: Option<&str>,
+        volume: Option<&RawVolume>,
+    ) -> Option<RoleSpec> {
+        let section = match role {
+            Role::Zookeeper => "zookeeper",
+            Role::Broker => "brokers",
+        };
+        let (def_type, def_heap, def_size) = defaults::role(role);
+        let instance_type = instance_type.unwrap_or(def_type).to_string();
+        let mut ok = true;
+        let family_ok = instance_type.split_once('.').is_some_and(|(f, s)| {
+            !f.is_empty()
+                && !s.is_empty()
+                && instance_type
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        });
+        if !family_ok {
+            self.error(
+                p(&[section, "instance_type"]),
+                format!("`{instance_type}` is not an EC2 instance type"),
+                "write it like `m5.large`",
+            );
+            ok = false;
+        }
+        let heap = heap.unwrap_or(def_heap).to_string();
+        let heap_ok = heap.len() >= 2
+            && heap[..heap.len() - 1].chars().all(|c| c.is_ascii_digit())
+            && matches!(heap.chars().last(), Some('m' | 'g'));
+        if !heap_ok {
+            self.error(
+                p(&[section, "heap"]),
+                format!("`{heap}` is not a JVM heap size"),
+                "write it like `1g` or `512m`",
+            );
+            ok = false;
+        }
+        let v = volume.cloned().unwrap_or_default();
+        let vpath = p(&[section, "volume"]);
+        let size_gib = v.size_gib.unwrap_or(def_size);
+        let iops = v.iops.unwrap_or(defaults::VOLUME_IOPS);
+        let throughput = v
+            .throughput_mibps
+            .unwrap_or(defaults::VOLUME_THROUGHPUT_MIBPS);
+        if !(1..=16384).contains(&size_gib) {
+            self.error(
+                vpath.key("size_gib"),
+                format!("{size_gib} GiB is outside gp3's 1-16384 GiB"),
+                "pick a size from 1 to 16384",
+            );
+            ok = false;
+        }
+        if !(3000..=80000).contains(&iops) {
+            self.error(
+                vpath.key("iops"),
+                format!("{iops} IOPS is outside gp3's 3000-80000"),
+                "gp3 gives 3000 IOPS at no extra cost; provision up to 80000",
+            );
+            ok = false;
+        } else if iops > 3000 && u64::from(iops) > 500 * u64::from(size_gib) {
+            self.error(
+                vpath.key("iops"),
+                format!("{iops} IOPS on {size_gib} GiB exceeds gp3's 500 IOPS per GiB"),
+                format!(
+                    "lower iops to {} or grow the volume to {} GiB",
+                    (500 * size_gib).max(3000),
+                    iops.div_ceil(500)
+                ),
+            );
+            ok = false;
+        }
+        if !(125..=2000).contains(&throughput) {
+            self.error(
+                vpath.key("throughput_mibps"),
+                format!("{throughput} MiB/s is outside gp3's 125-2000"),
+                "pick a throughput from 125 to 2000",
+            );
+            ok = false;
+        } else if throughput > 125 && throughput * 4 > iops {
+            self.error(
+                vpath.key("throughput_mibps"),
+                format!(
+                    "{throughput} MiB/s needs at least {} IOPS (gp3 allows 0.25 MiB/s per IOPS)",
+                    throughput * 4
+                ),
+                format!(
+                    "raise iops to {} or lower throughput_mibps to {}",
+                    throughput * 4,
+                    (iops / 4).max(125)
+                ),
+            );
+            ok = false;
+        }
+        ok.then_some(RoleSpec {
+            instance_type,
+            heap,
+            volume: Volume {
+                size_gib,
+                iops,
+                throughput_mibps: throughput,
+            },
+        })
+    }
+
+    /// The nodes of one role: ids from `count` or the `nodes` list, zones round-robin unless pinned,
+    /// addresses allocated from the zone's CIDR unless pinned.
+    fn nodes(
+        &mut self,
+        role: Role,
+        count: Option<u32>,
+        pins: Option<&[RawNode]>,
+        zones: &[Zone],
+    ) -> Vec<Node> {
+        let section = match role {
+            Role::Zookeeper => "zookeeper",
+            Role::Broker => "brokers",
+        };
+        let pins = pins.unwrap_or(&[]);
+        let mut by_id: BTreeMap<u32, (usize, &RawNode)> = BTreeMap::new();
+        for (i, pin) in pins.iter().enumerate() {
+            let path = p(&[section, "nodes"]).index(i);
+            let Some(id) = pin.id else {
+                self.error(
+                    path.key("id"),
+                    "missing",
+                    "every entry of `nodes` names the node by `id`",
+                );
+                continue;
+            };
+            if id == 0 || (role == Role::Zookeeper && id > 255) {
+                let range = if role == Role::Zookeeper {
+                    "1 to 255 (ZooKeeper's myid)"
+                } else {
+                    "from 1"
+                };
+                self.error(
+                    path.key("id"),
+                    format!("id {id} is out of range"),
+                    format!("ids run {range}"),
+                );
+                continue;
+            }
+            if let Some((first, _)) = by_id.insert(id, (i, pin)) {
+                self.error(
+                    path.key("id"),
+                    format!(
+                        "duplicate id {id}: `{}` is also defined at {section}.nodes[{first}]",
+                        Node::node_name(role, id)
+                    ),
+                    "each node has its own id; remove or renumber one",
+                );
+            }
+        }
+        let ids: Vec<u32> = match count {
+            Some(n) => {
+                if let Some((&max, &(i, _))) = by_id.iter().next_back().filter(|(id, _)| **id > n) {
+                    self.error(
+                        p(&[section, "nodes"]).index(i).key("id"),
+                        format!("id {max} is beyond `count: {n}`"),
+                        format!("with `count`, ids run 1..={n}; raise `count` or drop `count` to list the nodes explicitly"),
+                    );
+                }
+                if role == Role::Zookeeper && n > 255 {
+                    self.error(
+                        p(&[section, "count"]),
+                        format!("{n} ZooKeeper nodes"),
+                        "ZooKeeper ids run 1 to 255; ensembles of 3, 5 or 7 are usual",
+                    );
+                    return Vec::new();
+                }
+                if n > 1000 {
+                    self.error(
+                        p(&[section, "count"]),
+                        format!("{n} nodes is more than kcluster manages"),
+                        "use at most 1000",
+                    );
+                    return Vec::new();
+                }
+                (1..=n).collect()
+            }
+            None if !pins.is_empty() => by_id.keys().copied().collect(),
+            None => {
+                let n = if role == Role::Zookeeper {
+                    defaults::ZOOKEEPER_COUNT
+                } else {
+                    defaults::BROKER_COUNT
+                };
+                (1..=n).collect()
+            }
+        };
+        let mut nodes = Vec::new();
+        for id in ids {
+            let pin = by_id.get(&id);
+            let pin_path = pin.map(|(i, _)| p(&[section, "nodes"]).index(*i));
+            let zone = match pin.and_then(|(_, n)| n.zone.as_ref()) {
+                Some(z) => match zones.iter().find(|zz| &zz.name == z) {
+                    Some(zz) => zz,
+                    None => {
+                        if !zones.is_empty() {
+                            let names: Vec<&str> = zones.iter().map(|z| z.name.as_str()).collect();
+                            let path = pin_path.clone().unwrap_or_default().key("zone");
+                            self.error(
+                                path,
+                                format!("zone `{z}` is not one of `zones`"),
+                                format!("use one of: {}", names.join(", ")),
+                            );
+                        }
+                        continue;
+                    }
+                },
+                None if zones.is_empty() => continue,
+                None => &zones[(id as usize - 1) % zones.len()],
+            };
+            let name = Node::node_name(role, id);
+            let address = match pin.and_then(|(_, n)| n.address.as_ref()) {
+                Some(a) => {
+                    let path = pin_path.clone().unwrap_or_default().key("address");
+                    match a.parse::<Ipv4Addr>() {
+                        Err(_) => {
+                            self.error(
+                                path,
+                                format!("`{a}` is not an IPv4 address"),
+                                "write it like `10.0.1.20`",
+                            );
+                            continue;
+                        }
+                        Ok(addr) if !zone.cidr.contains(&addr) => {
+                            self.error(
+                                path,
+                                format!(
+                                    "{addr} is outside zone {}'s subnet {}",
+                                    zone.name, zone.cidr
+                                ),
+                                format!("pick an address in {}", zone.cidr),
+                            );
+                            continue;
+                        }
+                        Ok(addr) if !defaults::usable(zone.cidr, addr) => {
+                            self.error(
+                                path,
+                                format!("{addr} is reserved by AWS in subnet {}", zone.cidr),
+                                "AWS keeps the first four addresses and the last one of every subnet",
+                            );
+                            continue;
+                        }
+                        Ok(addr) => addr,
+                    }
+                }
+                None => {
+                    match defaults::allocate(zone.cidr, defaults::address_offset(role, id)) {
+                        Some(a) => a,
+                        None => {
+                            self.error(
+                            p(&[section]),
+                            format!("{name} gets no address: offset {} is beyond zone {}'s subnet {}", defaults::address_offset(role, id), zone.name, zone.cidr),
+                            format!("pin its address under `{section}.nodes` or use a larger subnet"),
+                        );
+                            continue;
+                        }
+                    }
+                }
+            };
+            nodes.push(Node {
+                role,
+                id,
+                name,
+                zone: zone.name.clone(),
+                address,
+            });
+        }
+        nodes
+    }
+
+    fn zookeeper_rules(&mut self, nodes: &[Node], zones: &[Zone]) {
+        let n = nodes.iter().filter(|n| n.role == Role::Zookeeper).count();
+        let path = p(&["zookeeper", "count"]);
+        if n < 3 {
+            self.error(
+                path,
+                format!(
+                    "{n} ZooKeeper node{}: an ensemble needs at least 3 to survive losing one",
+                    if n == 1 { "" } else { "s" }
+                ),
+                "use 3 (or 5 for surviving two failures)",
+            );
+        } else if n % 2 == 0 {
+            self.error(
+                path,
+                format!(
+                    "{n} ZooKeeper nodes: an even ensemble adds no fault tolerance ({n} nodes survive {} failure{}, as {} do)",
+                    (n - 1) / 2,
+                    if (n - 1) / 2 == 1 { "" } else { "s" },
+                    n - 1
+                ),
+                format!("use {} or {}", n - 1, n + 1),
+            );
+        }
+        if zones.len() >= 3 && n >= 3 {
+            let quorum = n / 2 + 1;
+            for z in zones {
+                let here = nodes
+                    .iter()
+                    .filter(|x| x.role == Role::Zookeeper && x.zone == z.name)
+                    .count();
+                if here >= quorum {
+                    self.error(
+                        p(&["zookeeper", "nodes"]),
+                        format!("zone {} holds {here} of {n} ZooKeeper nodes, a majority: losing that zone loses the quorum", z.name),
+                        "spread ZooKeeper nodes so no zone holds a majority (remove zone pins to spread them round-robin)",
+                    );
+                }
+            }
+        }
+    }
+
+    fn unique_addresses(&mut self, nodes: &[Node]) {
+        let mut seen: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
+        for n in nodes {
+            if let Some(other) = seen.insert(n.address, &n.name) {
+                let section = if n.role == Role::Zookeeper {
+                    "zookeeper"
+                } else {
+                    "brokers"
+                };
+                self.error(
+                    p(&[section, "nodes"]),
+                    format!("{} and {other} both have address {}", n.name, n.address),
+                    "every node needs its own address; change the pinned one",
+                );
+            }
+        }
+    }
+
+    fn broker_settings(
+        &mut self,
+        overrides: Option<&BTreeMap<String, serde_yaml::Value>>,
+        brokers: u32,
+        version: &str,
+        zones: usize,
+    ) -> BTreeMap<String, String> {
+        let mut settings = defaults::broker_settings(brokers);
+        let table = BrokerConfigs::for_version(version);
+        for (key, value) in overrides.into_iter().flatten() {
+            let path = p(&["brokers", "overrides"]).key(key.clone());
+            if defaults::MANAGED_KEYS.contains(&key.as_str()) {
+                self.error(
+                    path,
+                    format!("`{key}` is set by kcluster for each node"),
+                    "remove it; kcluster derives it from the topology",
+                );
+                continue;
+            }
+            if defaults::KRAFT_KEYS.contains(&key.as_str()) {
+                self.error(
+                    path,
+                    format!("`{key}` is a KRaft setting"),
+                    "kcluster deploys ZooKeeper mode; remove it",
+                );
+                continue;
+            }
+            let Some(text) = property_text(value) else {
+                self.error(
+                    path,
+                    "expected a single value or a list of values",
+                    "write e.g. `num.partitions: 12` or `cleanup.policy: [delete, compact]`",
+                );
+                continue;
+            };
+            if let Some(table) = table
+                && let Err(problem) = table.check(key, &text)
+            {
+                self.diagnostics
+                    .push(Diagnostic::error(path, problem.to_string()));
+                continue;
+            }
+            settings.insert(key.clone(), text);
+        }
+        let rf = settings
+            .get("default.replication.factor")
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let min_isr = settings
+            .get("min.insync.replicas")
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let over = |k: &str| p(&["brokers", "overrides", k]);
+        if let Some(rf) = rf {
+            if rf > brokers && brokers > 0 {
+                self.error(
+                    over("default.replication.factor"),
+                    format!("replication factor {rf} is larger than the {brokers} brokers"),
+                    format!("use at most {brokers}, or add brokers"),
+                );
+            } else if zones >= 2 && rf as usize > zones {
+                self.warn(
+                    over("default.replication.factor"),
+                    format!("replication factor {rf} is greater than the {zones} availability zones: some partitions keep two replicas in one zone"),
+                    "add a zone, or accept that losing that zone takes two replicas of those partitions",
+                );
+            }
+            if let Some(m) = min_isr
+                && m >= rf
+            {
+                self.error(
+                    over("min.insync.replicas"),
+                    format!("min.insync.replicas {m} ≥ replication factor {rf}: acks=all writes stop as soon as one replica is down"),
+                    format!("use min.insync.replicas {} with replication factor {rf}", rf.saturating_sub(1).max(1)),
+                );
+            }
+        }
+        for key in [
+            "offsets.topic.replication.factor",
+            "transaction.state.log.replication.factor",
+        ] {
+            if let Some(v) = settings.get(key).and_then(|v| v.trim().parse::<u32>().ok())
+                && v > brokers
+                && brokers > 0
+            {
+                self.error(
+                    over(key),
+                    format!("{key} {v} is larger than the {brokers} brokers"),
+                    format!("use at most {brokers}"),
+                );
+            }
+        }
+        settings
+    }
+}
+
+/// A YAML override value as it is written in `server.properties`.
+fn property_text(v: &serde_yaml::Value) -> Option<String> {
+    use serde_yaml::Value;
+    match v {
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        Value::Null => Some(String::new()),
+        Value::Sequence(items) => {
+            let parts: Option<Vec<String>> = items
+                .iter()
+                .map(|i| match i {
+                    Value::Sequence(_) | Value::Mapping(_) => None,
+                    other => property_text(other),
+                })
+                .collect();
+            Some(parts?.join(","))
+        }
+        Value::Mapping(_) | Value::Tagged(_) => None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn check_raw(yaml: &str) -> (Option<Cluster>, Vec<Diagnostic>) {
+    let parsed = match super::parse::parse(yaml.as_bytes()) {
+        Ok(p) => p,
+        Err(d) => return (None, d),
+    };
+    let mut c = Checker {
+        diagnostics: parsed.diagnostics,
+    };
+    let cluster = c.build(&parsed.raw);
+    (cluster, c.diagnostics)
+}
