@@ -29,6 +29,125 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the JSON Schema of the topology file.
     Schema,
+    /// Show what apply would do: read-only (exit 0; with --detailed-exitcode 2 when there are changes).
+    Plan(PlanArgs),
+    /// Create or converge the cluster in EC2, then prove it (safe to re-run).
+    Apply(ApplyArgs),
+    /// Remove every resource carrying the cluster's tag.
+    Destroy(DestroyArgs),
+    /// Show the cluster's nodes as they run in EC2.
+    Status(StatusArgs),
+    /// Prove rack awareness: topology rules, Kafka's own replica assignment with each zone lost,
+    /// and the live cluster in EC2.
+    Check(CheckArgs),
+}
+
+/// How to reach AWS: the default credential chain, plus these overrides.
+#[derive(Args, Debug, Clone)]
+pub struct AwsArgs {
+    /// Named profile from ~/.aws/config.
+    #[arg(long, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// EC2 endpoint (e.g. a local mock); AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_EC2 work too.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Print the number of AWS API requests by operation when done.
+    #[arg(long)]
+    pub api_calls: bool,
+    /// Seconds between polls while waiting for instances.
+    #[arg(
+        long,
+        default_value_t = 5.0,
+        hide = true,
+        env = "KCLUSTER_POLL_SECONDS"
+    )]
+    pub poll_seconds: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    /// Exit 0 with no changes, 1 on error, 2 with changes.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// AWS requests in flight at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+}
+
+#[derive(Args, Debug)]
+pub struct DestroyArgs {
+    /// The topology file; or name the cluster with --cluster and --region.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "cluster",
+        required_unless_present = "cluster"
+    )]
+    pub file: Option<String>,
+    /// The cluster name (with --region), when the topology file is gone.
+    #[arg(long, requires = "region")]
+    pub cluster: Option<String>,
+    /// The region (with --cluster).
+    #[arg(long)]
+    pub region: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Do not ask to type the cluster name.
+    #[arg(long)]
+    pub yes: bool,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Partitions of the simulated topic (default: num.partitions, at least the broker count).
+    #[arg(long)]
+    pub partitions: Option<u32>,
+    /// Replication factor of the simulated topic (default: default.replication.factor).
+    #[arg(long)]
+    pub replication_factor: Option<u32>,
+    /// Check the topology only; do not look at EC2.
+    #[arg(long)]
+    pub offline: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 #[derive(Args, Debug)]
@@ -95,7 +214,20 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{schema}");
             Ok(0)
         }
+        Command::Plan(a) => block_on(crate::commands::plan(a)),
+        Command::Apply(a) => block_on(crate::commands::apply(a)),
+        Command::Destroy(a) => block_on(crate::commands::destroy(a)),
+        Command::Status(a) => block_on(crate::commands::status(a)),
+        Command::Check(a) => block_on(crate::commands::check(a)),
     }
+}
+
+fn block_on<F: std::future::Future<Output = Result<i32>>>(f: F) -> Result<i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?
+        .block_on(f)
 }
 
 /// Reads the topology bytes from a file or stdin.

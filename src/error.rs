@@ -29,7 +29,9 @@ pub enum Error {
     /// The command did what it was asked, and what it found is a failure (e.g. `check`).
     #[error("{0}")]
     Failed(String),
-    #[error("interrupted")]
+    #[error(
+        "interrupted: everything created so far carries the cluster's tags; run `kcluster apply` again to finish"
+    )]
     Interrupted,
 }
 

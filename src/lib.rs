@@ -1,13 +1,23 @@
 //! kcluster: a YAML topology of an Apache Kafka cluster → validated cluster → rendered configs →
 //! EC2 resources found and managed by their `kcluster:*` tags → a rack-awareness check.
 
+pub mod apply;
 pub mod assign;
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod commands;
+pub mod desired;
+pub mod destroy;
 pub mod diagnostic;
+pub mod ec2;
 pub mod error;
 pub mod kafka_config;
+pub mod live;
+pub mod plan;
+pub mod progress;
 pub mod render;
 pub mod suggest;
+pub mod terminal;
 pub mod topology;
+pub mod workflow;

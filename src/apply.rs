@@ -1,0 +1,531 @@
+//! Executes a Plan against EC2 in dependency waves: security group → network interfaces →
+//! instances (bounded concurrency) → rolling replacements (one node at a time, ZooKeeper first)
+//! → removal of what the topology no longer has. Every resource is tagged at creation, so an
+//! interrupted apply leaves nothing unknown behind and the next plan picks up where it stopped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::desired::client_token;
+use crate::ec2::{
+    Ec2, Ec2Error, InstanceSpec, InstanceState, InterfaceSpec, SecurityGroupSpec, tags,
+};
+use crate::plan::{Action, NodeChange, OrphanKind, Plan};
+use crate::progress::Reporter;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Requests in flight at once within a wave.
+    pub parallelism: usize,
+    /// Pause between polls while waiting for instance states.
+    pub poll: Duration,
+    /// How long to wait for instances to reach a state.
+    pub timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            parallelism: 16,
+            poll: Duration::from_secs(5),
+            timeout: Duration::from_secs(900),
+        }
+    }
+}
+
+/// One resource that failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub resource: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{stage} failed for {}:\n{}\nEverything created so far is tagged; run apply again to finish.", failures.len(), failures.iter().map(|f| format!("  {}: {}", f.resource, f.error)).collect::<Vec<_>>().join("\n"))]
+pub struct ApplyError {
+    pub stage: &'static str,
+    pub failures: Vec<Failure>,
+}
+
+impl ApplyError {
+    fn one(stage: &'static str, resource: impl Into<String>, error: impl ToString) -> Self {
+        ApplyError {
+            stage,
+            failures: vec![Failure {
+                resource: resource.into(),
+                error: error.to_string(),
+            }],
+        }
+    }
+}
+
+/// What apply did, for the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub launched: Vec<String>,
+    pub terminated: Vec<String>,
+    pub interfaces_created: usize,
+    pub interfaces_deleted: usize,
+}
+
+struct Run<'a> {
+    ec2: &'a dyn Ec2,
+    plan: &'a Plan,
+    settings: &'a Settings,
+    reporter: &'a dyn Reporter,
+    outcome: Outcome,
+}
+
+/// Executes `plan`. On failure, the error lists every resource that failed in the failing wave.
+pub async fn execute(
+    ec2: &dyn Ec2,
+    plan: &Plan,
+    settings: &Settings,
+    reporter: &dyn Reporter,
+) -> Result<Outcome, ApplyError> {
+    let mut run = Run {
+        ec2,
+        plan,
+        settings,
+        reporter,
+        outcome: Outcome::default(),
+    };
+    let group_id = run.group().await?;
+    let mut interfaces = run.create_interfaces(&group_id).await?;
+    run.launch_new(&interfaces).await?;
+    run.replace(&group_id, &mut interfaces).await?;
+    run.remove().await?;
+    Ok(run.outcome)
+}
+
+impl Run<'_> {
+    async fn group(&mut self) -> Result<String, ApplyError> {
+        let g = &self.plan.group;
+        const STAGE: &str = "security group";
+        let resource = format!("security_group.{}", g.name);
+        let id = match (&g.id, g.action) {
+            (Some(id), _) => id.clone(),
+            (None, _) => {
+                self.reporter.phase("create security group", 1);
+                let spec = SecurityGroupSpec {
+                    name: g.name.clone(),
+                    description: g.description.clone(),
+                    vpc_id: g.vpc_id.clone(),
+                    tags: g.tags.clone(),
+                };
+                let id = self
+                    .ec2
+                    .create_security_group(&spec)
+                    .await
+                    .map_err(|e| ApplyError::one(STAGE, &resource, e))?;
+                self.reporter.step(&resource);
+                self.reporter.finish();
+                id
+            }
+        };
+        if !g.revoke.is_empty() {
+            self.ec2
+                .revoke_ingress(&id, &g.revoke)
+                .await
+                .map_err(|e| ApplyError::one(STAGE, &resource, e))?;
+        }
+        if !g.authorize.is_empty() {
+            self.ec2
+                .authorize_ingress(&id, &g.authorize)
+                .await
+                .map_err(|e| ApplyError::one(STAGE, &resource, e))?;
+        }
+        Ok(id)
+    }
+
+    fn interface_spec(&self, n: &NodeChange, group_id: &str) -> InterfaceSpec {
+        let mut t = n.desired.interface_tags.clone();
+        t.insert(tags::GENERATION.into(), n.generation.to_string());
+        InterfaceSpec {
+            subnet_id: n.desired.subnet_id.clone(),
+            address: n.desired.node.address,
+            group_id: group_id.to_string(),
+            description: format!("kcluster {} {}", self.plan.cluster, n.node),
+            tags: t,
+        }
+    }
+
+    fn instance_spec(&self, n: &NodeChange, interface_id: &str) -> InstanceSpec {
+        let d = &n.desired;
+        let mut t = d.instance_tags.clone();
+        t.insert(tags::GENERATION.into(), n.generation.to_string());
+        InstanceSpec {
+            image_id: d.image.clone(),
+            instance_type: d.instance_type.clone(),
+            interface_id: interface_id.to_string(),
+            zone: d.node.zone.clone(),
+            user_data: d.user_data.clone(),
+            volumes: d.volumes.clone(),
+            key_name: d.key_name.clone(),
+            client_token: client_token(&self.plan.cluster, &n.node, interface_id, n.generation),
+            tags: t,
+        }
+    }
+
+    /// Creates the interfaces of new nodes, in parallel. Returns node → interface id for every
+    /// node whose interface exists and stays.
+    async fn create_interfaces(
+        &mut self,
+        group_id: &str,
+    ) -> Result<BTreeMap<String, String>, ApplyError> {
+        let mut ids: BTreeMap<String, String> = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.interface == Action::NoOp)
+            .filter_map(|n| Some((n.node.clone(), n.interface_id.clone()?)))
+            .collect();
+        let todo: Vec<(String, InterfaceSpec)> = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.interface == Action::Create)
+            .map(|n| (n.node.clone(), self.interface_spec(n, group_id)))
+            .collect();
+        if todo.is_empty() {
+            return Ok(ids);
+        }
+        self.reporter.phase("create network interfaces", todo.len());
+        let ec2 = self.ec2;
+        let reporter = self.reporter;
+        let results: Vec<(String, Result<String, Ec2Error>)> = futures::stream::iter(todo)
+            .map(|(node, spec)| async move {
+                let r = ec2.create_network_interface(&spec).await;
+                reporter.step(&format!("network_interface.{node}"));
+                (node, r)
+            })
+            .buffer_unordered(self.settings.parallelism.max(1))
+            .collect()
+            .await;
+        self.reporter.finish();
+        let mut failures = Vec::new();
+        for (node, r) in results {
+            match r {
+                Ok(id) => {
+                    self.outcome.interfaces_created += 1;
+                    ids.insert(node, id);
+                }
+                Err(e) => failures.push(Failure {
+                    resource: format!("network_interface.{node}"),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(sorted(ApplyError {
+                stage: "creating network interfaces",
+                failures,
+            }));
+        }
+        Ok(ids)
+    }
+
+    /// Launches the instances of nodes that have none, in parallel, and waits until they run.
+    async fn launch_new(
+        &mut self,
+        interfaces: &BTreeMap<String, String>,
+    ) -> Result<(), ApplyError> {
+        let todo: Vec<(String, InstanceSpec)> = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.instance == Action::Create && n.interface != Action::Replace)
+            .filter_map(|n| {
+                let eni = interfaces.get(&n.node)?;
+                Some((n.node.clone(), self.instance_spec(n, eni)))
+            })
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        self.reporter.phase("launch instances", todo.len());
+        let ec2 = self.ec2;
+        let reporter = self.reporter;
+        let results: Vec<(String, Result<String, Ec2Error>)> = futures::stream::iter(todo)
+            .map(|(node, spec)| async move {
+                let r = ec2.run_instance(&spec).await;
+                reporter.step(&format!("instance.{node}"));
+                (node, r)
+            })
+            .buffer_unordered(self.settings.parallelism.max(1))
+            .collect()
+            .await;
+        self.reporter.finish();
+        let mut failures = Vec::new();
+        let mut launched = Vec::new();
+        for (node, r) in results {
+            match r {
+                Ok(id) => launched.push(id),
+                Err(e) => failures.push(Failure {
+                    resource: format!("instance.{node}"),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        launched.sort();
+        self.outcome.launched.extend(launched.iter().cloned());
+        // Wait for what did launch even when some failed, so the report is complete.
+        let waited = self.wait_for(&launched, InstanceState::Running).await;
+        if !failures.is_empty() {
+            return Err(sorted(ApplyError {
+                stage: "launching instances",
+                failures,
+            }));
+        }
+        waited
+    }
+
+    /// Replaces nodes one at a time, ZooKeeper first, so a quorum and the brokers' replicas are
+    /// never down by more than one node.
+    async fn replace(
+        &mut self,
+        group_id: &str,
+        interfaces: &mut BTreeMap<String, String>,
+    ) -> Result<(), ApplyError> {
+        let todo: Vec<&NodeChange> = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.instance == Action::Replace || n.interface == Action::Replace)
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        self.reporter
+            .phase("replace nodes (one at a time)", todo.len());
+        for n in todo {
+            let resource = format!("instance.{}", n.node);
+            let fail =
+                |e: &dyn ToString| ApplyError::one("replacing nodes", &resource, e.to_string());
+            // 1. Record the new generation on the interface that stays, before anything stops.
+            if n.interface == Action::NoOp
+                && let Some(eni) = &n.interface_id
+            {
+                let mut t = crate::ec2::Tags::new();
+                t.insert(tags::GENERATION.into(), n.generation.to_string());
+                self.ec2.set_tags(eni, &t).await.map_err(|e| fail(&e))?;
+            }
+            // 2. Stop the old instance and wait until it is gone.
+            if let Some(old) = &n.instance_id {
+                self.ec2
+                    .terminate_instances(std::slice::from_ref(old))
+                    .await
+                    .map_err(|e| fail(&e))?;
+                self.outcome.terminated.push(old.clone());
+                self.wait_for(std::slice::from_ref(old), InstanceState::Terminated)
+                    .await?;
+            }
+            // 3. A moved node gets a new interface in its new subnet.
+            let eni = if n.interface == Action::Replace {
+                if let Some(old) = &n.interface_id {
+                    self.delete_interface(old).await.map_err(|e| fail(&e))?;
+                    self.outcome.interfaces_deleted += 1;
+                }
+                let id = self
+                    .ec2
+                    .create_network_interface(&self.interface_spec(n, group_id))
+                    .await
+                    .map_err(|e| fail(&e))?;
+                self.outcome.interfaces_created += 1;
+                interfaces.insert(n.node.clone(), id.clone());
+                id
+            } else {
+                match interfaces.get(&n.node) {
+                    Some(id) => id.clone(),
+                    None => return Err(fail(&"its network interface is missing")),
+                }
+            };
+            // 4. Launch the new generation and wait until it runs.
+            let id = self
+                .ec2
+                .run_instance(&self.instance_spec(n, &eni))
+                .await
+                .map_err(|e| fail(&e))?;
+            self.outcome.launched.push(id.clone());
+            self.wait_for(std::slice::from_ref(&id), InstanceState::Running)
+                .await?;
+            self.reporter.step(&resource);
+        }
+        self.reporter.finish();
+        Ok(())
+    }
+
+    /// Terminates duplicate and orphaned instances, then deletes orphaned interfaces.
+    async fn remove(&mut self) -> Result<(), ApplyError> {
+        let mut instances: Vec<String> = self
+            .plan
+            .nodes
+            .iter()
+            .flat_map(|n| n.duplicates.iter().cloned())
+            .collect();
+        instances.extend(
+            self.plan
+                .orphans
+                .iter()
+                .filter(|o| o.kind == OrphanKind::Instance)
+                .map(|o| o.id.clone()),
+        );
+        let interfaces: Vec<String> = self
+            .plan
+            .orphans
+            .iter()
+            .filter(|o| o.kind == OrphanKind::NetworkInterface)
+            .map(|o| o.id.clone())
+            .collect();
+        if instances.is_empty() && interfaces.is_empty() {
+            return Ok(());
+        }
+        self.reporter.phase(
+            "remove what the topology no longer has",
+            instances.len() + interfaces.len(),
+        );
+        if !instances.is_empty() {
+            self.ec2
+                .terminate_instances(&instances)
+                .await
+                .map_err(|e| ApplyError::one("terminating instances", instances.join(", "), e))?;
+            self.outcome.terminated.extend(instances.iter().cloned());
+            self.wait_for(&instances, InstanceState::Terminated).await?;
+        }
+        let ec2_run = &*self;
+        let results: Vec<(String, Result<(), Ec2Error>)> = futures::stream::iter(interfaces)
+            .map(|id| async move {
+                let r = ec2_run.delete_interface(&id).await;
+                ec2_run.reporter.step(&format!("network_interface {id}"));
+                (id, r)
+            })
+            .buffer_unordered(self.settings.parallelism.max(1))
+            .collect()
+            .await;
+        self.reporter.finish();
+        let mut failures = Vec::new();
+        for (id, r) in results {
+            match r {
+                Ok(()) => self.outcome.interfaces_deleted += 1,
+                Err(e) => failures.push(Failure {
+                    resource: format!("network_interface {id}"),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(sorted(ApplyError {
+                stage: "deleting network interfaces",
+                failures,
+            }))
+        }
+    }
+
+    /// Deletes an interface, retrying while EC2 still detaches it from a terminated instance.
+    async fn delete_interface(&self, id: &str) -> Result<(), Ec2Error> {
+        delete_interface(self.ec2, id, self.settings).await
+    }
+
+    async fn wait_for(&self, ids: &[String], state: InstanceState) -> Result<(), ApplyError> {
+        wait_for(self.ec2, &self.plan.cluster, ids, state, self.settings).await
+    }
+}
+
+/// Deletes a network interface, retrying while EC2 still detaches it from a terminated instance.
+pub async fn delete_interface(
+    ec2: &dyn Ec2,
+    id: &str,
+    settings: &Settings,
+) -> Result<(), Ec2Error> {
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    loop {
+        match ec2.delete_network_interface(id).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.code == "InvalidNetworkInterfaceID.NotFound" => return Ok(()),
+            Err(e)
+                if e.code == "InvalidNetworkInterface.InUse"
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(settings.poll).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Polls the cluster's instances (one Describe call per poll, whatever the count) until every id
+/// in `ids` has reached `state`.
+pub async fn wait_for(
+    ec2: &dyn Ec2,
+    cluster: &str,
+    ids: &[String],
+    state: InstanceState,
+    settings: &Settings,
+) -> Result<(), ApplyError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    loop {
+        let found = ec2
+            .find_instances(cluster)
+            .await
+            .map_err(|e| ApplyError::one("waiting for instances", ids.join(", "), e))?;
+        let pending: Vec<String> = ids
+            .iter()
+            .filter_map(|id| {
+                let s = found.iter().find(|i| &i.id == id).map(|i| i.state);
+                // An instance that is gone from the listing has long been terminated.
+                let done = match (s, state) {
+                    (None, InstanceState::Terminated) => true,
+                    (Some(s), want) => s == want,
+                    (None, _) => false,
+                };
+                if done {
+                    None
+                } else {
+                    Some(format!(
+                        "{id} ({})",
+                        s.map_or("not found", InstanceState::as_str)
+                    ))
+                }
+            })
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // A launch that ends terminated will never run: say so now.
+        if state == InstanceState::Running
+            && let Some(dead) = found.iter().find(|i| {
+                ids.contains(&i.id)
+                    && matches!(
+                        i.state,
+                        InstanceState::Terminated | InstanceState::ShuttingDown
+                    )
+            })
+        {
+            return Err(ApplyError::one(
+                "waiting for instances",
+                dead.id.clone(),
+                "terminated right after launch (check the AMI, the instance type and the account's limits)",
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApplyError::one(
+                "waiting for instances",
+                pending.join(", "),
+                format!("not {} after {:?}", state.as_str(), settings.timeout),
+            ));
+        }
+        tokio::time::sleep(settings.poll).await;
+    }
+}
+
+fn sorted(mut e: ApplyError) -> ApplyError {
+    e.failures.sort_by(|a, b| a.resource.cmp(&b.resource));
+    e
+}

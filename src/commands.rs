@@ -1,0 +1,327 @@
+//! The AWS-backed commands: plan, apply, destroy, status, check. Each connects, runs the
+//! workflow, prints, and returns the exit code.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::apply::{self, Settings};
+use crate::cli::{self, ApplyArgs, AwsArgs, CheckArgs, DestroyArgs, Output, PlanArgs, StatusArgs};
+use crate::cluster::Cluster;
+use crate::destroy::{self, Inventory};
+use crate::ec2::sdk::{Connection, SdkEc2};
+use crate::ec2::{Ec2, tags};
+use crate::error::{Error, Result};
+use crate::plan::Observed;
+use crate::render::{self, Renderer};
+use crate::terminal::Terminal;
+use crate::workflow;
+
+async fn connect(aws: &AwsArgs, region: &str) -> Result<SdkEc2> {
+    SdkEc2::connect(&Connection {
+        profile: aws.profile.clone(),
+        region: Some(region.to_string()),
+        endpoint_url: aws.endpoint_url.clone(),
+    })
+    .await
+    .map_err(|e| Error::Usage(e.to_string()))
+}
+
+fn settings(aws: &AwsArgs, parallelism: u16) -> Settings {
+    Settings {
+        parallelism: usize::from(parallelism),
+        poll: Duration::from_secs_f64(aws.poll_seconds.clamp(0.0, 60.0)),
+        ..Settings::default()
+    }
+}
+
+fn print_calls(aws: &AwsArgs, ec2: &dyn Ec2) {
+    if aws.api_calls {
+        let calls = ec2.calls();
+        let total: u64 = calls.values().sum();
+        let list: Vec<String> = calls.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!("API calls: {total} ({})", list.join(", "));
+    }
+}
+
+fn renderer(templates: &cli::TemplatesArg) -> Result<Renderer> {
+    Ok(Renderer::new(&render::Options {
+        templates_dir: templates.templates.clone(),
+        ..Default::default()
+    })?)
+}
+
+/// Asks on the terminal; refuses outright when stdin is not one.
+fn confirm(question: &str, expected: &str, refuse: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(refuse.to_string()));
+    }
+    eprint!("{question} ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
+    Ok(line.trim() == expected)
+}
+
+pub async fn plan(a: PlanArgs) -> Result<i32> {
+    let loaded = cli::load(&a.file.file)?;
+    let renderer = renderer(&a.templates)?;
+    let ec2 = connect(&a.aws, &loaded.cluster.region).await?;
+    let (plan, _) = workflow::make_plan(&ec2, &loaded.cluster, &renderer).await?;
+    match a.output {
+        Output::Text => print!("{}", plan.render_text()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default()
+        ),
+    }
+    print_calls(&a.aws, &ec2);
+    Ok(if a.detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    })
+}
+
+/// The simulated topic of `check`: `num.partitions` rounded up to a multiple of the broker
+/// count (so leaders spread evenly), and the default replication factor.
+fn sample_topic(cluster: &Cluster, partitions: Option<u32>, rf: Option<u32>) -> (u32, u32) {
+    let brokers = cluster.brokers().count().max(1) as u32;
+    let configured = cluster
+        .broker_settings
+        .get("num.partitions")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1);
+    let p = partitions.unwrap_or_else(|| configured.max(1).div_ceil(brokers) * brokers);
+    (p, rf.unwrap_or_else(|| cluster.replication_factor()))
+}
+
+pub async fn apply(a: ApplyArgs) -> Result<i32> {
+    let loaded = cli::load(&a.file.file)?;
+    let cluster = &loaded.cluster;
+    let renderer = renderer(&a.templates)?;
+    let ec2 = connect(&a.aws, &cluster.region).await?;
+    let (plan, _) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+    print!("{}", plan.render_text());
+    if plan.has_changes() {
+        if !a.yes {
+            let go = confirm(
+                &format!(
+                    "Apply these changes to cluster {}? Type `yes`:",
+                    cluster.name
+                ),
+                "yes",
+                "standard input is not a terminal, so kcluster cannot ask: re-run with --yes to apply without confirmation",
+            )?;
+            if !go {
+                println!("Apply cancelled; nothing was changed.");
+                return Ok(1);
+            }
+        }
+        let reporter = Terminal::detect();
+        let settings = settings(&a.aws, a.parallelism);
+        let outcome = tokio::select! {
+            r = apply::execute(&ec2, &plan, &settings, &reporter) => {
+                r.map_err(|e| { print_calls(&a.aws, &ec2); Error::Failed(e.to_string()) })?
+            }
+            _ = tokio::signal::ctrl_c() => {
+                print_calls(&a.aws, &ec2);
+                return Err(Error::Interrupted);
+            }
+        };
+        let (after, _) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+        if after.has_changes() {
+            return Err(Error::Failed(format!(
+                "apply finished, but planning again still shows changes:\n{}",
+                after.render_text()
+            )));
+        }
+        println!(
+            "Apply complete: {} instances launched, {} terminated, {} network interfaces created, {} deleted. Planning again shows no changes.",
+            outcome.launched.len(),
+            outcome.terminated.len(),
+            outcome.interfaces_created,
+            outcome.interfaces_deleted
+        );
+    }
+    let (partitions, rf) = sample_topic(cluster, None, None);
+    let report = workflow::check_report(cluster, partitions, rf, Some(&ec2)).await?;
+    print!("{}", report.render_text());
+    print_calls(&a.aws, &ec2);
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+pub async fn destroy(a: DestroyArgs) -> Result<i32> {
+    let (name, region) = match (&a.file, &a.cluster, &a.region) {
+        (Some(f), _, _) => {
+            let loaded = cli::load(f)?;
+            (loaded.cluster.name, loaded.cluster.region)
+        }
+        (None, Some(c), Some(r)) => (c.clone(), r.clone()),
+        _ => {
+            return Err(Error::Usage(
+                "name the cluster: -f FILE, or --cluster NAME --region REGION".into(),
+            ));
+        }
+    };
+    let ec2 = connect(&a.aws, &region).await?;
+    let inventory = Inventory::read(&ec2, &name)
+        .await
+        .map_err(|e| Error::Aws(e.to_string()))?;
+    if inventory.is_empty() {
+        println!(
+            "Nothing carries the tag {}={name} in {region}; nothing to destroy.",
+            tags::CLUSTER
+        );
+        print_calls(&a.aws, &ec2);
+        return Ok(0);
+    }
+    print!("{}", inventory.render_text());
+    if !a.yes {
+        let go = confirm(
+            &format!(
+                "Type the cluster name ({name}) to destroy these {} resources:",
+                inventory.count()
+            ),
+            &name,
+            "standard input is not a terminal, so kcluster cannot ask: re-run with --yes to destroy without confirmation",
+        )?;
+        if !go {
+            println!("Destroy cancelled; nothing was changed.");
+            return Ok(1);
+        }
+    }
+    let reporter = Terminal::detect();
+    let settings = settings(&a.aws, a.parallelism);
+    tokio::select! {
+        r = destroy::destroy(&ec2, &inventory, &settings, &reporter) => {
+            r.map_err(|e| Error::Failed(e.to_string()))?
+        }
+        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
+    }
+    let left = Inventory::read(&ec2, &name)
+        .await
+        .map_err(|e| Error::Aws(e.to_string()))?;
+    let remaining = left.instances.iter().filter(|i| i.state.is_live()).count()
+        + left.interfaces.len()
+        + left.groups.len();
+    if remaining > 0 {
+        return Err(Error::Failed(format!(
+            "destroy finished but {remaining} resources remain:\n{}",
+            left.render_text()
+        )));
+    }
+    println!(
+        "Destroyed cluster {name}: {} resources removed.",
+        inventory.count()
+    );
+    print_calls(&a.aws, &ec2);
+    Ok(0)
+}
+
+pub async fn status(a: StatusArgs) -> Result<i32> {
+    let loaded = cli::load(&a.file.file)?;
+    let cluster = &loaded.cluster;
+    let ec2 = connect(&a.aws, &cluster.region).await?;
+    let observed = Observed::read(&ec2, &cluster.name, &workflow::subnet_ids(cluster))
+        .await
+        .map_err(|e| Error::Aws(e.to_string()))?;
+    let rows = status_rows(cluster, &observed);
+    match a.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"cluster": cluster.name, "region": cluster.region, "nodes": rows})
+            )
+            .unwrap_or_default()
+        ),
+        Output::Text => {
+            println!(
+                "{:<14} {:<10} {:>3}  {:<14} {:<21} {:<14} ADDRESS",
+                "NODE", "ROLE", "ID", "ZONE", "INSTANCE", "STATE"
+            );
+            for r in &rows {
+                let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                println!(
+                    "{:<14} {:<10} {:>3}  {:<14} {:<21} {:<14} {}",
+                    s("node"),
+                    s("role"),
+                    r["id"].as_u64().map_or("-".into(), |i| i.to_string()),
+                    s("zone"),
+                    s("instance_id"),
+                    s("state"),
+                    s("address")
+                );
+            }
+        }
+    }
+    print_calls(&a.aws, &ec2);
+    Ok(0)
+}
+
+/// One row per topology node (with its live instance, if any), then any unknown tagged instance.
+fn status_rows(cluster: &Cluster, observed: &Observed) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    for n in &cluster.nodes {
+        let live: Vec<_> = observed
+            .live_instances()
+            .filter(|i| i.tag(tags::NODE) == Some(n.name.as_str()))
+            .collect();
+        if live.is_empty() {
+            rows.push(
+                json!({"node": n.name, "role": n.role, "id": n.id, "zone": n.zone,
+                "instance_id": null, "state": "absent", "address": n.address.to_string()}),
+            );
+        }
+        for i in live {
+            rows.push(
+                json!({"node": n.name, "role": n.role, "id": n.id, "zone": i.zone,
+                "instance_id": i.id, "state": i.state.as_str(),
+                "address": i.private_address.map(|a| a.to_string())}),
+            );
+        }
+    }
+    for i in observed.live_instances() {
+        if i.tag(tags::NODE).is_none_or(|n| cluster.node(n).is_none()) {
+            rows.push(
+                json!({"node": i.tag(tags::NODE).unwrap_or("?"), "role": i.tag(tags::ROLE),
+                "id": null, "zone": i.zone, "instance_id": i.id, "state": i.state.as_str(),
+                "address": i.private_address.map(|a| a.to_string())}),
+            );
+        }
+    }
+    rows
+}
+
+pub async fn check(a: CheckArgs) -> Result<i32> {
+    let loaded = cli::load(&a.file.file)?;
+    let cluster = &loaded.cluster;
+    let (partitions, rf) = sample_topic(cluster, a.partitions, a.replication_factor);
+    let ec2 = if a.offline {
+        None
+    } else {
+        Some(connect(&a.aws, &cluster.region).await.map_err(|e| {
+            Error::Usage(format!(
+                "{e}\n(use --offline to check the topology without EC2)"
+            ))
+        })?)
+    };
+    let report =
+        workflow::check_report(cluster, partitions, rf, ec2.as_ref().map(|e| e as &dyn Ec2))
+            .await?;
+    match a.output {
+        Output::Text => print!("{}", report.render_text()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+    }
+    if let Some(e) = &ec2 {
+        print_calls(&a.aws, e);
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}

@@ -1,0 +1,277 @@
+//! Cluster + rendered node files + the subnets found in EC2 → the resources that should exist:
+//! one security group, and per node a network interface holding its address and an instance.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::cluster::{self, Cluster, Node, Role};
+use crate::ec2::{Rule, Source, Subnet, Tags, VolumeSpec, tags};
+use crate::render::{JMX_PORT, NodeRender};
+
+/// The root volume of every instance; the image's own root is replaced by an encrypted gp3 one.
+pub const ROOT_DEVICE: &str = "/dev/xvda";
+pub const ROOT_SIZE_GIB: u32 = 20;
+/// The data volume's device name; the bootstrap script mounts it.
+pub const DATA_DEVICE: &str = "/dev/sdf";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredGroup {
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub rules: Vec<Rule>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredNode {
+    pub node: Node,
+    pub subnet_id: String,
+    pub interface_tags: Tags,
+    pub instance_type: String,
+    /// The AMI to launch.
+    pub image: String,
+    /// Where the AMI comes from, as the topology says (kept in the `kcluster:image` tag, so a
+    /// newly published AMI behind an SSM parameter does not replace running nodes).
+    pub image_source: String,
+    pub user_data: Vec<u8>,
+    /// Short hash of the user-data, kept in the `kcluster:config` tag.
+    pub config_hash: String,
+    pub volumes: Vec<VolumeSpec>,
+    pub key_name: Option<String>,
+    /// Instance tags without the generation, which the plan adds.
+    pub instance_tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub cluster: String,
+    pub region: String,
+    pub vpc_id: String,
+    pub group: DesiredGroup,
+    pub nodes: Vec<DesiredNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DesiredError {
+    #[error("zone {zone}: no subnet found ({hint})")]
+    NoSubnet { zone: String, hint: String },
+    #[error(
+        "zone {zone}: the topology says CIDR {expected} but subnet {subnet} has {actual}; node addresses are allocated from the CIDR, so fix `zones[].cidr`"
+    )]
+    CidrMismatch {
+        zone: String,
+        subnet: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("subnet {subnet} is in zone {actual}, not {zone}")]
+    ZoneMismatch {
+        zone: String,
+        subnet: String,
+        actual: String,
+    },
+    #[error("the zones' subnets are in different VPCs ({0})")]
+    MixedVpcs(String),
+    #[error("no rendered files for {0}")]
+    NotRendered(String),
+}
+
+/// Tags every resource of the cluster carries.
+pub fn base_tags(cluster: &Cluster, name: &str) -> Tags {
+    let mut t: Tags = cluster.tags.clone();
+    t.insert(tags::CLUSTER.into(), cluster.name.clone());
+    t.insert(tags::NAME.into(), name.to_string());
+    t
+}
+
+fn node_tags(cluster: &Cluster, node: &Node) -> Tags {
+    let mut t = base_tags(cluster, &format!("{}-{}", cluster.name, node.name));
+    t.insert(tags::ROLE.into(), node.role.as_str().into());
+    t.insert(tags::NODE.into(), node.name.clone());
+    t
+}
+
+/// The security group's ingress: ZooKeeper, inter-broker and JMX only within the group; the client
+/// listener to the group and the client CIDRs; SSH only to the CIDRs the topology names.
+pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
+    let within = |port: u16| Rule {
+        from_port: port,
+        to_port: port,
+        source: Source::Group,
+    };
+    let mut rules = vec![
+        within(cluster::ZK_CLIENT_PORT),
+        within(cluster::ZK_PEER_PORT),
+        within(cluster::ZK_ELECTION_PORT),
+        within(cluster::INTERNAL_PORT),
+        within(JMX_PORT),
+        within(cluster.network.client_port),
+    ];
+    for c in &cluster.network.client_cidrs {
+        rules.push(Rule {
+            from_port: cluster.network.client_port,
+            to_port: cluster.network.client_port,
+            source: Source::Cidr(*c),
+        });
+    }
+    if let Some(ssh) = &cluster.network.ssh {
+        for c in &ssh.cidrs {
+            rules.push(Rule {
+                from_port: 22,
+                to_port: 22,
+                source: Source::Cidr(*c),
+            });
+        }
+    }
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// Short, stable hash of a node's user-data.
+pub fn config_hash(user_data: &[u8]) -> String {
+    hex::encode(&Sha256::digest(user_data)[..8])
+}
+
+/// The RunInstances idempotency token of one launch: cluster, node, interface and generation.
+/// Real EC2 never launches twice for the same token (at most 64 ASCII characters).
+pub fn client_token(cluster: &str, node: &str, interface_id: &str, generation: u32) -> String {
+    let digest = Sha256::digest(format!("{cluster}/{node}/{interface_id}/{generation}"));
+    format!("kcluster-{}", &hex::encode(digest)[..40])
+}
+
+/// Matches the topology's zones with the subnets found in EC2.
+pub fn zone_subnets(
+    cluster: &Cluster,
+    subnets: &[Subnet],
+) -> Result<(String, BTreeMap<String, String>), Vec<DesiredError>> {
+    let mut errors = Vec::new();
+    let mut out = BTreeMap::new();
+    let mut vpcs: Vec<String> = Vec::new();
+    for zone in &cluster.zones {
+        let found = match &zone.subnet_id {
+            Some(id) => subnets.iter().find(|s| &s.id == id),
+            None => subnets.iter().find(|s| s.zone == zone.name),
+        };
+        let Some(s) = found else {
+            let hint = match &zone.subnet_id {
+                Some(id) => format!("subnet {id} does not exist in {}", cluster.region),
+                None => format!(
+                    "the default VPC of {} has no default subnet in this zone; create one with `aws ec2 create-default-subnet --availability-zone {}` or name a subnet",
+                    cluster.region, zone.name
+                ),
+            };
+            errors.push(DesiredError::NoSubnet {
+                zone: zone.name.clone(),
+                hint,
+            });
+            continue;
+        };
+        if s.zone != zone.name {
+            errors.push(DesiredError::ZoneMismatch {
+                zone: zone.name.clone(),
+                subnet: s.id.clone(),
+                actual: s.zone.clone(),
+            });
+        }
+        if s.cidr != zone.cidr {
+            errors.push(DesiredError::CidrMismatch {
+                zone: zone.name.clone(),
+                subnet: s.id.clone(),
+                expected: zone.cidr.to_string(),
+                actual: s.cidr.to_string(),
+            });
+        }
+        if !vpcs.contains(&s.vpc_id) {
+            vpcs.push(s.vpc_id.clone());
+        }
+        out.insert(zone.name.clone(), s.id.clone());
+    }
+    if vpcs.len() > 1 {
+        errors.push(DesiredError::MixedVpcs(vpcs.join(", ")));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let vpc = cluster
+        .network
+        .vpc_id
+        .clone()
+        .or_else(|| vpcs.first().cloned())
+        .unwrap_or_default();
+    Ok((vpc, out))
+}
+
+/// Everything that should exist for `cluster`, given its rendered files and its subnets.
+pub fn desired(
+    cluster: &Cluster,
+    renders: &[NodeRender],
+    subnets: &[Subnet],
+    image_id: &str,
+) -> Result<Desired, Vec<DesiredError>> {
+    let (vpc_id, zone_subnet) = zone_subnets(cluster, subnets)?;
+    let group = DesiredGroup {
+        name: format!("kcluster-{}", cluster.name),
+        description: format!("kcluster {}: ZooKeeper and Kafka", cluster.name),
+        vpc_id: vpc_id.clone(),
+        rules: group_rules(cluster),
+        tags: base_tags(cluster, &format!("kcluster-{}", cluster.name)),
+    };
+    let mut nodes = Vec::new();
+    let mut errors = Vec::new();
+    for node in &cluster.nodes {
+        let Some(render) = renders.iter().find(|r| r.node == node.name) else {
+            errors.push(DesiredError::NotRendered(node.name.clone()));
+            continue;
+        };
+        let spec = cluster.role_spec(node.role);
+        let config_hash = config_hash(&render.user_data);
+        let mut instance_tags = node_tags(cluster, node);
+        instance_tags.insert(tags::CONFIG.into(), config_hash.clone());
+        instance_tags.insert(tags::IMAGE.into(), cluster.ami.image_id());
+        nodes.push(DesiredNode {
+            node: node.clone(),
+            subnet_id: zone_subnet.get(&node.zone).cloned().unwrap_or_default(),
+            interface_tags: node_tags(cluster, node),
+            instance_type: spec.instance_type.clone(),
+            image: image_id.to_string(),
+            image_source: cluster.ami.image_id(),
+            user_data: render.user_data.clone(),
+            config_hash,
+            volumes: vec![
+                VolumeSpec {
+                    device: ROOT_DEVICE.into(),
+                    size_gib: ROOT_SIZE_GIB,
+                    iops: 3000,
+                    throughput_mibps: 125,
+                },
+                VolumeSpec {
+                    device: DATA_DEVICE.into(),
+                    size_gib: spec.volume.size_gib,
+                    iops: spec.volume.iops,
+                    throughput_mibps: spec.volume.throughput_mibps,
+                },
+            ],
+            key_name: cluster
+                .network
+                .ssh
+                .as_ref()
+                .and_then(|s| s.key_name.clone()),
+            instance_tags,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // ZooKeeper first, then brokers: the order replacements roll in.
+    nodes.sort_by_key(|n| (n.node.role != Role::Zookeeper, n.node.id));
+    Ok(Desired {
+        cluster: cluster.name.clone(),
+        region: cluster.region.clone(),
+        vpc_id,
+        group,
+        nodes,
+    })
+}

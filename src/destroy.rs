@@ -1,0 +1,194 @@
+//! Removes a cluster: exactly the resources that carry its `kcluster:cluster` tag (filtered by
+//! EC2 and checked again here), instances first, then network interfaces, then security groups.
+
+use std::fmt::Write as _;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::apply::{ApplyError, Failure, Settings, delete_interface, wait_for};
+use crate::ec2::{Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, tags};
+use crate::progress::Reporter;
+
+/// What destroy would remove.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Inventory {
+    pub cluster: String,
+    pub instances: Vec<Instance>,
+    pub interfaces: Vec<NetworkInterface>,
+    pub groups: Vec<SecurityGroup>,
+}
+
+impl Inventory {
+    /// Finds the cluster's resources: three Describe calls. Anything whose tag does not match
+    /// exactly is dropped, whatever the server-side filter returned.
+    pub async fn read(ec2: &dyn Ec2, cluster: &str) -> Ec2Result<Inventory> {
+        let (groups, interfaces, instances) = futures::try_join!(
+            ec2.find_security_groups(cluster),
+            ec2.find_network_interfaces(cluster),
+            ec2.find_instances(cluster),
+        )?;
+        let ours = |t: &crate::ec2::Tags| t.get(tags::CLUSTER).is_some_and(|c| c == cluster);
+        let key = |t: &crate::ec2::Tags, id: &str| (t.get(tags::NODE).cloned(), id.to_string());
+        let mut inv = Inventory {
+            cluster: cluster.to_string(),
+            instances: instances
+                .into_iter()
+                .filter(|i| ours(&i.tags) && i.state != InstanceState::Terminated)
+                .collect(),
+            interfaces: interfaces.into_iter().filter(|n| ours(&n.tags)).collect(),
+            groups: groups.into_iter().filter(|g| ours(&g.tags)).collect(),
+        };
+        inv.instances.sort_by_key(|i| key(&i.tags, &i.id));
+        inv.interfaces.sort_by_key(|n| key(&n.tags, &n.id));
+        inv.groups.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(inv)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty() && self.interfaces.is_empty() && self.groups.is_empty()
+    }
+
+    pub fn count(&self) -> usize {
+        self.instances.len() + self.interfaces.len() + self.groups.len()
+    }
+
+    /// Every resource that will go, one per line.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let node = |t: &crate::ec2::Tags| t.get(tags::NODE).cloned().unwrap_or_else(|| "-".into());
+        for i in &self.instances {
+            let _ = writeln!(
+                out,
+                "  - instance           {:<22} {:<14} {} {}",
+                i.id,
+                node(&i.tags),
+                i.zone,
+                i.state.as_str()
+            );
+        }
+        for n in &self.interfaces {
+            let _ = writeln!(
+                out,
+                "  - network_interface  {:<22} {:<14} {} {}",
+                n.id,
+                node(&n.tags),
+                n.zone,
+                n.address
+            );
+        }
+        for g in &self.groups {
+            let _ = writeln!(out, "  - security_group     {:<22} {}", g.id, g.name);
+        }
+        let _ = writeln!(
+            out,
+            "Destroy: {} instances, {} network interfaces, {} security groups of cluster {}.",
+            self.instances.len(),
+            self.interfaces.len(),
+            self.groups.len(),
+            self.cluster
+        );
+        out
+    }
+}
+
+/// Removes everything in `inventory`. Safe to re-run: what is already gone is skipped.
+pub async fn destroy(
+    ec2: &dyn Ec2,
+    inventory: &Inventory,
+    settings: &Settings,
+    reporter: &dyn Reporter,
+) -> Result<(), ApplyError> {
+    let ids: Vec<String> = inventory
+        .instances
+        .iter()
+        .filter(|i| i.state.is_live() || i.state == InstanceState::ShuttingDown)
+        .map(|i| i.id.clone())
+        .collect();
+    if !ids.is_empty() {
+        reporter.phase("terminate instances", ids.len());
+        ec2.terminate_instances(&ids)
+            .await
+            .map_err(|e| one("terminating instances", ids.join(", "), e))?;
+        wait_for(
+            ec2,
+            &inventory.cluster,
+            &ids,
+            InstanceState::Terminated,
+            settings,
+        )
+        .await?;
+        for id in &ids {
+            reporter.step(id);
+        }
+        reporter.finish();
+    }
+    if !inventory.interfaces.is_empty() {
+        reporter.phase("delete network interfaces", inventory.interfaces.len());
+        let results: Vec<(String, Result<(), crate::ec2::Ec2Error>)> =
+            futures::stream::iter(inventory.interfaces.iter().map(|n| n.id.clone()))
+                .map(|id| async move {
+                    let r = delete_interface(ec2, &id, settings).await;
+                    reporter.step(&id);
+                    (id, r)
+                })
+                .buffer_unordered(settings.parallelism.max(1))
+                .collect()
+                .await;
+        reporter.finish();
+        let mut failures: Vec<Failure> = results
+            .into_iter()
+            .filter_map(|(id, r)| {
+                r.err().map(|e| Failure {
+                    resource: format!("network_interface {id}"),
+                    error: e.to_string(),
+                })
+            })
+            .collect();
+        failures.sort_by(|a, b| a.resource.cmp(&b.resource));
+        if !failures.is_empty() {
+            return Err(ApplyError {
+                stage: "deleting network interfaces",
+                failures,
+            });
+        }
+    }
+    for g in &inventory.groups {
+        reporter.phase("delete security group", 1);
+        delete_group(ec2, &g.id, settings)
+            .await
+            .map_err(|e| one("deleting the security group", g.id.clone(), e))?;
+        reporter.step(&g.id);
+        reporter.finish();
+    }
+    Ok(())
+}
+
+/// Deletes a group, retrying while EC2 still releases interfaces that used it.
+async fn delete_group(
+    ec2: &dyn Ec2,
+    id: &str,
+    settings: &Settings,
+) -> Result<(), crate::ec2::Ec2Error> {
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    loop {
+        match ec2.delete_security_group(id).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.code == "InvalidGroup.NotFound" => return Ok(()),
+            Err(e) if e.code == "DependencyViolation" && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(settings.poll).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn one(stage: &'static str, resource: String, e: impl ToString) -> ApplyError {
+    ApplyError {
+        stage,
+        failures: vec![Failure {
+            resource,
+            error: e.to_string(),
+        }],
+    }
+}

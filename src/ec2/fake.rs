@@ -1,0 +1,429 @@
+//! A stateful in-process EC2 for unit tests: it keeps security groups, network interfaces and
+//! instances with their tags, enforces what EC2 enforces where kcluster relies on it (an address
+//! is held once per subnet, an attached interface cannot be deleted, a group in use cannot be
+//! deleted, client tokens are idempotent), and can be told to fail a given call.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    CallCounter, Ec2, Ec2Error, Ec2Result, Instance, InstanceSpec, InstanceState, InterfaceSpec,
+    NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, tags,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    subnets: Vec<Subnet>,
+    groups: BTreeMap<String, SecurityGroup>,
+    interfaces: BTreeMap<String, NetworkInterface>,
+    instances: BTreeMap<String, Instance>,
+    user_data: BTreeMap<String, Vec<u8>>,
+    /// Interface id → the security group it uses.
+    interface_groups: BTreeMap<String, String>,
+    tokens: BTreeMap<String, String>,
+    parameters: BTreeMap<String, String>,
+    /// Operation name → how many more calls succeed before one fails.
+    fail_after: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeEc2 {
+    state: Mutex<State>,
+    calls: CallCounter,
+}
+
+impl FakeEc2 {
+    /// A fake account with a default VPC and one default subnet per zone.
+    pub fn with_default_subnets(zones: &[(&str, &str)]) -> Self {
+        let fake = FakeEc2::default();
+        {
+            let mut s = fake.lock();
+            for (i, (zone, cidr)) in zones.iter().enumerate() {
+                s.subnets.push(Subnet {
+                    id: format!("subnet-{i:08x}"),
+                    vpc_id: "vpc-default".to_string(),
+                    zone: zone.to_string(),
+                    cidr: cidr.parse().expect("test CIDR"),
+                });
+            }
+        }
+        fake
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets an SSM parameter, e.g. the AMI behind Amazon Linux's public parameter.
+    pub fn set_parameter(&self, name: &str, value: &str) {
+        self.lock().parameters.insert(name.into(), value.into());
+    }
+
+    /// Makes the call after the next `ok` successful calls of `operation` fail (once).
+    pub fn fail_after(&self, operation: &str, ok: u32) {
+        self.lock().fail_after.insert(operation.to_string(), ok);
+    }
+
+    /// All instances, terminated ones included.
+    pub fn instances(&self) -> Vec<Instance> {
+        self.lock().instances.values().cloned().collect()
+    }
+
+    pub fn interfaces(&self) -> Vec<NetworkInterface> {
+        self.lock().interfaces.values().cloned().collect()
+    }
+
+    pub fn groups(&self) -> Vec<SecurityGroup> {
+        self.lock().groups.values().cloned().collect()
+    }
+
+    /// Launches an instance as someone else would (no kcluster involved), e.g. an untagged one.
+    pub fn insert_instance(&self, mut instance: Instance) -> String {
+        let mut s = self.lock();
+        let id = s.id("i");
+        instance.id = id.clone();
+        s.instances.insert(id.clone(), instance);
+        id
+    }
+
+    /// Lets every pending instance reach `running`, as EC2 does after a while.
+    pub fn boot_all(&self) {
+        let mut s = self.lock();
+        for i in s.instances.values_mut() {
+            if i.state == InstanceState::Pending {
+                i.state = InstanceState::Running;
+            }
+        }
+    }
+
+    fn call(&self, operation: &'static str) -> Ec2Result<()> {
+        self.calls.count(operation);
+        let mut s = self.lock();
+        if let Some(n) = s.fail_after.get_mut(operation) {
+            if *n == 0 {
+                s.fail_after.remove(operation);
+                return Err(Ec2Error::new(
+                    operation,
+                    "InternalError",
+                    "injected failure",
+                ));
+            }
+            *n -= 1;
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}-{:017x}", self.next_id)
+    }
+}
+
+fn has_cluster(t: &Tags, cluster: &str) -> bool {
+    t.get(tags::CLUSTER).is_some_and(|c| c == cluster)
+}
+
+#[async_trait]
+impl Ec2 for FakeEc2 {
+    async fn describe_subnets(&self, ids: &[String]) -> Ec2Result<Vec<Subnet>> {
+        self.call("DescribeSubnets")?;
+        let s = self.lock();
+        Ok(s.subnets
+            .iter()
+            .filter(|n| ids.is_empty() || ids.contains(&n.id))
+            .cloned()
+            .collect())
+    }
+
+    async fn find_security_groups(&self, cluster: &str) -> Ec2Result<Vec<SecurityGroup>> {
+        self.call("DescribeSecurityGroups")?;
+        let s = self.lock();
+        Ok(s.groups
+            .values()
+            .filter(|g| has_cluster(&g.tags, cluster))
+            .cloned()
+            .collect())
+    }
+
+    async fn find_network_interfaces(&self, cluster: &str) -> Ec2Result<Vec<NetworkInterface>> {
+        self.call("DescribeNetworkInterfaces")?;
+        let s = self.lock();
+        Ok(s.interfaces
+            .values()
+            .filter(|n| has_cluster(&n.tags, cluster))
+            .cloned()
+            .collect())
+    }
+
+    async fn find_instances(&self, cluster: &str) -> Ec2Result<Vec<Instance>> {
+        self.call("DescribeInstances")?;
+        let s = self.lock();
+        Ok(s.instances
+            .values()
+            .filter(|i| has_cluster(&i.tags, cluster))
+            .cloned()
+            .collect())
+    }
+
+    async fn create_security_group(&self, spec: &SecurityGroupSpec) -> Ec2Result<String> {
+        self.call("CreateSecurityGroup")?;
+        let mut s = self.lock();
+        if s.groups
+            .values()
+            .any(|g| g.name == spec.name && g.vpc_id == spec.vpc_id)
+        {
+            return Err(Ec2Error::new(
+                "CreateSecurityGroup",
+                "InvalidGroup.Duplicate",
+                format!("The security group '{}' already exists", spec.name),
+            ));
+        }
+        let id = s.id("sg");
+        s.groups.insert(
+            id.clone(),
+            SecurityGroup {
+                id: id.clone(),
+                name: spec.name.clone(),
+                vpc_id: spec.vpc_id.clone(),
+                rules: Vec::new(),
+                tags: spec.tags.clone(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn authorize_ingress(&self, group_id: &str, rules: &[Rule]) -> Ec2Result<()> {
+        self.call("AuthorizeSecurityGroupIngress")?;
+        let mut s = self.lock();
+        let g = s.groups.get_mut(group_id).ok_or_else(|| {
+            Ec2Error::new(
+                "AuthorizeSecurityGroupIngress",
+                "InvalidGroup.NotFound",
+                group_id,
+            )
+        })?;
+        for r in rules {
+            if g.rules.contains(r) {
+                return Err(Ec2Error::new(
+                    "AuthorizeSecurityGroupIngress",
+                    "InvalidPermission.Duplicate",
+                    format!("the rule {r} already exists"),
+                ));
+            }
+        }
+        g.rules.extend(rules.iter().cloned());
+        g.rules.sort();
+        Ok(())
+    }
+
+    async fn revoke_ingress(&self, group_id: &str, rules: &[Rule]) -> Ec2Result<()> {
+        self.call("RevokeSecurityGroupIngress")?;
+        let mut s = self.lock();
+        let g = s.groups.get_mut(group_id).ok_or_else(|| {
+            Ec2Error::new(
+                "RevokeSecurityGroupIngress",
+                "InvalidGroup.NotFound",
+                group_id,
+            )
+        })?;
+        g.rules.retain(|r| !rules.contains(r));
+        Ok(())
+    }
+
+    async fn delete_security_group(&self, group_id: &str) -> Ec2Result<()> {
+        self.call("DeleteSecurityGroup")?;
+        let mut s = self.lock();
+        let in_use = s.interface_groups.values().any(|g| g == group_id);
+        if in_use {
+            return Err(Ec2Error::new(
+                "DeleteSecurityGroup",
+                "DependencyViolation",
+                "resource has a dependent object",
+            ));
+        }
+        s.groups
+            .remove(group_id)
+            .map(|_| ())
+            .ok_or_else(|| Ec2Error::new("DeleteSecurityGroup", "InvalidGroup.NotFound", group_id))
+    }
+
+    async fn create_network_interface(&self, spec: &InterfaceSpec) -> Ec2Result<String> {
+        self.call("CreateNetworkInterface")?;
+        let mut s = self.lock();
+        let subnet = s
+            .subnets
+            .iter()
+            .find(|n| n.id == spec.subnet_id)
+            .cloned()
+            .ok_or_else(|| {
+                Ec2Error::new(
+                    "CreateNetworkInterface",
+                    "InvalidSubnetID.NotFound",
+                    &spec.subnet_id,
+                )
+            })?;
+        if !subnet.cidr.contains(&spec.address) {
+            return Err(Ec2Error::new(
+                "CreateNetworkInterface",
+                "InvalidParameterValue",
+                format!(
+                    "address {} does not fall within the subnet's address range",
+                    spec.address
+                ),
+            ));
+        }
+        if s.interfaces
+            .values()
+            .any(|n| n.subnet_id == spec.subnet_id && n.address == spec.address)
+        {
+            return Err(Ec2Error::new(
+                "CreateNetworkInterface",
+                "InvalidIPAddress.InUse",
+                format!("Address {} is in use.", spec.address),
+            ));
+        }
+        let id = s.id("eni");
+        s.interface_groups.insert(id.clone(), spec.group_id.clone());
+        s.interfaces.insert(
+            id.clone(),
+            NetworkInterface {
+                id: id.clone(),
+                subnet_id: spec.subnet_id.clone(),
+                zone: subnet.zone.clone(),
+                address: spec.address,
+                instance_id: None,
+                tags: spec.tags.clone(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn delete_network_interface(&self, id: &str) -> Ec2Result<()> {
+        self.call("DeleteNetworkInterface")?;
+        let mut s = self.lock();
+        match s.interfaces.get(id) {
+            None => Err(Ec2Error::new(
+                "DeleteNetworkInterface",
+                "InvalidNetworkInterfaceID.NotFound",
+                id,
+            )),
+            Some(n) if n.instance_id.is_some() => Err(Ec2Error::new(
+                "DeleteNetworkInterface",
+                "InvalidNetworkInterface.InUse",
+                format!("Interface {id} is currently in use."),
+            )),
+            Some(_) => {
+                s.interfaces.remove(id);
+                s.interface_groups.remove(id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn set_tags(&self, resource_id: &str, new: &Tags) -> Ec2Result<()> {
+        self.call("CreateTags")?;
+        let mut s = self.lock();
+        let target = if let Some(n) = s.interfaces.get_mut(resource_id) {
+            &mut n.tags
+        } else if let Some(i) = s.instances.get_mut(resource_id) {
+            &mut i.tags
+        } else if let Some(g) = s.groups.get_mut(resource_id) {
+            &mut g.tags
+        } else {
+            return Err(Ec2Error::new("CreateTags", "InvalidID", resource_id));
+        };
+        target.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(())
+    }
+
+    async fn run_instance(&self, spec: &InstanceSpec) -> Ec2Result<String> {
+        self.call("RunInstances")?;
+        let mut s = self.lock();
+        if let Some(id) = s.tokens.get(&spec.client_token) {
+            return Ok(id.clone());
+        }
+        let eni = s
+            .interfaces
+            .get(&spec.interface_id)
+            .cloned()
+            .ok_or_else(|| {
+                Ec2Error::new(
+                    "RunInstances",
+                    "InvalidNetworkInterfaceID.NotFound",
+                    &spec.interface_id,
+                )
+            })?;
+        if eni.instance_id.is_some() {
+            return Err(Ec2Error::new(
+                "RunInstances",
+                "InvalidNetworkInterface.InUse",
+                format!("Interface {} is in use.", eni.id),
+            ));
+        }
+        let id = s.id("i");
+        s.instances.insert(
+            id.clone(),
+            Instance {
+                id: id.clone(),
+                state: InstanceState::Pending,
+                instance_type: spec.instance_type.clone(),
+                zone: eni.zone.clone(),
+                subnet_id: Some(eni.subnet_id.clone()),
+                private_address: Some(eni.address),
+                primary_interface: Some(eni.id.clone()),
+                image_id: spec.image_id.clone(),
+                tags: spec.tags.clone(),
+            },
+        );
+        s.user_data.insert(id.clone(), spec.user_data.clone());
+        s.tokens.insert(spec.client_token.clone(), id.clone());
+        if let Some(n) = s.interfaces.get_mut(&spec.interface_id) {
+            n.instance_id = Some(id.clone());
+        }
+        Ok(id)
+    }
+
+    async fn terminate_instances(&self, ids: &[String]) -> Ec2Result<()> {
+        self.call("TerminateInstances")?;
+        let mut s = self.lock();
+        for id in ids {
+            let Some(i) = s.instances.get_mut(id) else {
+                return Err(Ec2Error::new(
+                    "TerminateInstances",
+                    "InvalidInstanceID.NotFound",
+                    id,
+                ));
+            };
+            i.state = InstanceState::Terminated;
+            let eni = i.primary_interface.clone();
+            // The interface survives (DeleteOnTermination is off) and is free again.
+            if let Some(n) = eni.and_then(|e| s.interfaces.get_mut(&e)) {
+                n.instance_id = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn resolve_parameter(&self, name: &str) -> Ec2Result<String> {
+        self.call("GetParameter")?;
+        self.lock()
+            .parameters
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Ec2Error::new("GetParameter", "ParameterNotFound", name))
+    }
+
+    async fn user_data(&self, instance_id: &str) -> Ec2Result<Option<Vec<u8>>> {
+        self.call("DescribeInstanceAttribute")?;
+        Ok(self.lock().user_data.get(instance_id).cloned())
+    }
+
+    fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.snapshot()
+    }
+}

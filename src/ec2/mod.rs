@@ -1,0 +1,279 @@
+//! EC2 behind a narrow trait: the handful of domain operations kcluster needs (plus the one SSM
+//! lookup that names an AMI), with the real SDK
+//! (`sdk.rs`) and a stateful in-process fake (`fake.rs`) behind it. Every implementation counts
+//! the API requests it makes, by operation.
+
+pub mod fake;
+pub mod sdk;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+/// An EC2 failure: the operation, AWS's error code when it gave one, and its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {code}: {message}")]
+pub struct Ec2Error {
+    pub operation: &'static str,
+    pub code: String,
+    pub message: String,
+}
+
+impl Ec2Error {
+    pub fn new(
+        operation: &'static str,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Ec2Error {
+            operation,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Ec2Result<T> = Result<T, Ec2Error>;
+
+/// Tag keys kcluster reads and writes. Tags are kcluster's only state.
+pub mod tags {
+    pub const CLUSTER: &str = "kcluster:cluster";
+    pub const ROLE: &str = "kcluster:role";
+    pub const NODE: &str = "kcluster:node";
+    /// Launch generation: bumped on the node's network interface before each replacement.
+    pub const GENERATION: &str = "kcluster:generation";
+    /// Short hash of the user-data the instance was launched with.
+    pub const CONFIG: &str = "kcluster:config";
+    /// The image the instance was launched from, as the topology names it.
+    pub const IMAGE: &str = "kcluster:image";
+    pub const NAME: &str = "Name";
+}
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subnet {
+    pub id: String,
+    pub vpc_id: String,
+    pub zone: String,
+    pub cidr: Ipv4Net,
+}
+
+/// One ingress permission. kcluster only writes TCP rules.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Rule {
+    pub from_port: u16,
+    pub to_port: u16,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Members of the cluster's own security group.
+    Group,
+    Cidr(Ipv4Net),
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ports = if self.from_port == self.to_port {
+            self.from_port.to_string()
+        } else {
+            format!("{}-{}", self.from_port, self.to_port)
+        };
+        match &self.source {
+            Source::Group => write!(f, "tcp/{ports} from the cluster"),
+            Source::Cidr(c) => write!(f, "tcp/{ports} from {c}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub vpc_id: String,
+    pub rules: Vec<Rule>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkInterface {
+    pub id: String,
+    pub subnet_id: String,
+    pub zone: String,
+    pub address: Ipv4Addr,
+    /// The instance it is attached to, if any.
+    pub instance_id: Option<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+}
+
+impl InstanceState {
+    /// Pending, running, stopping or stopped: the instance still stands for its node.
+    pub fn is_live(self) -> bool {
+        !matches!(
+            self,
+            InstanceState::ShuttingDown | InstanceState::Terminated
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub state: InstanceState,
+    pub instance_type: String,
+    pub zone: String,
+    pub subnet_id: Option<String>,
+    pub private_address: Option<Ipv4Addr>,
+    /// The network interface at device index 0.
+    pub primary_interface: Option<String>,
+    pub image_id: String,
+    pub tags: Tags,
+}
+
+impl Instance {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+}
+
+/// A security group to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecurityGroupSpec {
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub tags: Tags,
+}
+
+/// A network interface to create, holding a node's fixed address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InterfaceSpec {
+    pub subnet_id: String,
+    pub address: Ipv4Addr,
+    pub group_id: String,
+    pub description: String,
+    pub tags: Tags,
+}
+
+/// An EBS volume attached at launch; always encrypted gp3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeSpec {
+    pub device: String,
+    pub size_gib: u32,
+    pub iops: u32,
+    pub throughput_mibps: u32,
+}
+
+/// An instance to launch on an existing network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceSpec {
+    pub image_id: String,
+    pub instance_type: String,
+    pub interface_id: String,
+    /// The interface's zone, given as the placement too (EC2 requires them to agree).
+    pub zone: String,
+    #[serde(skip)]
+    pub user_data: Vec<u8>,
+    pub volumes: Vec<VolumeSpec>,
+    pub key_name: Option<String>,
+    /// Idempotency token: the same token never launches a second instance on real EC2.
+    pub client_token: String,
+    pub tags: Tags,
+}
+
+/// The operations kcluster needs. Finders filter by the cluster tag server-side and follow
+/// pagination, so their cost does not grow with the cluster (beyond one call per 1000 items).
+#[async_trait]
+pub trait Ec2: Send + Sync {
+    /// The subnets with these ids, or with no ids the default VPC's default subnets.
+    async fn describe_subnets(&self, ids: &[String]) -> Ec2Result<Vec<Subnet>>;
+    async fn find_security_groups(&self, cluster: &str) -> Ec2Result<Vec<SecurityGroup>>;
+    async fn find_network_interfaces(&self, cluster: &str) -> Ec2Result<Vec<NetworkInterface>>;
+    /// Instances with the cluster tag in any state, terminated ones included.
+    async fn find_instances(&self, cluster: &str) -> Ec2Result<Vec<Instance>>;
+
+    async fn create_security_group(&self, spec: &SecurityGroupSpec) -> Ec2Result<String>;
+    async fn authorize_ingress(&self, group_id: &str, rules: &[Rule]) -> Ec2Result<()>;
+    async fn revoke_ingress(&self, group_id: &str, rules: &[Rule]) -> Ec2Result<()>;
+    async fn delete_security_group(&self, group_id: &str) -> Ec2Result<()>;
+
+    async fn create_network_interface(&self, spec: &InterfaceSpec) -> Ec2Result<String>;
+    async fn delete_network_interface(&self, id: &str) -> Ec2Result<()>;
+    async fn set_tags(&self, resource_id: &str, tags: &Tags) -> Ec2Result<()>;
+
+    async fn run_instance(&self, spec: &InstanceSpec) -> Ec2Result<String>;
+    async fn terminate_instances(&self, ids: &[String]) -> Ec2Result<()>;
+    /// The value of an SSM parameter, e.g. the AMI id behind Amazon Linux's public parameter.
+    async fn resolve_parameter(&self, name: &str) -> Ec2Result<String>;
+    /// The user-data an instance was launched with, as EC2 returns it (decoded from base64).
+    async fn user_data(&self, instance_id: &str) -> Ec2Result<Option<Vec<u8>>>;
+
+    /// API requests made so far, by operation.
+    fn calls(&self) -> BTreeMap<String, u64>;
+}
+
+/// Counts API requests by operation name; shared by the implementations.
+#[derive(Debug, Default)]
+pub struct CallCounter(Mutex<BTreeMap<String, u64>>);
+
+impl CallCounter {
+    pub fn count(&self, operation: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(operation.to_string()).or_default() += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// The number of Describe requests in a call-count snapshot.
+pub fn describe_calls(calls: &BTreeMap<String, u64>) -> u64 {
+    calls
+        .iter()
+        .filter(|(k, _)| k.starts_with("Describe"))
+        .map(|(_, v)| v)
+        .sum()
+}

@@ -1,0 +1,564 @@
+//! The `Ec2` trait on the real aws-sdk-ec2 client: the default credential and region chain,
+//! `--profile`, `--region`, an endpoint override (`--endpoint-url`, `AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_EC2`), adaptive retry for throttling, and readable errors.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{
+    AttributeValue, BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState,
+    InstanceAttributeName, InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
+    InstanceNetworkInterfaceSpecification, InstanceType, IpPermission, IpRange, Placement,
+    ResourceType, Tag, TagSpecification, UserIdGroupPair, VolumeType,
+};
+use base64::Engine;
+
+use super::{
+    CallCounter, Ec2, Ec2Error, Ec2Result, Instance, InstanceSpec, InstanceState, InterfaceSpec,
+    NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Source, Subnet, Tags, tags,
+};
+
+/// How to reach AWS, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// Why no client could be made: always something the user can fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "no AWS credentials found{profile}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or --profile) naming a profile in ~/.aws, or run `aws sso login` ({detail})"
+    )]
+    NoCredentials { profile: String, detail: String },
+    #[error("no AWS region: give --region, set AWS_REGION, or set `region` in the topology file")]
+    NoRegion,
+}
+
+pub struct SdkEc2 {
+    client: Client,
+    ssm: aws_sdk_ssm::Client,
+    calls: CallCounter,
+}
+
+impl SdkEc2 {
+    /// Builds a client from the default chain plus the overrides, and checks that credentials exist.
+    pub async fn connect(conn: &Connection) -> Result<SdkEc2, ConnectError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::adaptive().with_max_attempts(10))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(p) = &conn.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &conn.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(u) = &conn.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(ConnectError::NoRegion);
+        }
+        let profile = conn
+            .profile
+            .as_ref()
+            .map(|p| format!(" for profile {p}"))
+            .unwrap_or_default();
+        let Some(provider) = config.credentials_provider() else {
+            return Err(ConnectError::NoCredentials {
+                profile,
+                detail: "no credential provider".into(),
+            });
+        };
+        if let Err(e) = provider.provide_credentials().await {
+            return Err(ConnectError::NoCredentials {
+                profile,
+                detail: e.to_string(),
+            });
+        }
+        Ok(SdkEc2 {
+            client: Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
+            calls: CallCounter::default(),
+        })
+    }
+}
+
+/// Turns an SDK error into an `Ec2Error` with AWS's code and message, or the transport failure.
+fn aws_error<E>(operation: &'static str, err: SdkError<E>) -> Ec2Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match &err {
+        SdkError::ServiceError(_) => Ec2Error::new(
+            operation,
+            err.code().unwrap_or("Unknown"),
+            err.message().unwrap_or("no message"),
+        ),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Ec2Error::new(
+            operation,
+            "Unreachable",
+            format!(
+                "cannot reach the EC2 endpoint: {}",
+                DisplayErrorContext(&err)
+            ),
+        ),
+        _ => Ec2Error::new(operation, "Error", DisplayErrorContext(&err).to_string()),
+    }
+}
+
+fn cluster_filter(cluster: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{}", tags::CLUSTER))
+        .values(cluster)
+        .build()
+}
+
+fn sdk_tags(t: &Tags) -> Vec<Tag> {
+    t.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tag_spec(kind: ResourceType, t: &Tags) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(sdk_tags(t)))
+        .build()
+}
+
+fn read_tags(t: &[Tag]) -> Tags {
+    t.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
+}
+
+fn permission(group_id: &str, rule: &Rule) -> IpPermission {
+    let b = IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(i32::from(rule.from_port))
+        .to_port(i32::from(rule.to_port));
+    match &rule.source {
+        Source::Group => b
+            .user_id_group_pairs(UserIdGroupPair::builder().group_id(group_id).build())
+            .build(),
+        Source::Cidr(c) => b
+            .ip_ranges(IpRange::builder().cidr_ip(c.to_string()).build())
+            .build(),
+    }
+}
+
+fn read_rules(group_id: &str, perms: &[IpPermission]) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for p in perms {
+        let proto = p.ip_protocol().unwrap_or("");
+        let (Some(from), Some(to)) = (p.from_port(), p.to_port()) else {
+            continue;
+        };
+        let (Ok(from_port), Ok(to_port)) = (u16::try_from(from), u16::try_from(to)) else {
+            continue;
+        };
+        if proto != "tcp" && proto != "6" {
+            continue;
+        }
+        for r in p.ip_ranges() {
+            if let Some(c) = r.cidr_ip().and_then(|c| c.parse().ok()) {
+                rules.push(Rule {
+                    from_port,
+                    to_port,
+                    source: Source::Cidr(c),
+                });
+            }
+        }
+        for g in p.user_id_group_pairs() {
+            if g.group_id() == Some(group_id) {
+                rules.push(Rule {
+                    from_port,
+                    to_port,
+                    source: Source::Group,
+                });
+            }
+        }
+    }
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+#[async_trait]
+impl Ec2 for SdkEc2 {
+    async fn describe_subnets(&self, ids: &[String]) -> Ec2Result<Vec<Subnet>> {
+        const OP: &str = "DescribeSubnets";
+        let mut req = self.client.describe_subnets();
+        if ids.is_empty() {
+            req = req.filters(
+                Filter::builder()
+                    .name("default-for-az")
+                    .values("true")
+                    .build(),
+            );
+        } else {
+            req = req.set_subnet_ids(Some(ids.to_vec()));
+        }
+        let mut pages = req.into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.calls.count(OP);
+            let page = page.map_err(|e| aws_error(OP, e))?;
+            for s in page.subnets() {
+                let (Some(id), Some(vpc), Some(zone), Some(cidr)) = (
+                    s.subnet_id(),
+                    s.vpc_id(),
+                    s.availability_zone(),
+                    s.cidr_block().and_then(|c| c.parse().ok()),
+                ) else {
+                    continue;
+                };
+                out.push(Subnet {
+                    id: id.into(),
+                    vpc_id: vpc.into(),
+                    zone: zone.into(),
+                    cidr,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn find_security_groups(&self, cluster: &str) -> Ec2Result<Vec<SecurityGroup>> {
+        const OP: &str = "DescribeSecurityGroups";
+        let mut pages = self
+            .client
+            .describe_security_groups()
+            .filters(cluster_filter(cluster))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.calls.count(OP);
+            for g in page.map_err(|e| aws_error(OP, e))?.security_groups() {
+                let id = g.group_id().unwrap_or_default().to_string();
+                out.push(SecurityGroup {
+                    rules: read_rules(&id, g.ip_permissions()),
+                    id,
+                    name: g.group_name().unwrap_or_default().into(),
+                    vpc_id: g.vpc_id().unwrap_or_default().into(),
+                    tags: read_tags(g.tags()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn find_network_interfaces(&self, cluster: &str) -> Ec2Result<Vec<NetworkInterface>> {
+        const OP: &str = "DescribeNetworkInterfaces";
+        let mut pages = self
+            .client
+            .describe_network_interfaces()
+            .filters(cluster_filter(cluster))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.calls.count(OP);
+            for n in page.map_err(|e| aws_error(OP, e))?.network_interfaces() {
+                let Some(address) = n.private_ip_address().and_then(|a| a.parse().ok()) else {
+                    continue;
+                };
+                out.push(NetworkInterface {
+                    id: n.network_interface_id().unwrap_or_default().into(),
+                    subnet_id: n.subnet_id().unwrap_or_default().into(),
+                    zone: n.availability_zone().unwrap_or_default().into(),
+                    address,
+                    instance_id: n
+                        .attachment()
+                        .and_then(|a| a.instance_id())
+                        .map(String::from),
+                    tags: read_tags(n.tag_set()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn find_instances(&self, cluster: &str) -> Ec2Result<Vec<Instance>> {
+        const OP: &str = "DescribeInstances";
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(cluster_filter(cluster))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.calls.count(OP);
+            for r in page.map_err(|e| aws_error(OP, e))?.reservations() {
+                for i in r.instances() {
+                    let state = i
+                        .state()
+                        .and_then(|s| s.name())
+                        .and_then(|n| InstanceState::parse(n.as_str()))
+                        .unwrap_or(InstanceState::Pending);
+                    let primary = i
+                        .network_interfaces()
+                        .iter()
+                        .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
+                        .and_then(|n| n.network_interface_id())
+                        .map(String::from);
+                    out.push(Instance {
+                        id: i.instance_id().unwrap_or_default().into(),
+                        state,
+                        instance_type: i
+                            .instance_type()
+                            .map(|t| t.as_str().to_string())
+                            .unwrap_or_default(),
+                        zone: i
+                            .placement()
+                            .and_then(|p| p.availability_zone())
+                            .unwrap_or_default()
+                            .into(),
+                        subnet_id: i.subnet_id().map(String::from),
+                        private_address: i.private_ip_address().and_then(|a| a.parse().ok()),
+                        primary_interface: primary,
+                        image_id: i.image_id().unwrap_or_default().into(),
+                        tags: read_tags(i.tags()),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn create_security_group(&self, spec: &SecurityGroupSpec) -> Ec2Result<String> {
+        const OP: &str = "CreateSecurityGroup";
+        self.calls.count(OP);
+        let out = self
+            .client
+            .create_security_group()
+            .group_name(&spec.name)
+            .description(&spec.description)
+            .vpc_id(&spec.vpc_id)
+            .tag_specifications(tag_spec(ResourceType::SecurityGroup, &spec.tags))
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        out.group_id()
+            .map(String::from)
+            .ok_or_else(|| Ec2Error::new(OP, "NoId", "EC2 returned no group id"))
+    }
+
+    async fn authorize_ingress(&self, group_id: &str, rules: &[Rule]) -> Ec2Result<()> {
+        const OP: &str = "AuthorizeSecurityGroupIngress";
+        self.calls.count(OP);
+        self.client
+            .authorize_security_group_ingress()
+            .group_id(group_id)
+            .set_ip_permissions(Some(
+                rules.iter().map(|r| permission(group_id, r)).collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn revoke_ingress(&self, group_id: &str, rules: &[Rule]) -> Ec2Result<()> {
+        const OP: &str = "RevokeSecurityGroupIngress";
+        self.calls.count(OP);
+        self.client
+            .revoke_security_group_ingress()
+            .group_id(group_id)
+            .set_ip_permissions(Some(
+                rules.iter().map(|r| permission(group_id, r)).collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn delete_security_group(&self, group_id: &str) -> Ec2Result<()> {
+        const OP: &str = "DeleteSecurityGroup";
+        self.calls.count(OP);
+        self.client
+            .delete_security_group()
+            .group_id(group_id)
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn create_network_interface(&self, spec: &InterfaceSpec) -> Ec2Result<String> {
+        const OP: &str = "CreateNetworkInterface";
+        self.calls.count(OP);
+        let out = self
+            .client
+            .create_network_interface()
+            .subnet_id(&spec.subnet_id)
+            .private_ip_address(spec.address.to_string())
+            .groups(&spec.group_id)
+            .description(&spec.description)
+            .tag_specifications(tag_spec(ResourceType::NetworkInterface, &spec.tags))
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        out.network_interface()
+            .and_then(|n| n.network_interface_id())
+            .map(String::from)
+            .ok_or_else(|| Ec2Error::new(OP, "NoId", "EC2 returned no interface id"))
+    }
+
+    async fn delete_network_interface(&self, id: &str) -> Ec2Result<()> {
+        const OP: &str = "DeleteNetworkInterface";
+        self.calls.count(OP);
+        self.client
+            .delete_network_interface()
+            .network_interface_id(id)
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn set_tags(&self, resource_id: &str, t: &Tags) -> Ec2Result<()> {
+        const OP: &str = "CreateTags";
+        self.calls.count(OP);
+        self.client
+            .create_tags()
+            .resources(resource_id)
+            .set_tags(Some(sdk_tags(t)))
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn run_instance(&self, spec: &InstanceSpec) -> Ec2Result<String> {
+        const OP: &str = "RunInstances";
+        self.calls.count(OP);
+        let mut req = self
+            .client
+            .run_instances()
+            .image_id(&spec.image_id)
+            .instance_type(InstanceType::from(spec.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .client_token(&spec.client_token)
+            .placement(Placement::builder().availability_zone(&spec.zone).build())
+            .network_interfaces(
+                InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .network_interface_id(&spec.interface_id)
+                    .build(),
+            )
+            .user_data(base64::engine::general_purpose::STANDARD.encode(&spec.user_data))
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_tokens(HttpTokensState::Required)
+                    .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                    .http_put_response_hop_limit(1)
+                    .build(),
+            )
+            .tag_specifications(tag_spec(ResourceType::Instance, &spec.tags))
+            .tag_specifications(tag_spec(ResourceType::Volume, &spec.tags));
+        for v in &spec.volumes {
+            req = req.block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(&v.device)
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .volume_size(v.size_gib as i32)
+                            .volume_type(VolumeType::Gp3)
+                            .iops(v.iops as i32)
+                            .throughput(v.throughput_mibps as i32)
+                            .encrypted(true)
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        if let Some(k) = &spec.key_name {
+            req = req.key_name(k);
+        }
+        let out = req.send().await.map_err(|e| aws_error(OP, e))?;
+        out.instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .map(String::from)
+            .ok_or_else(|| Ec2Error::new(OP, "NoId", "EC2 returned no instance"))
+    }
+
+    async fn terminate_instances(&self, ids: &[String]) -> Ec2Result<()> {
+        const OP: &str = "TerminateInstances";
+        // EC2 takes up to 1000 ids per call.
+        for chunk in ids.chunks(1000) {
+            self.calls.count(OP);
+            self.client
+                .terminate_instances()
+                .set_instance_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| aws_error(OP, e))?;
+        }
+        Ok(())
+    }
+
+    async fn resolve_parameter(&self, name: &str) -> Ec2Result<String> {
+        const OP: &str = "GetParameter";
+        self.calls.count(OP);
+        let out = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        out.parameter()
+            .and_then(|p| p.value())
+            .map(String::from)
+            .ok_or_else(|| Ec2Error::new(OP, "NoValue", format!("parameter {name} has no value")))
+    }
+
+    async fn user_data(&self, instance_id: &str) -> Ec2Result<Option<Vec<u8>>> {
+        const OP: &str = "DescribeInstanceAttribute";
+        self.calls.count(OP);
+        let out = self
+            .client
+            .describe_instance_attribute()
+            .instance_id(instance_id)
+            .attribute(InstanceAttributeName::UserData)
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        let Some(text) = out.user_data().and_then(AttributeValue::value) else {
+            return Ok(None);
+        };
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map(Some)
+            .map_err(|e| Ec2Error::new(OP, "BadUserData", e.to_string()))
+    }
+
+    fn calls(&self) -> BTreeMap<String, u64> {
+        self.calls.snapshot()
+    }
+}

@@ -1,0 +1,555 @@
+//! What exists (found in EC2 by the cluster tag) diffed with what should exist → a Plan: a
+//! self-contained value listing every create, update, replace and delete with its reasons.
+//! `plan` prints it; `apply` executes exactly it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::cluster::Role;
+use crate::desired::{Desired, DesiredNode};
+use crate::ec2::{Ec2, Ec2Result, Instance, NetworkInterface, Rule, SecurityGroup, Subnet, tags};
+
+/// Everything kcluster reads from EC2 for one cluster: four Describe calls, whatever its size.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Observed {
+    pub subnets: Vec<Subnet>,
+    pub groups: Vec<SecurityGroup>,
+    pub interfaces: Vec<NetworkInterface>,
+    /// All instances with the cluster tag, terminated ones included.
+    pub instances: Vec<Instance>,
+}
+
+impl Observed {
+    /// Reads the cluster's resources. `subnet_ids` empty means the default VPC's default subnets.
+    pub async fn read(ec2: &dyn Ec2, cluster: &str, subnet_ids: &[String]) -> Ec2Result<Observed> {
+        let (subnets, groups, interfaces, instances) = futures::try_join!(
+            ec2.describe_subnets(subnet_ids),
+            ec2.find_security_groups(cluster),
+            ec2.find_network_interfaces(cluster),
+            ec2.find_instances(cluster),
+        )?;
+        Ok(Observed {
+            subnets,
+            groups,
+            interfaces,
+            instances,
+        })
+    }
+
+    pub fn live_instances(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.iter().filter(|i| i.state.is_live())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+}
+
+/// The security group's part of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupChange {
+    pub action: Action,
+    pub id: Option<String>,
+    pub name: String,
+    pub vpc_id: String,
+    pub authorize: Vec<Rule>,
+    pub revoke: Vec<Rule>,
+    #[serde(skip)]
+    pub tags: crate::ec2::Tags,
+    #[serde(skip)]
+    pub description: String,
+}
+
+/// One node's part of the plan: its network interface and its instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeChange {
+    pub node: String,
+    pub role: Role,
+    pub zone: String,
+    pub address: String,
+    pub interface: Action,
+    pub interface_id: Option<String>,
+    pub interface_reasons: Vec<String>,
+    pub instance: Action,
+    /// The live instance that stands for the node now, if any.
+    pub instance_id: Option<String>,
+    pub instance_reasons: Vec<String>,
+    /// Launch generation of the instance that will stand for the node after apply.
+    pub generation: u32,
+    /// Further live instances tagged as this node: duplicates, terminated by apply.
+    pub duplicates: Vec<String>,
+    #[serde(skip)]
+    pub desired: DesiredNode,
+}
+
+/// A resource with the cluster's tag that the topology does not know: deleted by apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    pub kind: OrphanKind,
+    pub id: String,
+    pub node: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrphanKind {
+    Instance,
+    NetworkInterface,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub cluster: String,
+    pub region: String,
+    pub vpc_id: String,
+    pub group: GroupChange,
+    pub nodes: Vec<NodeChange>,
+    pub orphans: Vec<Orphan>,
+}
+
+/// Totals in Terraform's sense: a replacement adds one and destroys one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Summary {
+    fn count(&mut self, a: Action) {
+        match a {
+            Action::NoOp => {}
+            Action::Create => self.add += 1,
+            Action::Update => self.change += 1,
+            Action::Replace => {
+                self.add += 1;
+                self.destroy += 1;
+            }
+            Action::Delete => self.destroy += 1,
+        }
+    }
+}
+
+fn generation_of(tags: &crate::ec2::Tags) -> u32 {
+    tags.get(tags::GENERATION)
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Diffs what should exist with what does.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let group = plan_group(desired, observed);
+    let wanted: BTreeSet<&str> = desired.nodes.iter().map(|n| n.node.name.as_str()).collect();
+    let nodes = desired
+        .nodes
+        .iter()
+        .map(|d| plan_node(d, observed))
+        .collect::<Vec<_>>();
+
+    let mut orphans = Vec::new();
+    for i in observed.live_instances() {
+        let node = i.tag(tags::NODE);
+        if node.is_none_or(|n| !wanted.contains(n)) {
+            orphans.push(Orphan {
+                kind: OrphanKind::Instance,
+                id: i.id.clone(),
+                node: node.map(String::from),
+                reason: match node {
+                    Some(n) => format!("{n} is not in the topology"),
+                    None => "tagged with the cluster but names no node".into(),
+                },
+            });
+        }
+    }
+    for n in &observed.interfaces {
+        let node = n.tags.get(tags::NODE);
+        let keep = node.is_some_and(|x| wanted.contains(x.as_str()));
+        if !keep {
+            orphans.push(Orphan {
+                kind: OrphanKind::NetworkInterface,
+                id: n.id.clone(),
+                node: node.cloned(),
+                reason: match node {
+                    Some(x) => format!("{x} is not in the topology"),
+                    None => "tagged with the cluster but names no node".into(),
+                },
+            });
+        }
+    }
+    // Interfaces of kept nodes that are not the one the node uses (e.g. left by a replacement).
+    for nc in &nodes {
+        for n in observed
+            .interfaces
+            .iter()
+            .filter(|n| n.tags.get(tags::NODE) == Some(&nc.node))
+        {
+            if nc.interface_id.as_deref() != Some(n.id.as_str()) {
+                orphans.push(Orphan {
+                    kind: OrphanKind::NetworkInterface,
+                    id: n.id.clone(),
+                    node: Some(nc.node.clone()),
+                    reason: format!("a second network interface for {}", nc.node),
+                });
+            }
+        }
+    }
+    orphans.sort_by(|a, b| (a.kind, &a.node, &a.id).cmp(&(b.kind, &b.node, &b.id)));
+
+    Plan {
+        cluster: desired.cluster.clone(),
+        region: desired.region.clone(),
+        vpc_id: desired.vpc_id.clone(),
+        group,
+        nodes,
+        orphans,
+    }
+}
+
+fn plan_group(desired: &Desired, observed: &Observed) -> GroupChange {
+    let d = &desired.group;
+    let existing = observed
+        .groups
+        .iter()
+        .find(|g| g.name == d.name)
+        .or_else(|| observed.groups.first());
+    let (action, id, authorize, revoke) = match existing {
+        None => (Action::Create, None, d.rules.clone(), Vec::new()),
+        Some(g) => {
+            let have: BTreeSet<&Rule> = g.rules.iter().collect();
+            let want: BTreeSet<&Rule> = d.rules.iter().collect();
+            let authorize: Vec<Rule> = want.difference(&have).map(|r| (*r).clone()).collect();
+            let revoke: Vec<Rule> = have.difference(&want).map(|r| (*r).clone()).collect();
+            let action = if authorize.is_empty() && revoke.is_empty() {
+                Action::NoOp
+            } else {
+                Action::Update
+            };
+            (action, Some(g.id.clone()), authorize, revoke)
+        }
+    };
+    GroupChange {
+        action,
+        id,
+        name: d.name.clone(),
+        vpc_id: d.vpc_id.clone(),
+        authorize,
+        revoke,
+        tags: d.tags.clone(),
+        description: d.description.clone(),
+    }
+}
+
+fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
+    let name = &d.node.name;
+    let address = d.node.address;
+
+    // The node's interface: the one tagged with its name, preferring one with the right address.
+    let mut candidates: Vec<&NetworkInterface> = observed
+        .interfaces
+        .iter()
+        .filter(|n| n.tags.get(tags::NODE) == Some(name))
+        .collect();
+    candidates.sort_by_key(|n| (n.address != address || n.subnet_id != d.subnet_id, &n.id));
+    let eni = candidates.first().copied();
+    let (interface, interface_reasons) = match eni {
+        None => (Action::Create, vec![]),
+        Some(n) => {
+            let mut reasons = Vec::new();
+            if n.address != address {
+                reasons.push(format!("address {} → {}", n.address, address));
+            }
+            if n.subnet_id != d.subnet_id {
+                reasons.push(format!(
+                    "subnet {} → {} ({})",
+                    n.subnet_id, d.subnet_id, d.node.zone
+                ));
+            }
+            if reasons.is_empty() {
+                (Action::NoOp, reasons)
+            } else {
+                (Action::Replace, reasons)
+            }
+        }
+    };
+    let eni_generation = eni.map(|n| generation_of(&n.tags)).unwrap_or(1);
+
+    // The node's live instances: the one on its interface stands for it; others are duplicates.
+    let mut live: Vec<&Instance> = observed
+        .live_instances()
+        .filter(|i| i.tag(tags::NODE) == Some(name.as_str()))
+        .collect();
+    live.sort_by_key(|i| {
+        (
+            eni.is_none_or(|n| i.primary_interface.as_deref() != Some(n.id.as_str())),
+            &i.id,
+        )
+    });
+    let current = live.first().copied();
+    let duplicates: Vec<String> = live.iter().skip(1).map(|i| i.id.clone()).collect();
+
+    let (instance, instance_reasons, generation) = match current {
+        None => (Action::Create, vec![], eni_generation),
+        Some(i) => {
+            let mut reasons = Vec::new();
+            if i.instance_type != d.instance_type {
+                reasons.push(format!(
+                    "instance type {} → {}",
+                    i.instance_type, d.instance_type
+                ));
+            }
+            if i.tag(tags::CONFIG) != Some(d.config_hash.as_str()) {
+                reasons.push("user-data changed".to_string());
+            }
+            if i.tag(tags::IMAGE) != Some(d.image_source.as_str()) {
+                reasons.push(format!(
+                    "image {} → {}",
+                    i.tag(tags::IMAGE).unwrap_or("unknown"),
+                    d.image_source
+                ));
+            }
+            if i.zone != d.node.zone {
+                reasons.push(format!("zone {} → {}", i.zone, d.node.zone));
+            }
+            if interface == Action::Replace {
+                reasons.push("its network interface is replaced".to_string());
+            }
+            if reasons.is_empty() {
+                (Action::NoOp, reasons, generation_of(&i.tags))
+            } else {
+                // The next generation, unless an interrupted replacement already bumped it.
+                let g = generation_of(&i.tags);
+                let next = if eni_generation > g {
+                    eni_generation
+                } else {
+                    g + 1
+                };
+                (Action::Replace, reasons, next)
+            }
+        }
+    };
+    NodeChange {
+        node: name.clone(),
+        role: d.node.role,
+        zone: d.node.zone.clone(),
+        address: address.to_string(),
+        interface,
+        interface_id: eni.map(|n| n.id.clone()),
+        interface_reasons,
+        instance,
+        instance_id: current.map(|i| i.id.clone()),
+        instance_reasons,
+        generation,
+        duplicates,
+        desired: d.clone(),
+    }
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        s.count(self.group.action);
+        for n in &self.nodes {
+            s.count(n.interface);
+            s.count(n.instance);
+            for _ in &n.duplicates {
+                s.count(Action::Delete);
+            }
+        }
+        for _ in &self.orphans {
+            s.count(Action::Delete);
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.summary() != Summary::default()
+    }
+
+    /// The plan as text: one line per resource that changes, then the totals.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Cluster {} in {} (VPC {}):",
+            self.cluster, self.region, self.vpc_id
+        );
+        let mut line = |a: Action, address: String, detail: String| {
+            if a != Action::NoOp {
+                let _ = writeln!(out, "  {:<3} {address:<40} {detail}", a.symbol());
+            }
+        };
+        let g = &self.group;
+        let group_detail = match g.action {
+            Action::Create => format!("{} ingress rules", g.authorize.len()),
+            _ => {
+                let mut parts: Vec<String> =
+                    g.authorize.iter().map(|r| format!("allow {r}")).collect();
+                parts.extend(g.revoke.iter().map(|r| format!("revoke {r}")));
+                parts.join("; ")
+            }
+        };
+        line(g.action, format!("security_group.{}", g.name), group_detail);
+        for n in &self.nodes {
+            let d = &n.desired;
+            let eni_detail = match n.interface {
+                Action::Create => format!("{} in {}", n.address, n.zone),
+                _ => n.interface_reasons.join("; "),
+            };
+            line(
+                n.interface,
+                format!("network_interface.{}", n.node),
+                eni_detail,
+            );
+            let inst_detail = match n.instance {
+                Action::Create => format!(
+                    "{} {} in {}, generation {}",
+                    d.instance_type, d.image, n.zone, n.generation
+                ),
+                _ => n.instance_reasons.join("; "),
+            };
+            line(n.instance, format!("instance.{}", n.node), inst_detail);
+            for dup in &n.duplicates {
+                line(
+                    Action::Delete,
+                    format!("instance.{} ({dup})", n.node),
+                    "duplicate instance for this node".into(),
+                );
+            }
+        }
+        for o in &self.orphans {
+            let kind = match o.kind {
+                OrphanKind::Instance => "instance",
+                OrphanKind::NetworkInterface => "network_interface",
+            };
+            let name = o.node.clone().unwrap_or_else(|| o.id.clone());
+            line(
+                Action::Delete,
+                format!("{kind}.{name} ({})", o.id),
+                o.reason.clone(),
+            );
+        }
+        let s = self.summary();
+        if self.has_changes() {
+            let _ = writeln!(
+                out,
+                "Plan: {} to add, {} to change, {} to destroy.",
+                s.add, s.change, s.destroy
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "No changes. {} nodes match the topology.",
+                self.nodes.len()
+            );
+        }
+        out
+    }
+
+    /// The plan as a stable JSON document.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut changes = Vec::new();
+        let mut push =
+            |address: String, action: Action, id: Option<&String>, reasons: Vec<String>| {
+                if action != Action::NoOp {
+                    changes.push(serde_json::json!({
+                        "address": address,
+                        "action": action,
+                        "id": id,
+                        "reasons": reasons,
+                    }));
+                }
+            };
+        let g = &self.group;
+        let mut greasons: Vec<String> = g.authorize.iter().map(|r| format!("allow {r}")).collect();
+        greasons.extend(g.revoke.iter().map(|r| format!("revoke {r}")));
+        push(
+            format!("security_group.{}", g.name),
+            g.action,
+            g.id.as_ref(),
+            greasons,
+        );
+        for n in &self.nodes {
+            push(
+                format!("network_interface.{}", n.node),
+                n.interface,
+                n.interface_id.as_ref(),
+                n.interface_reasons.clone(),
+            );
+            push(
+                format!("instance.{}", n.node),
+                n.instance,
+                n.instance_id.as_ref(),
+                n.instance_reasons.clone(),
+            );
+            for dup in &n.duplicates {
+                push(
+                    format!("instance.{}", n.node),
+                    Action::Delete,
+                    Some(dup),
+                    vec!["duplicate instance for this node".into()],
+                );
+            }
+        }
+        for o in &self.orphans {
+            let kind = match o.kind {
+                OrphanKind::Instance => "instance",
+                OrphanKind::NetworkInterface => "network_interface",
+            };
+            push(
+                format!("{kind}.{}", o.node.clone().unwrap_or_else(|| o.id.clone())),
+                Action::Delete,
+                Some(&o.id),
+                vec![o.reason.clone()],
+            );
+        }
+        let s = self.summary();
+        serde_json::json!({
+            "format_version": 1,
+            "cluster": self.cluster,
+            "region": self.region,
+            "vpc_id": self.vpc_id,
+            "changes": changes,
+            "summary": s,
+        })
+    }
+
+    /// Nodes in the order their changes roll: ZooKeeper first, then brokers, each by id.
+    pub fn node(&self, name: &str) -> Option<&NodeChange> {
+        self.nodes.iter().find(|n| n.node == name)
+    }
+
+    /// Counts by action, for tests and summaries.
+    pub fn actions(&self) -> BTreeMap<String, Action> {
+        let mut m = BTreeMap::new();
+        m.insert(
+            format!("security_group.{}", self.group.name),
+            self.group.action,
+        );
+        for n in &self.nodes {
+            m.insert(format!("network_interface.{}", n.node), n.interface);
+            m.insert(format!("instance.{}", n.node), n.instance);
+        }
+        m
+    }
+}

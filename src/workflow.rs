@@ -1,0 +1,80 @@
+//! The steps behind the AWS commands, shared by the CLI and the tests: render → desired → observe
+//! → plan; the live check.
+
+use crate::check;
+use crate::cluster::{Ami, Cluster};
+use crate::desired;
+use crate::ec2::Ec2;
+use crate::error::Error;
+use crate::plan::{self, Observed, Plan};
+use crate::render::Renderer;
+
+/// The subnet ids the topology names (empty: the default VPC's default subnets).
+pub fn subnet_ids(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .zones
+        .iter()
+        .filter_map(|z| z.subnet_id.clone())
+        .collect()
+}
+
+/// Reads the cluster from EC2 and diffs it with the topology.
+pub async fn make_plan(
+    ec2: &dyn Ec2,
+    cluster: &Cluster,
+    renderer: &Renderer,
+) -> Result<(Plan, Observed), Error> {
+    let renders = renderer.render_all(cluster)?;
+    let observed = Observed::read(ec2, &cluster.name, &subnet_ids(cluster))
+        .await
+        .map_err(|e| Error::Aws(e.to_string()))?;
+    let image = match &cluster.ami {
+        Ami::Id(id) => id.clone(),
+        Ami::SsmParameter(p) => ec2
+            .resolve_parameter(p)
+            .await
+            .map_err(|e| Error::Aws(format!("cannot resolve the AMI parameter {p}: {e}")))?,
+    };
+    let desired =
+        desired::desired(cluster, &renders, &observed.subnets, &image).map_err(|errs| {
+            Error::Usage(
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+    Ok((plan::plan(&desired, &observed), observed))
+}
+
+/// The full rack-awareness report: static rules, the AZ-loss simulation, and (with `ec2`) the
+/// live cluster compared with the topology.
+pub async fn check_report(
+    cluster: &Cluster,
+    partitions: u32,
+    replication_factor: u32,
+    live: Option<&dyn Ec2>,
+) -> Result<check::Report, Error> {
+    let mut report = check::Report::build(cluster, partitions, replication_factor, 0);
+    if let Some(ec2) = live {
+        let observed = Observed::read(ec2, &cluster.name, &subnet_ids(cluster))
+            .await
+            .map_err(|e| Error::Aws(e.to_string()))?;
+        if observed.live_instances().next().is_none() {
+            report.add_live([check::Finding::warning(
+                "live-cluster-missing",
+                format!(
+                    "no running instance carries the tag kcluster:cluster={} in {}",
+                    cluster.name, cluster.region
+                ),
+                "run `kcluster apply` to create the cluster; the live checks run once it exists",
+            )]);
+        } else {
+            let findings = crate::live::findings(ec2, cluster, &observed, 16)
+                .await
+                .map_err(|e| Error::Aws(e.to_string()))?;
+            report.add_live(findings);
+        }
+    }
+    Ok(report)
+}
