@@ -529,3 +529,267 @@ fn sorted(mut e: ApplyError) -> ApplyError {
     e.failures.sort_by(|a, b| a.resource.cmp(&b.resource));
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Settings, execute};
+    use crate::cluster::Cluster;
+    use crate::destroy::{Inventory, destroy};
+    use crate::ec2::fake::FakeEc2;
+    use crate::ec2::{Ec2, Instance, InstanceState, describe_calls, tags};
+    use crate::plan::{Action, Plan};
+    use crate::progress::Silent;
+    use crate::render::{Options, Renderer};
+    use crate::workflow::make_plan;
+
+    const AL2023: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+
+    fn fake() -> FakeEc2 {
+        let f = FakeEc2::with_default_subnets(&[
+            ("eu-west-1a", "172.31.0.0/20"),
+            ("eu-west-1b", "172.31.16.0/20"),
+            ("eu-west-1c", "172.31.32.0/20"),
+        ]);
+        f.set_parameter(AL2023, "ami-0123456789abcdef0");
+        f
+    }
+
+    fn cluster(name: &str, brokers: u32, broker_type: &str) -> Cluster {
+        let yaml = format!(
+            "name: {name}\nregion: eu-west-1\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20}}\nbrokers:\n  count: {brokers}\n  instance_type: {broker_type}\n"
+        );
+        match crate::topology::load("test.yaml", yaml.as_bytes()) {
+            Ok(l) => l.cluster,
+            Err(r) => panic!("{r}"),
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            parallelism: 8,
+            poll: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn plan_for(ec2: &FakeEc2, c: &Cluster) -> Plan {
+        let r = Renderer::new(&Options::default()).expect("templates");
+        make_plan(ec2, c, &r).await.expect("plan").0
+    }
+
+    /// Plans and applies; the fake boots pending instances while apply waits.
+    async fn converge(ec2: &FakeEc2, c: &Cluster) -> Plan {
+        let plan = plan_for(ec2, c).await;
+        let booting = async {
+            loop {
+                ec2.boot_all();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        let settings = settings();
+        tokio::select! {
+            r = execute(ec2, &plan, &settings, &Silent) => { r.expect("apply"); }
+            _ = booting => {}
+        }
+        plan
+    }
+
+    fn live_by_node(ec2: &FakeEc2) -> std::collections::BTreeMap<String, Vec<Instance>> {
+        let mut m: std::collections::BTreeMap<String, Vec<Instance>> = Default::default();
+        for i in ec2.instances().into_iter().filter(|i| i.state.is_live()) {
+            m.entry(i.tag(tags::NODE).unwrap_or("?").to_string())
+                .or_default()
+                .push(i);
+        }
+        m
+    }
+
+    #[tokio::test]
+    async fn apply_creates_one_instance_per_node_then_plans_nothing() {
+        let ec2 = fake();
+        let c = cluster("orders", 3, "m5.xlarge");
+        let first = converge(&ec2, &c).await;
+        assert_eq!(
+            first.summary().add,
+            13,
+            "1 group + 6 interfaces + 6 instances"
+        );
+        let live = live_by_node(&ec2);
+        assert_eq!(live.len(), 6);
+        assert!(live.values().all(|v| v.len() == 1));
+        let again = plan_for(&ec2, &c).await;
+        assert!(!again.has_changes(), "{}", again.render_text());
+        // Every instance sits on its node's interface, in its zone, with its address.
+        for n in &c.nodes {
+            let i = &live[&n.name][0];
+            assert_eq!(i.zone, n.zone);
+            assert_eq!(i.private_address, Some(n.address));
+        }
+    }
+
+    #[tokio::test]
+    async fn plan_makes_the_same_describe_calls_for_9_and_99_nodes() {
+        let mut counts = Vec::new();
+        for brokers in [6, 96] {
+            let ec2 = fake();
+            let c = cluster("sized", brokers, "m5.xlarge");
+            converge(&ec2, &c).await;
+            let before = describe_calls(&ec2.calls());
+            let p = plan_for(&ec2, &c).await;
+            assert!(!p.has_changes());
+            counts.push(describe_calls(&ec2.calls()) - before);
+        }
+        assert_eq!(counts, vec![4, 4], "subnets, groups, interfaces, instances");
+    }
+
+    #[tokio::test]
+    async fn failed_apply_is_finished_by_the_next_without_duplicates() {
+        let ec2 = fake();
+        let c = cluster("flaky", 6, "m5.xlarge");
+        // The fourth launch fails: three instances exist, the rest do not.
+        ec2.fail_after("RunInstances", 3);
+        let plan = plan_for(&ec2, &c).await;
+        let settings = settings();
+        let err = tokio::select! {
+            r = execute(&ec2, &plan, &settings, &Silent) => r.expect_err("injected failure"),
+            _ = async { loop { ec2.boot_all(); tokio::time::sleep(Duration::from_millis(1)).await; } } => unreachable!(),
+        };
+        assert_eq!(err.stage, "launching instances");
+        assert_eq!(err.failures.len(), 1);
+        let resumed = plan_for(&ec2, &c).await;
+        assert_eq!(resumed.summary().add, 1, "{}", resumed.render_text());
+        converge(&ec2, &c).await;
+        let live = live_by_node(&ec2);
+        assert_eq!(live.len(), 9);
+        assert!(live.values().all(|v| v.len() == 1), "{live:?}");
+        assert_eq!(ec2.interfaces().len(), 9, "no duplicate interfaces");
+    }
+
+    #[tokio::test]
+    async fn scale_out_only_creates_the_new_brokers() {
+        let ec2 = fake();
+        converge(&ec2, &cluster("grow", 3, "m5.xlarge")).await;
+        let before: Vec<String> = ec2.instances().iter().map(|i| i.id.clone()).collect();
+        let bigger = cluster("grow", 5, "m5.xlarge");
+        let plan = plan_for(&ec2, &bigger).await;
+        let creates: Vec<String> = plan
+            .actions()
+            .into_iter()
+            .filter(|(_, a)| *a == Action::Create)
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            creates,
+            vec![
+                "instance.broker-4",
+                "instance.broker-5",
+                "network_interface.broker-4",
+                "network_interface.broker-5"
+            ]
+        );
+        converge(&ec2, &bigger).await;
+        let live: Vec<String> = ec2.instances().iter().map(|i| i.id.clone()).collect();
+        assert!(before.iter().all(|id| live.contains(id)));
+    }
+
+    #[tokio::test]
+    async fn instance_type_change_replaces_in_place_keeping_addresses() {
+        let ec2 = fake();
+        converge(&ec2, &cluster("resize", 3, "m5.xlarge")).await;
+        let enis: Vec<String> = ec2.interfaces().iter().map(|n| n.id.clone()).collect();
+        let bigger = cluster("resize", 3, "m5.2xlarge");
+        let plan = plan_for(&ec2, &bigger).await;
+        let b1 = plan.node("broker-1").expect("broker-1");
+        assert_eq!(b1.instance, Action::Replace);
+        assert_eq!(
+            b1.instance_reasons,
+            vec!["instance type m5.xlarge → m5.2xlarge"]
+        );
+        assert_eq!(b1.generation, 2);
+        assert_eq!(
+            plan.node("zookeeper-1").map(|n| n.instance),
+            Some(Action::NoOp)
+        );
+        converge(&ec2, &bigger).await;
+        let after: Vec<String> = ec2.interfaces().iter().map(|n| n.id.clone()).collect();
+        assert_eq!(
+            enis, after,
+            "interfaces (and addresses) survive replacement"
+        );
+        let live = live_by_node(&ec2);
+        assert!(live.values().all(|v| v.len() == 1));
+        assert_eq!(live["broker-2"][0].instance_type, "m5.2xlarge");
+        assert_eq!(live["broker-2"][0].tag(tags::GENERATION), Some("2"));
+        assert!(!plan_for(&ec2, &bigger).await.has_changes());
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_unknown_nodes_are_removed() {
+        let ec2 = fake();
+        let c = cluster("tidy", 3, "m5.xlarge");
+        converge(&ec2, &c).await;
+        let mut dup = live_by_node(&ec2)["broker-1"][0].clone();
+        dup.primary_interface = None;
+        dup.state = InstanceState::Running;
+        ec2.insert_instance(dup.clone());
+        dup.tags.insert(tags::NODE.into(), "broker-9".into());
+        ec2.insert_instance(dup);
+        let plan = plan_for(&ec2, &c).await;
+        assert_eq!(plan.node("broker-1").map(|n| n.duplicates.len()), Some(1));
+        assert_eq!(plan.orphans.len(), 1);
+        assert_eq!(plan.summary().destroy, 2);
+        converge(&ec2, &c).await;
+        let live = live_by_node(&ec2);
+        assert_eq!(live.len(), 6);
+        assert!(live.values().all(|v| v.len() == 1));
+    }
+
+    #[tokio::test]
+    async fn destroy_touches_only_the_clusters_tagged_resources() {
+        let ec2 = fake();
+        let c = cluster("doomed", 3, "m5.xlarge");
+        converge(&ec2, &c).await;
+        let mut other = cluster("kept", 3, "m5.xlarge");
+        // Another cluster in the same subnets needs its own addresses.
+        for n in &mut other.nodes {
+            n.address = std::net::Ipv4Addr::from(u32::from(n.address) + 50);
+        }
+        converge(&ec2, &other).await;
+        let stranger = ec2.insert_instance(Instance {
+            id: String::new(),
+            state: InstanceState::Running,
+            instance_type: "t3.micro".into(),
+            zone: "eu-west-1a".into(),
+            subnet_id: None,
+            private_address: None,
+            primary_interface: None,
+            image_id: "ami-1".into(),
+            tags: Default::default(),
+        });
+        let inv = Inventory::read(&ec2, "doomed").await.expect("inventory");
+        assert_eq!(inv.count(), 13);
+        destroy(&ec2, &inv, &settings(), &Silent)
+            .await
+            .expect("destroy");
+        let left = Inventory::read(&ec2, "doomed").await.expect("inventory");
+        assert!(left.instances.is_empty() && left.interfaces.is_empty() && left.groups.is_empty());
+        let live = ec2.instances();
+        assert!(live.iter().any(|i| i.id == stranger && i.state.is_live()));
+        assert_eq!(
+            live.iter()
+                .filter(|i| i.tag(tags::CLUSTER) == Some("kept") && i.state.is_live())
+                .count(),
+            6
+        );
+        // Re-running finds nothing.
+        assert!(
+            Inventory::read(&ec2, "doomed")
+                .await
+                .expect("inventory")
+                .is_empty()
+        );
+        assert_eq!(ec2.calls().get("TerminateInstances"), Some(&1));
+    }
+}

@@ -1,0 +1,63 @@
+# Shared shell helpers for scripts/demo, scripts/test and bench/run: the Python venv with moto,
+# and a moto EC2 server on a free 127.0.0.1 port.
+# shellcheck shell=bash
+
+MOTO_VERSION="5.2.5"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${KCLUSTER_VENV:-${REPO}/.venv}"
+
+# Creates the venv with moto[server] unless it is already there.
+ensure_moto() {
+  if [ -x "${VENV}/bin/moto_server" ] && "${VENV}/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '${MOTO_VERSION}')" 2>/dev/null; then
+    return 0
+  fi
+  echo "setting up ${VENV} with moto[server]==${MOTO_VERSION}" >&2
+  python3 -m venv "${VENV}"
+  "${VENV}/bin/pip" install --quiet --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
+}
+
+# Prints a free TCP port on 127.0.0.1.
+free_port() {
+  "${VENV}/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts moto's EC2 server (AMI and instance-type validation on) and waits until it answers.
+# Sets MOTO_PID and MOTO_URL.
+start_moto() {
+  local port
+  port="$(free_port)"
+  MOTO_ENABLE_AMI_VALIDATION=true MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true \
+    "${VENV}/bin/moto_server" -H 127.0.0.1 -p "${port}" >"${MOTO_LOG:-/dev/null}" 2>&1 &
+  MOTO_PID=$!
+  MOTO_URL="http://127.0.0.1:${port}"
+  local i
+  for i in $(seq 1 100); do
+    if curl --silent --output /dev/null "${MOTO_URL}/moto-api/"; then
+      return 0
+    fi
+    if ! kill -0 "${MOTO_PID}" 2>/dev/null; then
+      echo "moto_server exited at start" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "moto_server did not answer on ${MOTO_URL} after ${i} tries" >&2
+  return 1
+}
+
+stop_moto() {
+  if [ -n "${MOTO_PID:-}" ]; then
+    kill "${MOTO_PID}" 2>/dev/null || true
+    wait "${MOTO_PID}" 2>/dev/null || true
+    MOTO_PID=""
+  fi
+}
+
+# Points the AWS SDK at the mock with throwaway credentials, whatever the user's setup says.
+use_mock_aws() {
+  export AWS_ENDPOINT_URL="${MOTO_URL}"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+  export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+  export KCLUSTER_POLL_SECONDS="${KCLUSTER_POLL_SECONDS:-0.2}"
+}
