@@ -6,7 +6,7 @@ of requests at once (asyncio, standard library only), waits --latency-ms for eac
 the upstream unchanged, and counts requests by EC2 operation (the form body's `Action=`).
 
     latency_proxy.py --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT [--latency-ms 100]
-                     [--stats-file FILE]
+                     [--max-upstream 100] [--stats-file FILE]
 
     GET  /__stats        {"total": N, "by_action": {"RunInstances": n, ...}}  (not forwarded, no delay)
     POST /__stats/reset  the same JSON as it was, then the counts go back to zero
@@ -196,9 +196,11 @@ def json_response(value: dict) -> tuple[str, list[tuple[str, str]], bytes]:
 
 
 class Proxy:
-    def __init__(self, upstream: tuple[str, int], latency_s: float, stats: Stats) -> None:
+    def __init__(self, upstream: tuple[str, int], latency_s: float, max_upstream: int, stats: Stats) -> None:
         self.upstream = upstream
         self.latency_s = latency_s
+        # moto's listen backlog is 128; more simultaneous connects get dropped SYNs and 1 s retries.
+        self.upstream_slots = asyncio.Semaphore(max_upstream)
         self.stats = stats
 
     async def handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -244,7 +246,8 @@ class Proxy:
         else:
             self.stats.count(action_of(method, target, request.body))
             await asyncio.sleep(self.latency_s)
-            response = await self.forward(request, no_body=method == "HEAD")
+            async with self.upstream_slots:
+                response = await self.forward(request, no_body=method == "HEAD")
 
         status, response_headers, body = response
         connection = "keep-alive" if keep_alive else "close"
@@ -288,7 +291,7 @@ class Proxy:
 
 async def main_async(args: argparse.Namespace) -> None:
     stats = Stats()
-    proxy = Proxy(args.upstream, args.latency_ms / 1000.0, stats)
+    proxy = Proxy(args.upstream, args.latency_ms / 1000.0, args.max_upstream, stats)
     server = await asyncio.start_server(
         proxy.handle_client, args.listen[0], args.listen[1], limit=MAX_HEAD_BYTES, backlog=1024
     )
@@ -315,10 +318,15 @@ def main() -> None:
     parser.add_argument(
         "--latency-ms", type=float, default=100.0, help="delay added to each request (default 100)"
     )
+    parser.add_argument(
+        "--max-upstream", type=int, default=100, help="upstream connections at once (default 100)"
+    )
     parser.add_argument("--stats-file", help="where to write the stats JSON on SIGTERM/SIGINT")
     args = parser.parse_args()
     if args.latency_ms < 0:
         parser.error("--latency-ms must be >= 0")
+    if args.max_upstream < 1:
+        parser.error("--max-upstream must be >= 1")
     if args.upstream[1] == 0:
         parser.error("--upstream needs a port")
     asyncio.run(main_async(args))

@@ -62,6 +62,12 @@ class FakeUpstream(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class UpstreamServer(http.server.ThreadingHTTPServer):
+    # The default backlog of 5 drops concurrent connects, which then wait a 1 s SYN retry.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,7 +101,7 @@ def stop(proc: subprocess.Popen) -> int:
 class ProxyTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeUpstream)
+        cls.upstream = UpstreamServer(("127.0.0.1", 0), FakeUpstream)
         threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
         cls.stats_file = os.path.join(tempfile.mkdtemp(), "stats.json")
         cls.proxy, cls.port = start_proxy(cls.upstream.server_address[1], 100, cls.stats_file)

@@ -5,6 +5,7 @@
 //! read one by one (no recursion, no alias expansion), so nesting depth and alias bombs cost nothing.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use yaml_rust2::Event;
 use yaml_rust2::parser::Parser;
@@ -15,6 +16,8 @@ use crate::diagnostic::{FieldPath, Location, Segment};
 #[derive(Debug, Default)]
 pub struct Locations {
     map: HashMap<FieldPath, Location>,
+    /// Keys met a second time in the same mapping, in document order.
+    duplicates: Vec<(FieldPath, Location)>,
 }
 
 enum Frame {
@@ -34,10 +37,7 @@ impl Locations {
         let mut parser = Parser::new_from_str(text);
         let mut stack: Vec<Frame> = Vec::new();
         let mut path = FieldPath::root();
-        loop {
-            let Ok((event, mark)) = parser.next_token() else {
-                break;
-            };
+        while let Ok((event, mark)) = parser.next_token() {
             let loc = Location {
                 line: mark.line(),
                 column: mark.col() + 1,
@@ -49,7 +49,18 @@ impl Locations {
                 match event {
                     Event::Scalar(ref k, ..) => {
                         *key = Some(k.clone());
-                        out.map.entry(path.key(k.clone())).or_insert(loc);
+                        // A block mapping's start event is marked at its first `:`; the mapping
+                        // starts at its first key (a flow mapping's `{` comes before it).
+                        if let Some(start) = out.map.get_mut(&path) {
+                            *start = (*start).min(loc);
+                        }
+                        let key_path = path.key(k.clone());
+                        match out.map.entry(key_path) {
+                            Entry::Occupied(e) => out.duplicates.push((e.key().clone(), loc)),
+                            Entry::Vacant(e) => {
+                                e.insert(loc);
+                            }
+                        }
                         continue;
                     }
                     Event::MappingEnd => {
@@ -92,19 +103,22 @@ impl Locations {
             }
         }
         // The root container was pushed with a placeholder segment; drop it from every path.
-        out.map = out
-            .map
-            .into_iter()
-            .filter_map(|(mut p, l)| {
-                if p.0.first() == Some(&Segment::Key(String::new())) {
-                    p.0.remove(0);
-                    Some((p, l))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let unroot = |(mut p, l): (FieldPath, Location)| {
+            if p.0.first() == Some(&Segment::Key(String::new())) {
+                p.0.remove(0);
+                Some((p, l))
+            } else {
+                None
+            }
+        };
+        out.map = out.map.into_iter().filter_map(unroot).collect();
+        out.duplicates = out.duplicates.into_iter().filter_map(unroot).collect();
         out
+    }
+
+    /// The first key that a mapping of the file sets twice, and where it is set the second time.
+    pub fn first_duplicate(&self) -> Option<(FieldPath, Location)> {
+        self.duplicates.first().cloned()
     }
 
     /// The segment a value starting now gets in its parent, or `None` at the root.
@@ -131,13 +145,12 @@ impl Locations {
             if let Some(l) = self.map.get(&p) {
                 return Some(*l);
             }
-            if p.0.pop().is_none() {
-                return None;
-            }
+            p.0.pop()?;
         }
     }
 
     /// The position of `path` itself, if the file has it.
+    #[cfg(test)]
     pub fn exact(&self, path: &FieldPath) -> Option<Location> {
         self.map.get(path).copied()
     }

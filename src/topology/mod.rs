@@ -54,3 +54,6 @@ pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(RawTopology);
     serde_json::to_value(schema).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

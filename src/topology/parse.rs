@@ -49,19 +49,12 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
             ]);
         }
     };
+    if let Some(at) = flow_too_deep(text) {
+        return Err(vec![nested_too_deeply(Some(at))]);
+    }
     let value: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
-        Err(e) => {
-            let loc = e.location().map(|l| Location {
-                line: l.line(),
-                column: l.column(),
-            });
-            return Err(vec![
-                Diagnostic::error(root, format!("not valid YAML: {}", strip_position(&e)))
-                    .at(loc)
-                    .help("fix the YAML syntax at that position"),
-            ]);
-        }
+        Err(e) => return Err(vec![yaml_error(text, &e)]),
     };
     let mapping = match value {
         Value::Null => {
@@ -280,18 +273,34 @@ fn type_message(raw: &str) -> (String, Option<String>) {
         Some(i) => format!("{}, expected a mapping of settings", &msg[..i]),
         None => msg,
     };
+    // An integer of the right type but too large (or negative) for a u32 field.
+    let msg =
+        if msg.starts_with("invalid value: integer") && msg.ends_with("expected a whole number") {
+            format!("{msg} from 0 to {}", u32::MAX)
+        } else {
+            msg
+        };
     let help = if msg.contains("expected a string")
         && (msg.contains("floating point") || msg.contains("integer"))
     {
         Some("quote the value, e.g. \"2.13\", so YAML keeps it as text".to_string())
     } else if msg.contains("unknown variant") {
         None
-    } else if msg.contains("expected a whole number") && msg.contains("string") {
+    } else if msg.contains("expected a whole number")
+        && quoted(&msg).is_some_and(|s| s.trim().parse::<i128>().is_ok())
+    {
         Some("write the number without quotes".to_string())
     } else {
         None
     };
     (msg, help)
+}
+
+/// The text of a string value quoted in a serde message: `invalid type: string "6", …` → `6`.
+fn quoted(msg: &str) -> Option<&str> {
+    let start = msg.find("string \"")? + "string \"".len();
+    let len = msg[start..].find('"')?;
+    Some(&msg[start..start + len])
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -304,6 +313,145 @@ fn kind(v: &Value) -> &'static str {
         Value::Mapping(_) => "a mapping",
         Value::Tagged(_) => "a tagged value",
     }
+}
+
+/// A file serde_yaml could not read: its syntax errors as they are, and the errors that are not
+/// about syntax (several documents, duplicate keys, alias bombs, …) in words that say what to do.
+fn yaml_error(text: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let root = FieldPath::root();
+    let loc = e.location().map(|l| Location {
+        line: l.line(),
+        column: l.column(),
+    });
+    let raw = strip_position(e);
+    if raw.contains("more than one document") {
+        return Diagnostic::error(root, "the file holds more than one YAML document")
+            .at(second_document(text))
+            .help(
+                "keep one topology per file: remove this `---` and what follows, or split the file",
+            );
+    }
+    if raw.contains("repetition limit exceeded") {
+        return Diagnostic::error(root, "YAML aliases expand to too much data")
+            .help("write the values out instead of repeating aliases (`*name`)");
+    }
+    if raw.contains("recursion limit exceeded") {
+        return nested_too_deeply(loc);
+    }
+    if raw.contains("duplicate entry with key")
+        && let Some((path, at)) = Locations::index(text).first_duplicate()
+    {
+        let key = path.0.last().map_or(String::new(), |s| match s {
+            Segment::Key(k) => k.clone(),
+            Segment::Index(i) => i.to_string(),
+        });
+        return Diagnostic::error(path, format!("`{key}` is set twice"))
+            .at(Some(at))
+            .help("YAML keys are unique within a mapping; keep one of them");
+    }
+    if raw.contains(" as u128") || raw.contains(" as i128") {
+        let number = raw.split('`').nth(1).unwrap_or_default();
+        return Diagnostic::error(root, format!("the number {number} is too large"))
+            .at(loc)
+            .help("numbers in a topology are counts, sizes and ports");
+    }
+    let help = if loc.is_some() {
+        "fix the YAML syntax at that position"
+    } else {
+        "fix the YAML syntax"
+    };
+    Diagnostic::error(root, format!("not valid YAML: {raw}"))
+        .at(loc)
+        .help(help)
+}
+
+fn nested_too_deeply(at: Option<Location>) -> Diagnostic {
+    Diagnostic::error(FieldPath::root(), "the YAML is nested too deeply")
+        .at(at)
+        .help("a topology nests a few levels; is this the right file?")
+}
+
+/// Flow collections (`[`, `{`) nested deeper than serde_yaml's own limit of 128 levels.
+const MAX_FLOW_DEPTH: usize = 128;
+
+/// Where flow collections first nest deeper than `MAX_FLOW_DEPTH`, found in one linear pass.
+///
+/// serde_yaml refuses deep nesting only after its scanner has read the whole file, and that scan
+/// takes quadratic time on nested flow mappings (`{a: {a: …`): a 1 MiB file took minutes. The
+/// pass skips comments and quoted scalars; it may misjudge an apostrophe inside a plain scalar,
+/// which can only make it miss brackets (serde_yaml still refuses what it misses). No topology
+/// comes near 128 unclosed brackets.
+fn flow_too_deep(text: &str) -> Option<Location> {
+    #[derive(PartialEq)]
+    enum In {
+        Plain,
+        Comment,
+        Single,
+        Double,
+    }
+    let mut state = In::Plain;
+    let mut depth = 0usize;
+    let (mut line, mut column) = (1, 0);
+    let mut prev = ' ';
+    let mut escaped = false;
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            line += 1;
+            column = 0;
+            if state == In::Comment {
+                state = In::Plain;
+            }
+        }
+        match state {
+            In::Comment => {}
+            In::Double if escaped => escaped = false,
+            In::Double if c == '\\' => escaped = true,
+            In::Double if c == '"' => state = In::Plain,
+            In::Single if c == '\'' => state = In::Plain,
+            In::Double | In::Single => {}
+            In::Plain => {
+                let token_start = prev.is_whitespace() || "[{,:".contains(prev);
+                match c {
+                    '#' if prev.is_whitespace() => state = In::Comment,
+                    '"' if token_start => state = In::Double,
+                    '\'' if token_start => state = In::Single,
+                    '[' | '{' => {
+                        depth += 1;
+                        if depth > MAX_FLOW_DEPTH {
+                            return Some(Location { line, column });
+                        }
+                    }
+                    ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+        prev = c;
+    }
+    None
+}
+
+/// Where the second document of a multi-document file starts.
+fn second_document(text: &str) -> Option<Location> {
+    let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
+    let mut starts = 0;
+    while let Ok((event, mark)) = parser.next_token() {
+        match event {
+            yaml_rust2::Event::DocumentStart => {
+                starts += 1;
+                if starts == 2 {
+                    return Some(Location {
+                        line: mark.line(),
+                        column: mark.col() + 1,
+                    });
+                }
+            }
+            yaml_rust2::Event::StreamEnd => break,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// serde_yaml puts " at line L column C" into its messages; the location is reported separately.

@@ -34,6 +34,14 @@ impl Checker {
             .push(Diagnostic::warning(path, msg).help(help));
     }
 
+    /// Whether a problem at `path` or inside it was already reported (by the parser: a value of the
+    /// wrong type reads as absent, and must not be reported once more as missing).
+    fn reported(&self, path: &FieldPath) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.path.0.starts_with(&path.0))
+    }
+
     fn has_errors(&self) -> bool {
         self.diagnostics
             .iter()
@@ -64,25 +72,40 @@ impl Checker {
             br_raw.heap.as_deref(),
             br_raw.volume.as_ref(),
         );
-        let mut nodes = self.nodes(
+        // The count rules below use the planned counts, not the nodes that could be built: a node
+        // dropped for a bad pin or a missing zone list is already reported, and must not also
+        // show up as "too few nodes".
+        let (mut nodes, zk_planned) = self.nodes(
             Role::Zookeeper,
             zk_raw.count,
             zk_raw.nodes.as_deref(),
             &zones,
         );
-        nodes.extend(self.nodes(Role::Broker, br_raw.count, br_raw.nodes.as_deref(), &zones));
-        self.zookeeper_rules(&nodes, &zones);
+        let (broker_nodes, broker_planned) =
+            self.nodes(Role::Broker, br_raw.count, br_raw.nodes.as_deref(), &zones);
+        nodes.extend(broker_nodes);
+        if let Some(n) = zk_planned {
+            self.zookeeper_rules(n, &nodes, &zones);
+        }
+        if broker_planned == Some(0) {
+            self.error(
+                p(&["brokers", "count"]),
+                "0 brokers: a Kafka cluster needs at least one",
+                "use 3 or more, one per zone",
+            );
+        }
         self.unique_addresses(&nodes);
-        let broker_count = nodes.iter().filter(|n| n.role == Role::Broker).count() as u32;
         let version = kafka
             .as_ref()
             .map_or(defaults::KAFKA_VERSION, |k| k.version.as_str());
-        let broker_settings = self.broker_settings(
-            br_raw.overrides.as_ref(),
-            broker_count,
-            version,
-            zones.len(),
-        );
+        // Zones as listed: a zone with a bad CIDR is reported on its own and still counts here.
+        let listed_zones = raw.zones.as_ref().map_or(0, Vec::len);
+        let broker_settings = match broker_planned {
+            Some(n) if n > 0 => {
+                self.broker_settings(br_raw.overrides.as_ref(), n, version, listed_zones)
+            }
+            _ => defaults::broker_settings(0),
+        };
 
         if self.has_errors() {
             return None;
@@ -104,6 +127,9 @@ impl Checker {
 
     fn name(&mut self, name: Option<&str>) -> Option<String> {
         let Some(name) = name else {
+            if self.reported(&p(&["name"])) {
+                return None;
+            }
             self.error(
                 p(&["name"]),
                 "missing",
@@ -131,6 +157,9 @@ impl Checker {
 
     fn region(&mut self, region: Option<&str>) -> Option<String> {
         let Some(region) = region else {
+            if self.reported(&p(&["region"])) {
+                return None;
+            }
             self.error(
                 p(&["region"]),
                 "missing",
@@ -161,6 +190,9 @@ impl Checker {
 
     fn zones(&mut self, raw: &RawTopology, region: Option<&str>) -> Vec<Zone> {
         let Some(list) = &raw.zones else {
+            if self.reported(&p(&["zones"])) {
+                return Vec::new();
+            }
             self.error(
                 p(&["zones"]),
                 "missing",
@@ -645,14 +677,16 @@ impl Checker {
     }
 
     /// The nodes of one role: ids from `count` or the `nodes` list, zones round-robin unless pinned,
-    /// addresses allocated from the zone's CIDR unless pinned.
+    /// addresses allocated from the zone's CIDR unless pinned. Also returns how many nodes the file
+    /// asks for (`None` when that count is itself invalid and reported), which can be more than
+    /// the nodes built when a pin is wrong.
     fn nodes(
         &mut self,
         role: Role,
         count: Option<u32>,
         pins: Option<&[RawNode]>,
         zones: &[Zone],
-    ) -> Vec<Node> {
+    ) -> (Vec<Node>, Option<u32>) {
         let section = match role {
             Role::Zookeeper => "zookeeper",
             Role::Broker => "brokers",
@@ -705,10 +739,10 @@ impl Checker {
                 if role == Role::Zookeeper && n > 255 {
                     self.error(
                         p(&[section, "count"]),
-                        format!("{n} ZooKeeper nodes"),
-                        "ZooKeeper ids run 1 to 255; ensembles of 3, 5 or 7 are usual",
+                        format!("{n} ZooKeeper nodes is more than ZooKeeper's ids 1 to 255 allow"),
+                        "ensembles of 3, 5 or 7 are usual",
                     );
-                    return Vec::new();
+                    return (Vec::new(), None);
                 }
                 if n > 1000 {
                     self.error(
@@ -716,7 +750,7 @@ impl Checker {
                         format!("{n} nodes is more than kcluster manages"),
                         "use at most 1000",
                     );
-                    return Vec::new();
+                    return (Vec::new(), None);
                 }
                 (1..=n).collect()
             }
@@ -729,6 +763,11 @@ impl Checker {
                 };
                 (1..=n).collect()
             }
+        };
+        // Without `count`, every entry of `nodes` is meant as a node, even one rejected above.
+        let planned = match count {
+            None if !pins.is_empty() => pins.len().max(ids.len()) as u32,
+            _ => ids.len() as u32,
         };
         let mut nodes = Vec::new();
         for id in ids {
@@ -810,11 +849,12 @@ impl Checker {
                 address,
             });
         }
-        nodes
+        (nodes, Some(planned))
     }
 
-    fn zookeeper_rules(&mut self, nodes: &[Node], zones: &[Zone]) {
-        let n = nodes.iter().filter(|n| n.role == Role::Zookeeper).count();
+    /// The ensemble's size (`n`, as planned) and its spread over the zones (of the nodes built).
+    fn zookeeper_rules(&mut self, n: u32, nodes: &[Node], zones: &[Zone]) {
+        let n = n as usize;
         let path = p(&["zookeeper", "count"]);
         if n < 3 {
             self.error(
@@ -825,7 +865,7 @@ impl Checker {
                 ),
                 "use 3 (or 5 for surviving two failures)",
             );
-        } else if n % 2 == 0 {
+        } else if n.is_multiple_of(2) {
             self.error(
                 path,
                 format!(
@@ -938,8 +978,11 @@ impl Checker {
                     "add a zone, or accept that losing that zone takes two replicas of those partitions",
                 );
             }
+            // With one replica nothing better than min.insync.replicas 1 exists; the rule is
+            // about leaving room for one replica to be down.
             if let Some(m) = min_isr
                 && m >= rf
+                && (rf > 1 || m > 1)
             {
                 self.error(
                     over("min.insync.replicas"),

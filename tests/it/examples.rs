@@ -1,0 +1,57 @@
+//! The example topologies in `topologies/`: each says what it shows in its opening comment, and
+//! `kcluster validate` accepts each with exactly the warnings it is meant to show.
+
+use crate::support::{example_topologies, kcluster, repo};
+
+#[test]
+fn every_example_opens_with_a_comment_saying_what_it_shows() {
+    for path in example_topologies() {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        assert!(
+            text.starts_with("# "),
+            "{} has no opening comment",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_example_validates_with_exactly_its_documented_warnings() {
+    for path in example_topologies() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let output = kcluster()
+            .current_dir(repo().join("topologies"))
+            .args(["validate", "-f", &name])
+            .output()
+            .expect("kcluster runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{name}:\n{stderr}");
+        let expected = match name.as_str() {
+            "two-zones.yaml" => "\
+two-zones.yaml:7:1: warning: zones: only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it
+  help: use 3 zones so that ZooKeeper and acks=all writes survive losing any one
+two-zones.yaml:15:5: warning: brokers.overrides.default.replication.factor: replication factor 3 is greater than the 2 availability zones: some partitions keep two replicas in one zone
+  help: add a zone, or accept that losing that zone takes two replicas of those partitions
+two-zones.yaml: 0 errors, 2 warnings
+",
+            _ => "",
+        };
+        assert_eq!(stderr, expected, "{name}");
+    }
+}
+
+#[test]
+fn production_example_is_the_shape_it_claims() {
+    let c = crate::support::load(&crate::support::topology("production.yaml"));
+    assert_eq!(c.zookeepers().count(), 3);
+    assert_eq!(c.brokers().count(), 6);
+    assert_eq!(c.zones.len(), 3);
+    assert!(c.network.vpc_id.is_some());
+    assert!(c.zones.iter().all(|z| z.subnet_id.is_some()));
+    for zone in c.zone_names() {
+        assert_eq!(c.brokers().filter(|b| b.zone == zone).count(), 2, "{zone}");
+    }
+    assert!(c.brokers.volume.iops > 3000 && c.brokers.volume.throughput_mibps > 125);
+    assert!(c.network.ssh.as_ref().is_some_and(|s| !s.cidrs.is_empty()));
+    assert!(!c.tags.is_empty());
+}

@@ -1,0 +1,7 @@
+//! kcluster's integration tests, compiled as one binary. Each module is one area; `support` holds
+//! the shared helpers (running the binary, temporary directories, example topologies).
+
+mod bad_corpus;
+mod examples;
+mod render_golden;
+mod support;
