@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::diagnostic::{Diagnostic, FieldPath, Report};
 use crate::error::{Error, Result};
 use crate::render::{self, Renderer};
 use crate::topology::{self, Loaded};
@@ -278,7 +279,14 @@ pub fn load(file: &str) -> Result<Loaded> {
 
 fn validate(a: ValidateArgs) -> Result<i32> {
     let bytes = read_input(&a.file.file)?;
-    let result = topology::load(display_name(&a.file.file), &bytes);
+    let mut result = topology::load(display_name(&a.file.file), &bytes);
+    if let Ok(l) = &mut result {
+        let extra = rack_warnings(&l.cluster);
+        l.warnings = Report::new(
+            l.warnings.file.clone(),
+            [l.warnings.diagnostics.clone(), extra].concat(),
+        );
+    }
     let report = match &result {
         Ok(l) => &l.warnings,
         Err(r) => r,
@@ -315,6 +323,25 @@ fn validate(a: ValidateArgs) -> Result<i32> {
         },
     }
     Ok(if result.is_ok() { 0 } else { 1 })
+}
+
+/// The rack-awareness rules of `check`, as warnings: `validate` shows them too, except the two
+/// it reports itself (replication factor above the zone count; only two zones).
+fn rack_warnings(cluster: &crate::cluster::Cluster) -> Vec<Diagnostic> {
+    crate::check::static_findings(cluster)
+        .into_iter()
+        .filter(|f| {
+            ![
+                crate::check::rules::REPLICATION_FACTOR_ZONES,
+                crate::check::rules::ZOOKEEPER_QUORUM_ZONES,
+            ]
+            .contains(&f.rule)
+        })
+        .map(|f| {
+            Diagnostic::warning(FieldPath::root(), format!("[{}] {}", f.rule, f.message))
+                .help(f.fix)
+        })
+        .collect()
 }
 
 fn render_cmd(a: RenderArgs) -> Result<i32> {

@@ -2,7 +2,7 @@
 //! and room for findings from the live cluster, printed as text or serialized as JSON.
 
 mod render;
-mod rules;
+pub mod rules;
 mod simulate;
 #[cfg(test)]
 mod testing;

@@ -1,5 +1,6 @@
 //! The example topologies in `topologies/`: each says what it shows in its opening comment, and
-//! `kcluster validate` accepts each with exactly the warnings it is meant to show.
+//! `kcluster validate` accepts each with exactly the warnings it is meant to show (its own and
+//! the rack-awareness rules of `check`).
 
 use crate::support::{example_topologies, kcluster, repo};
 
@@ -32,7 +33,9 @@ two-zones.yaml:7:1: warning: zones: only 2 availability zones: whichever zone ho
   help: use 3 zones so that ZooKeeper and acks=all writes survive losing any one
 two-zones.yaml:15:5: warning: brokers.overrides.default.replication.factor: replication factor 3 is greater than the 2 availability zones: some partitions keep two replicas in one zone
   help: add a zone, or accept that losing that zone takes two replicas of those partitions
-two-zones.yaml: 0 errors, 2 warnings
+two-zones.yaml: warning: [writes-survive-az-loss] losing us-west-1b or us-west-1c can take 2 of a partition's 3 replicas, leaving 1, below min.insync.replicas=2: acks=all producers to such a partition get NotEnoughReplicas until the AZ is back
+  help: spread brokers evenly over at least 3 AZs so no AZ holds more than 1 replica of a partition, or lower min.insync.replicas to 1 (fewer copies guaranteed per write)
+two-zones.yaml: 0 errors, 3 warnings
 ",
             _ => "",
         };
