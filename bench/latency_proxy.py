@@ -3,7 +3,7 @@
 
 moto answers in a few milliseconds; real EC2 takes ~100 ms per call. This proxy holds any number
 of requests at once (asyncio, standard library only), waits --latency-ms for each, forwards it to
-the upstream unchanged, and counts requests by EC2 operation (the form body's `Action=`).
+the upstream unchanged, and counts requests by operation (the form body's `Action=`, or `X-Amz-Target`).
 
     latency_proxy.py --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT [--latency-ms 100]
                      [--max-upstream 100] [--stats-file FILE]
@@ -107,8 +107,11 @@ def split_host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def action_of(method: str, target: str, body: bytes) -> str:
-    """The EC2 operation of a query-API request; other requests are named by method and path."""
+def action_of(method: str, target: str, body: bytes, amz_target: str | None = None) -> str:
+    """The operation of a request: `Action=` of the query API (EC2), or the `X-Amz-Target` header
+    of the JSON API (SSM, e.g. `AmazonSSM.GetParameter`); others are named by method and path."""
+    if amz_target:
+        return amz_target.rpartition(".")[2]
     path, _, query = target.partition("?")
     for source in (body.decode("utf-8", "replace"), query):
         values = urllib.parse.parse_qs(source).get("Action")
@@ -244,7 +247,9 @@ class Proxy:
         elif path == "/__stats/reset" and method == "POST":
             response = json_response(self.stats.reset())
         else:
-            self.stats.count(action_of(method, target, request.body))
+            self.stats.count(
+                action_of(method, target, request.body, request.header("x-amz-target"))
+            )
             await asyncio.sleep(self.latency_s)
             async with self.upstream_slots:
                 response = await self.forward(request, no_body=method == "HEAD")

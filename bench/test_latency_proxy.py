@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Tests of latency_proxy.py: framing, keep-alive, concurrency, stats, SIGTERM; and boto3 through moto.
 
-Run with the project's venv: `.venv/bin/python bench/test_latency_proxy.py` (the moto test is skipped
-when moto_server is not next to the interpreter).
+Run with the project's venv: `.venv/bin/python bench/test_latency_proxy.py` (scripts/test does);
+the moto test fails, saying how to install it, when moto_server is not next to the interpreter.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ import unittest
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import latency_proxy  # noqa: E402  (the module under test, beside this file)
+
 PROXY = os.path.join(HERE, "latency_proxy.py")
 MOTO_SERVER = os.path.join(os.path.dirname(sys.executable), "moto_server")
 
@@ -191,6 +194,18 @@ class ProxyTest(unittest.TestCase):
             self.assertEqual(json.load(f), {"total": 1, "by_action": {"TerminateInstances": 1}})
 
 
+class ActionTest(unittest.TestCase):
+    def test_operation_from_query_body_or_json_target(self) -> None:
+        self.assertEqual(
+            latency_proxy.action_of("POST", "/", b"Action=RunInstances&Version=2016-11-15"),
+            "RunInstances",
+        )
+        self.assertEqual(
+            latency_proxy.action_of("POST", "/", b"{}", "AmazonSSM.GetParameter"), "GetParameter"
+        )
+        self.assertEqual(latency_proxy.action_of("GET", "/moto-api/?x=1", b""), "GET /moto-api/")
+
+
 class ArgumentsTest(unittest.TestCase):
     def test_only_loopback_upstream(self) -> None:
         for bad in ("10.0.0.1:80", "localhost:80", "0.0.0.0:80"):
@@ -210,9 +225,13 @@ class ArgumentsTest(unittest.TestCase):
             stop(proc)
 
 
-@unittest.skipUnless(os.path.exists(MOTO_SERVER), "moto_server not installed next to this python")
 class MotoThroughProxyTest(unittest.TestCase):
     def test_boto3_concurrent_calls_through_proxy(self) -> None:
+        self.assertTrue(
+            os.path.exists(MOTO_SERVER),
+            f"{MOTO_SERVER} is missing: run with the project's venv "
+            "(python3 -m venv .venv && .venv/bin/pip install 'moto[server]==5.2.5')",
+        )
         import boto3
         import botocore.config
 
