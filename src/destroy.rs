@@ -80,12 +80,15 @@ impl Inventory {
         for g in &self.groups {
             let _ = writeln!(out, "  - security_group     {:<22} {}", g.id, g.name);
         }
+        let n = |count: usize, what: &str| {
+            format!("{count} {what}{}", if count == 1 { "" } else { "s" })
+        };
         let _ = writeln!(
             out,
-            "Destroy: {} instances, {} network interfaces, {} security groups of cluster {}.",
-            self.instances.len(),
-            self.interfaces.len(),
-            self.groups.len(),
+            "Destroy: {}, {}, {} of cluster {}.",
+            n(self.instances.len(), "instance"),
+            n(self.interfaces.len(), "network interface"),
+            n(self.groups.len(), "security group"),
             self.cluster
         );
         out

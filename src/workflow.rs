@@ -74,6 +74,11 @@ pub async fn check_report(
                 .await
                 .map_err(|e| Error::Aws(e.to_string()))?;
             report.add_live(findings);
+            report.live_checked = Some(format!(
+                "{} instances carrying the cluster's tag; broker.rack read back from the user-data of {} brokers",
+                observed.live_instances().count(),
+                cluster.brokers().count()
+            ));
         }
     }
     Ok(report)

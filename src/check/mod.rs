@@ -77,6 +77,9 @@ pub struct Report {
     pub simulation: Option<Simulation>,
     /// Findings from the running cluster (EC2), errors first; empty until [`Report::add_live`].
     pub live: Vec<Finding>,
+    /// What the live check looked at, when it ran (e.g. "6 instances; broker.rack read back from
+    /// the user-data of 3 brokers").
+    pub live_checked: Option<String>,
 }
 
 impl Report {
@@ -110,6 +113,7 @@ impl Report {
             findings,
             simulation,
             live: Vec::new(),
+            live_checked: None,
         }
     }
 
@@ -149,12 +153,13 @@ impl Report {
 
 impl Serialize for Report {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Report", 5)?;
+        let mut s = serializer.serialize_struct("Report", 6)?;
         s.serialize_field("cluster", &self.cluster)?;
         s.serialize_field("ok", &self.ok())?;
         s.serialize_field("findings", &self.findings)?;
         s.serialize_field("simulation", &self.simulation)?;
         s.serialize_field("live", &self.live)?;
+        s.serialize_field("live_checked", &self.live_checked)?;
         s.end()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Finding, Report, Simulation};
+use super::{Finding, Report, Severity, Simulation};
 
 pub(super) fn render_text(report: &Report) -> String {
     let mut out = String::new();
@@ -16,6 +16,14 @@ pub(super) fn render_text(report: &Report) -> String {
     findings(&mut out, "Findings", &report.findings);
     if !report.live.is_empty() {
         findings(&mut out, "Live cluster", &report.live);
+    }
+    if let Some(what) = &report.live_checked {
+        let verdict = if report.live.iter().any(|f| f.severity == Severity::Error) {
+            "see above"
+        } else {
+            "all hold"
+        };
+        let _ = writeln!(out, "\nLive cluster checked in EC2: {what}: {verdict}");
     }
     let (errors, warnings) = report.counts();
     let failing = report.simulation.as_ref().map_or(0, |s| {
