@@ -105,7 +105,7 @@ pub async fn apply(a: ApplyArgs) -> Result<i32> {
     let cluster = &loaded.cluster;
     let renderer = renderer(&a.templates)?;
     let ec2 = connect(&a.aws, &cluster.region).await?;
-    let (plan, _) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+    let (plan, mut observed) = workflow::make_plan(&ec2, cluster, &renderer).await?;
     print!("{}", plan.render_text());
     if plan.has_changes() {
         if !a.yes {
@@ -133,7 +133,8 @@ pub async fn apply(a: ApplyArgs) -> Result<i32> {
                 return Err(Error::Interrupted);
             }
         };
-        let (after, _) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+        let (after, now) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+        observed = now;
         if after.has_changes() {
             return Err(Error::Failed(format!(
                 "apply finished, but planning again still shows changes:\n{}",
@@ -149,7 +150,8 @@ pub async fn apply(a: ApplyArgs) -> Result<i32> {
         );
     }
     let (partitions, rf) = sample_topic(cluster, None, None);
-    let report = workflow::check_report(cluster, partitions, rf, Some(&ec2)).await?;
+    let report =
+        workflow::check_report(cluster, partitions, rf, Some(&ec2), Some(observed)).await?;
     print!("{}", report.render_text());
     print_calls(&a.aws, &ec2);
     Ok(if report.ok() { 0 } else { 1 })
@@ -310,9 +312,14 @@ pub async fn check(a: CheckArgs) -> Result<i32> {
             ))
         })?)
     };
-    let report =
-        workflow::check_report(cluster, partitions, rf, ec2.as_ref().map(|e| e as &dyn Ec2))
-            .await?;
+    let report = workflow::check_report(
+        cluster,
+        partitions,
+        rf,
+        ec2.as_ref().map(|e| e as &dyn Ec2),
+        None,
+    )
+    .await?;
     match a.output {
         Output::Text => print!("{}", report.render_text()),
         Output::Json => println!(

@@ -48,18 +48,23 @@ pub async fn make_plan(
 }
 
 /// The full rack-awareness report: static rules, the AZ-loss simulation, and (with `ec2`) the
-/// live cluster compared with the topology.
+/// live cluster compared with the topology. `observed` saves reading EC2 again when the caller
+/// just did.
 pub async fn check_report(
     cluster: &Cluster,
     partitions: u32,
     replication_factor: u32,
     live: Option<&dyn Ec2>,
+    observed: Option<Observed>,
 ) -> Result<check::Report, Error> {
     let mut report = check::Report::build(cluster, partitions, replication_factor, 0);
     if let Some(ec2) = live {
-        let observed = Observed::read(ec2, &cluster.name, &subnet_ids(cluster))
-            .await
-            .map_err(|e| Error::Aws(e.to_string()))?;
+        let observed = match observed {
+            Some(o) => o,
+            None => Observed::read(ec2, &cluster.name, &subnet_ids(cluster))
+                .await
+                .map_err(|e| Error::Aws(e.to_string()))?,
+        };
         if observed.live_instances().next().is_none() {
             report.add_live([check::Finding::warning(
                 "live-cluster-missing",
