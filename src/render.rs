@@ -137,6 +137,7 @@ impl Renderer {
             .map_err(|e| template_error("(syntax)", &e))?;
         env.set_syntax(syntax);
         env.add_filter("properties", properties_escape);
+        env.add_filter("shell_escape", shell_escape);
         let mut sources: BTreeMap<String, String> = TEMPLATES
             .iter()
             .map(|(n, s)| (n.to_string(), s.to_string()))
@@ -290,7 +291,9 @@ fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
     }
 }
 
-/// Escapes a value for a Java properties file: backslashes, line breaks, leading blanks.
+/// Escapes a value for a Java properties file: backslashes, line breaks, leading blanks, and
+/// every other control or non-ASCII character as `\uXXXX` (Kafka and ZooKeeper load properties
+/// as ISO-8859-1, so raw UTF-8 would arrive garbled).
 fn properties_escape(value: String) -> String {
     let mut out = String::with_capacity(value.len());
     for (i, c) in value.chars().enumerate() {
@@ -299,9 +302,28 @@ fn properties_escape(value: String) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '\u{c}' => out.push_str("\\f"),
             ' ' if i == 0 => out.push_str("\\ "),
+            c if c.is_control() || !c.is_ascii() => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04X}"));
+                }
+            }
             c => out.push(c),
         }
+    }
+    out
+}
+
+/// Escapes a value for the inside of a double-quoted shell string: `\`, `$`, `` ` `` and `"`
+/// are the only characters special there (history expansion is off in scripts).
+fn shell_escape(value: String) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '\\' | '$' | '`' | '"') {
+            out.push('\\');
+        }
+        out.push(c);
     }
     out
 }
@@ -325,5 +347,33 @@ pub fn user_data_text(bytes: &[u8]) -> std::io::Result<String> {
     } else {
         String::from_utf8(bytes.to_vec())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{properties_escape, shell_escape};
+
+    #[test]
+    fn properties_escape_leaves_only_printable_ascii() {
+        assert_eq!(properties_escape("plain-value,1".into()), "plain-value,1");
+        assert_eq!(
+            properties_escape(" a\\b\tc\nd\re\u{c}f".into()),
+            "\\ a\\\\b\\tc\\nd\\re\\ff"
+        );
+        // Kafka reads properties as ISO-8859-1: everything else goes as UTF-16 `\u` escapes.
+        assert_eq!(
+            properties_escape("é\u{7}🙂".into()),
+            "\\u00E9\\u0007\\uD83D\\uDE42"
+        );
+    }
+
+    #[test]
+    fn shell_escape_escapes_what_is_special_inside_double_quotes() {
+        assert_eq!(
+            shell_escape("https://x/k.tgz?a=1&b='2'".into()),
+            "https://x/k.tgz?a=1&b='2'"
+        );
+        assert_eq!(shell_escape("$a`b`\"c\\".into()), "\\$a\\`b\\`\\\"c\\\\");
     }
 }

@@ -5,3 +5,5 @@ mod bad_corpus;
 mod examples;
 mod render_golden;
 mod support;
+mod validators;
+mod zookeeper;

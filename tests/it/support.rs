@@ -49,17 +49,20 @@ pub fn load_str(yaml: &str) -> kcluster::cluster::Cluster {
 
 /// The path of the program `name` on `PATH`. Tests that need an external tool call this first:
 /// a missing tool fails the test with `install_hint` instead of silently skipping it.
+#[track_caller]
 pub fn require_tool(name: &str, install_hint: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+    let found = std::env::split_paths(&path)
         .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not installed (not found on PATH); install it: {install_hint}")
-        })
+        .find(|candidate| is_executable(candidate));
+    match found {
+        Some(program) => program,
+        None => panic!("`{name}` is not installed (not found on PATH); install it: {install_hint}"),
+    }
 }
 
 /// `path` if it exists, else a failure saying how to install what provides it (see `require_tool`).
+#[track_caller]
 pub fn require_file(path: &str, install_hint: &str) -> PathBuf {
     let p = PathBuf::from(path);
     assert!(
@@ -72,25 +75,6 @@ pub fn require_file(path: &str, install_hint: &str) -> PathBuf {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Polls `probe` until it returns `Some`, for at most `limit`; on timeout fails with `what` and
-/// the last thing `last` says about the state (e.g. what each server answered).
-pub fn wait_for<T>(
-    what: &str,
-    limit: std::time::Duration,
-    mut probe: impl FnMut() -> Result<T, String>,
-) -> T {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        match probe() {
-            Ok(v) => return v,
-            Err(last) if std::time::Instant::now() >= deadline => {
-                panic!("timed out after {limit:?} waiting for {what}; last seen: {last}")
-            }
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(250)),
-        }
-    }
 }
 
 /// The output of a command that must finish within `limit` (it is killed, and the test fails,
