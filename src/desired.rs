@@ -96,11 +96,7 @@ fn node_tags(cluster: &Cluster, node: &Node) -> Tags {
 /// The security group's ingress: ZooKeeper, inter-broker and JMX only within the group; the client
 /// listener to the group and the client CIDRs; SSH only to the CIDRs the topology names.
 pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
-    let within = |port: u16| Rule {
-        from_port: port,
-        to_port: port,
-        source: Source::Group,
-    };
+    let within = |port: u16| Rule::tcp(port, Source::Group);
     let mut rules = vec![
         within(cluster::ZK_CLIENT_PORT),
         within(cluster::ZK_PEER_PORT),
@@ -110,19 +106,11 @@ pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
         within(cluster.network.client_port),
     ];
     for c in &cluster.network.client_cidrs {
-        rules.push(Rule {
-            from_port: cluster.network.client_port,
-            to_port: cluster.network.client_port,
-            source: Source::Cidr(*c),
-        });
+        rules.push(Rule::tcp(cluster.network.client_port, Source::Cidr(*c)));
     }
     if let Some(ssh) = &cluster.network.ssh {
         for c in &ssh.cidrs {
-            rules.push(Rule {
-                from_port: 22,
-                to_port: 22,
-                source: Source::Cidr(*c),
-            });
+            rules.push(Rule::tcp(22, Source::Cidr(*c)));
         }
     }
     rules.sort();

@@ -181,6 +181,16 @@ async fn delete_group(
             Err(e) if e.code == "DependencyViolation" && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(settings.poll).await;
             }
+            Err(e) if e.code == "DependencyViolation" => {
+                return Err(crate::ec2::Ec2Error::new(
+                    e.operation,
+                    e.code,
+                    format!(
+                        "{}; something without the cluster's tag (an instance or interface made by hand) still uses group {id}: remove it and run destroy again",
+                        e.message
+                    ),
+                ));
+            }
             Err(e) => return Err(e),
         }
     }

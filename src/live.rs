@@ -83,6 +83,18 @@ pub async fn findings(
                 "run `kcluster apply`",
             )),
             [i] => {
+                if i.state != crate::ec2::InstanceState::Running {
+                    out.push(Finding::error(
+                        "live-node-not-running",
+                        format!(
+                            "{} ({}) is {}, not running",
+                            node.name,
+                            i.id,
+                            i.state.as_str()
+                        ),
+                        "start it (`aws ec2 start-instances`), or wait until it has started",
+                    ));
+                }
                 if i.zone != node.zone {
                     out.push(Finding::error(
                         "live-zone",

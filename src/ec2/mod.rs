@@ -63,12 +63,27 @@ pub struct Subnet {
     pub cidr: Ipv4Net,
 }
 
-/// One ingress permission. kcluster only writes TCP rules.
+/// One ingress permission. kcluster writes only TCP rules from its own group or IPv4 CIDRs, but
+/// reads every kind, so that a rule added by hand (all traffic, IPv6, another group, a prefix
+/// list) shows up in the plan and is revoked.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Rule {
-    pub from_port: u16,
-    pub to_port: u16,
+    /// `tcp`, `udp`, `icmp`, `-1` (all traffic) or a protocol number.
+    pub protocol: String,
+    /// Port range (ICMP: type and code); `None` for all traffic.
+    pub ports: Option<(i32, i32)>,
     pub source: Source,
+}
+
+impl Rule {
+    /// A TCP rule for one port.
+    pub fn tcp(port: u16, source: Source) -> Rule {
+        Rule {
+            protocol: "tcp".into(),
+            ports: Some((i32::from(port), i32::from(port))),
+            source,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -77,18 +92,29 @@ pub enum Source {
     /// Members of the cluster's own security group.
     Group,
     Cidr(Ipv4Net),
+    CidrV6(String),
+    /// Another security group.
+    OtherGroup(String),
+    PrefixList(String),
 }
 
 impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ports = if self.from_port == self.to_port {
-            self.from_port.to_string()
+        let proto = if self.protocol == "-1" {
+            "all traffic".to_string()
         } else {
-            format!("{}-{}", self.from_port, self.to_port)
+            match self.ports {
+                Some((a, b)) if a == b => format!("{}/{a}", self.protocol),
+                Some((a, b)) => format!("{}/{a}-{b}", self.protocol),
+                None => self.protocol.clone(),
+            }
         };
         match &self.source {
-            Source::Group => write!(f, "tcp/{ports} from the cluster"),
-            Source::Cidr(c) => write!(f, "tcp/{ports} from {c}"),
+            Source::Group => write!(f, "{proto} from the cluster"),
+            Source::Cidr(c) => write!(f, "{proto} from {c}"),
+            Source::CidrV6(c) => write!(f, "{proto} from {c}"),
+            Source::OtherGroup(g) => write!(f, "{proto} from group {g}"),
+            Source::PrefixList(p) => write!(f, "{proto} from prefix list {p}"),
         }
     }
 }

@@ -11,12 +11,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     AttributeValue, BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState,
     InstanceAttributeName, InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
-    InstanceNetworkInterfaceSpecification, InstanceType, IpPermission, IpRange, Placement,
-    ResourceType, Tag, TagSpecification, UserIdGroupPair, VolumeType,
+    InstanceNetworkInterfaceSpecification, InstanceType, IpPermission, IpRange, Ipv6Range,
+    Placement, PrefixListId, ResourceType, Tag, TagSpecification, UserIdGroupPair, VolumeType,
 };
 use base64::Engine;
 
@@ -46,6 +46,8 @@ pub enum ConnectError {
 
 pub struct SdkEc2 {
     client: Client,
+    /// The endpoint in use, for messages.
+    endpoint: String,
     ssm: aws_sdk_ssm::Client,
     calls: CallCounter,
 }
@@ -54,7 +56,7 @@ impl SdkEc2 {
     /// Builds a client from the default chain plus the overrides, and checks that credentials exist.
     pub async fn connect(conn: &Connection) -> Result<SdkEc2, ConnectError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::adaptive().with_max_attempts(10))
+            .retry_config(RetryConfig::adaptive().with_max_attempts(5))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
@@ -91,8 +93,18 @@ impl SdkEc2 {
                 detail: e.to_string(),
             });
         }
+        let endpoint = conn
+            .endpoint_url
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_EC2").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .unwrap_or_else(|| {
+                let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+                format!("https://ec2.{region}.amazonaws.com")
+            });
         Ok(SdkEc2 {
             client: Client::new(&config),
+            endpoint,
             ssm: aws_sdk_ssm::Client::new(&config),
             calls: CallCounter::default(),
         })
@@ -100,7 +112,7 @@ impl SdkEc2 {
 }
 
 /// Turns an SDK error into an `Ec2Error` with AWS's code and message, or the transport failure.
-fn aws_error<E>(operation: &'static str, err: SdkError<E>) -> Ec2Error
+fn aws_error<E>(endpoint: &str, operation: &'static str, err: SdkError<E>) -> Ec2Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -114,12 +126,22 @@ where
             operation,
             "Unreachable",
             format!(
-                "cannot reach the EC2 endpoint: {}",
-                DisplayErrorContext(&err)
+                "cannot reach the EC2 endpoint {endpoint} ({}); check the network, --endpoint-url and AWS_ENDPOINT_URL",
+                root_cause(&err)
             ),
         ),
-        _ => Ec2Error::new(operation, "Error", DisplayErrorContext(&err).to_string()),
+        _ => Ec2Error::new(operation, "Error", root_cause(&err)),
     }
+}
+
+/// The innermost error's message: "Connection refused (os error 111)" rather than the SDK's
+/// nested debug output.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = err;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
 }
 
 fn cluster_filter(cluster: &str) -> Filter {
@@ -149,49 +171,67 @@ fn read_tags(t: &[Tag]) -> Tags {
 }
 
 fn permission(group_id: &str, rule: &Rule) -> IpPermission {
-    let b = IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(i32::from(rule.from_port))
-        .to_port(i32::from(rule.to_port));
-    match &rule.source {
-        Source::Group => b
-            .user_id_group_pairs(UserIdGroupPair::builder().group_id(group_id).build())
-            .build(),
-        Source::Cidr(c) => b
-            .ip_ranges(IpRange::builder().cidr_ip(c.to_string()).build())
-            .build(),
+    let mut b = IpPermission::builder().ip_protocol(&rule.protocol);
+    if let Some((from, to)) = rule.ports {
+        b = b.from_port(from).to_port(to);
     }
+    match &rule.source {
+        Source::Group => {
+            b.user_id_group_pairs(UserIdGroupPair::builder().group_id(group_id).build())
+        }
+        Source::OtherGroup(g) => {
+            b.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build())
+        }
+        Source::Cidr(c) => b.ip_ranges(IpRange::builder().cidr_ip(c.to_string()).build()),
+        Source::CidrV6(c) => b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build()),
+        Source::PrefixList(p) => {
+            b.prefix_list_ids(PrefixListId::builder().prefix_list_id(p).build())
+        }
+    }
+    .build()
 }
 
+/// Every inbound permission of a group, one `Rule` per source.
 fn read_rules(group_id: &str, perms: &[IpPermission]) -> Vec<Rule> {
     let mut rules = Vec::new();
     for p in perms {
-        let proto = p.ip_protocol().unwrap_or("");
-        let (Some(from), Some(to)) = (p.from_port(), p.to_port()) else {
-            continue;
+        let protocol = match p.ip_protocol().unwrap_or("-1") {
+            "6" => "tcp".to_string(),
+            "17" => "udp".to_string(),
+            "1" => "icmp".to_string(),
+            other => other.to_string(),
         };
-        let (Ok(from_port), Ok(to_port)) = (u16::try_from(from), u16::try_from(to)) else {
-            continue;
+        let ports = match (p.from_port(), p.to_port()) {
+            (Some(a), Some(b)) if protocol != "-1" => Some((a, b)),
+            _ => None,
         };
-        if proto != "tcp" && proto != "6" {
-            continue;
-        }
+        let mut push = |source| {
+            rules.push(Rule {
+                protocol: protocol.clone(),
+                ports,
+                source,
+            })
+        };
         for r in p.ip_ranges() {
-            if let Some(c) = r.cidr_ip().and_then(|c| c.parse().ok()) {
-                rules.push(Rule {
-                    from_port,
-                    to_port,
-                    source: Source::Cidr(c),
-                });
+            if let Some(Ok(c)) = r.cidr_ip().map(|c| c.parse::<ipnet::Ipv4Net>()) {
+                push(Source::Cidr(c));
+            }
+        }
+        for r in p.ipv6_ranges() {
+            if let Some(c) = r.cidr_ipv6() {
+                push(Source::CidrV6(c.to_string()));
             }
         }
         for g in p.user_id_group_pairs() {
-            if g.group_id() == Some(group_id) {
-                rules.push(Rule {
-                    from_port,
-                    to_port,
-                    source: Source::Group,
-                });
+            match g.group_id() {
+                Some(id) if id == group_id => push(Source::Group),
+                Some(id) => push(Source::OtherGroup(id.to_string())),
+                None => {}
+            }
+        }
+        for l in p.prefix_list_ids() {
+            if let Some(id) = l.prefix_list_id() {
+                push(Source::PrefixList(id.to_string()));
             }
         }
     }
@@ -219,7 +259,7 @@ impl Ec2 for SdkEc2 {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
-            let page = page.map_err(|e| aws_error(OP, e))?;
+            let page = page.map_err(|e| aws_error(&self.endpoint, OP, e))?;
             for s in page.subnets() {
                 let (Some(id), Some(vpc), Some(zone), Some(cidr)) = (
                     s.subnet_id(),
@@ -251,7 +291,10 @@ impl Ec2 for SdkEc2 {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
-            for g in page.map_err(|e| aws_error(OP, e))?.security_groups() {
+            for g in page
+                .map_err(|e| aws_error(&self.endpoint, OP, e))?
+                .security_groups()
+            {
                 let id = g.group_id().unwrap_or_default().to_string();
                 out.push(SecurityGroup {
                     rules: read_rules(&id, g.ip_permissions()),
@@ -276,7 +319,10 @@ impl Ec2 for SdkEc2 {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
-            for n in page.map_err(|e| aws_error(OP, e))?.network_interfaces() {
+            for n in page
+                .map_err(|e| aws_error(&self.endpoint, OP, e))?
+                .network_interfaces()
+            {
                 let Some(address) = n.private_ip_address().and_then(|a| a.parse().ok()) else {
                     continue;
                 };
@@ -308,7 +354,10 @@ impl Ec2 for SdkEc2 {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
-            for r in page.map_err(|e| aws_error(OP, e))?.reservations() {
+            for r in page
+                .map_err(|e| aws_error(&self.endpoint, OP, e))?
+                .reservations()
+            {
                 for i in r.instances() {
                     let state = i
                         .state()
@@ -358,7 +407,7 @@ impl Ec2 for SdkEc2 {
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, &spec.tags))
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         out.group_id()
             .map(String::from)
             .ok_or_else(|| Ec2Error::new(OP, "NoId", "EC2 returned no group id"))
@@ -375,7 +424,7 @@ impl Ec2 for SdkEc2 {
             ))
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         Ok(())
     }
 
@@ -390,7 +439,7 @@ impl Ec2 for SdkEc2 {
             ))
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         Ok(())
     }
 
@@ -402,7 +451,7 @@ impl Ec2 for SdkEc2 {
             .group_id(group_id)
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         Ok(())
     }
 
@@ -419,7 +468,7 @@ impl Ec2 for SdkEc2 {
             .tag_specifications(tag_spec(ResourceType::NetworkInterface, &spec.tags))
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         out.network_interface()
             .and_then(|n| n.network_interface_id())
             .map(String::from)
@@ -434,7 +483,7 @@ impl Ec2 for SdkEc2 {
             .network_interface_id(id)
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         Ok(())
     }
 
@@ -447,7 +496,7 @@ impl Ec2 for SdkEc2 {
             .set_tags(Some(sdk_tags(t)))
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         Ok(())
     }
 
@@ -499,7 +548,10 @@ impl Ec2 for SdkEc2 {
         if let Some(k) = &spec.key_name {
             req = req.key_name(k);
         }
-        let out = req.send().await.map_err(|e| aws_error(OP, e))?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         out.instances()
             .first()
             .and_then(|i| i.instance_id())
@@ -517,7 +569,7 @@ impl Ec2 for SdkEc2 {
                 .set_instance_ids(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| aws_error(OP, e))?;
+                .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         }
         Ok(())
     }
@@ -531,7 +583,7 @@ impl Ec2 for SdkEc2 {
             .name(name)
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         out.parameter()
             .and_then(|p| p.value())
             .map(String::from)
@@ -548,7 +600,7 @@ impl Ec2 for SdkEc2 {
             .attribute(InstanceAttributeName::UserData)
             .send()
             .await
-            .map_err(|e| aws_error(OP, e))?;
+            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
         let Some(text) = out.user_data().and_then(AttributeValue::value) else {
             return Ok(None);
         };

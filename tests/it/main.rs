@@ -3,6 +3,7 @@
 
 mod bad_corpus;
 mod examples;
+mod mock_ec2;
 mod render_golden;
 mod support;
 mod validators;

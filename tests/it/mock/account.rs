@@ -1,0 +1,282 @@
+//! EC2 as the tests see it: the AWS SDK with explicit fake credentials (no environment), used to
+//! count what really exists after kcluster ran and to change things "by hand" the way an
+//! operator would. Independent of kcluster's own EC2 code, so it checks that code too.
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::types::{
+    Filter, Instance, InstanceAttributeName, InstanceNetworkInterfaceSpecification,
+    InstanceStateName, InstanceType, IpPermission, NetworkInterface, Placement, ResourceType,
+    SecurityGroup, Subnet, Tag, TagSpecification, Volume,
+};
+
+/// One region of the mock's account.
+pub struct Account {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+/// An instance to launch by hand: on an existing interface, or in a subnet.
+pub struct Launch<'a> {
+    pub instance_type: &'a str,
+    pub zone: &'a str,
+    pub interface_id: Option<&'a str>,
+    pub subnet_id: Option<&'a str>,
+    /// Base64, exactly as EC2 stores it.
+    pub user_data: Option<&'a str>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// The image moto's AL2023 parameter names in eu-west-1, which `launch` uses
+/// (tests/support/MOTO_NOTES.md).
+pub const AMI: &str = "ami-087fc0fcee2c7570a";
+
+/// The value of tag `key`.
+pub fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+fn filter(name: &str, values: &[&str]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+        .build()
+}
+
+fn cluster_filter(cluster: &str) -> Filter {
+    filter("tag:kcluster:cluster", &[cluster])
+}
+
+/// Pending, running, stopping or stopped: an instance that still costs money.
+fn is_live(i: &Instance) -> bool {
+    !matches!(
+        i.state().and_then(|s| s.name()),
+        Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+    )
+}
+
+impl Account {
+    pub fn connect(endpoint: &str, region: &str) -> Account {
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .build();
+        Account {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
+            client: Client::from_conf(config),
+        }
+    }
+
+    fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.rt.block_on(f)
+    }
+
+    /// Every live instance in the region, whoever owns it.
+    pub fn all_instances(&self) -> Vec<Instance> {
+        self.instances_where(None)
+    }
+
+    /// The live instances carrying `kcluster:cluster=<cluster>`.
+    pub fn instances(&self, cluster: &str) -> Vec<Instance> {
+        self.instances_where(Some(cluster_filter(cluster)))
+    }
+
+    fn instances_where(&self, f: Option<Filter>) -> Vec<Instance> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_instances()
+            .set_filters(f.map(|f| vec![f]))
+            .into_paginator()
+            .send();
+        self.block(async {
+            while let Some(page) = pages.next().await {
+                for r in page.expect("DescribeInstances").reservations() {
+                    out.extend(r.instances().iter().filter(|i| is_live(i)).cloned());
+                }
+            }
+        });
+        out.sort_by(|a, b| a.instance_id().cmp(&b.instance_id()));
+        out
+    }
+
+    /// The network interfaces carrying the cluster tag.
+    pub fn interfaces(&self, cluster: &str) -> Vec<NetworkInterface> {
+        let out = self
+            .block(
+                self.client
+                    .describe_network_interfaces()
+                    .filters(cluster_filter(cluster))
+                    .send(),
+            )
+            .expect("DescribeNetworkInterfaces");
+        out.network_interfaces().to_vec()
+    }
+
+    /// The security groups carrying the cluster tag.
+    pub fn groups(&self, cluster: &str) -> Vec<SecurityGroup> {
+        let out = self
+            .block(
+                self.client
+                    .describe_security_groups()
+                    .filters(cluster_filter(cluster))
+                    .send(),
+            )
+            .expect("DescribeSecurityGroups");
+        out.security_groups().to_vec()
+    }
+
+    /// The volumes attached to `instance_id`.
+    pub fn volumes(&self, instance_id: &str) -> Vec<Volume> {
+        let out = self
+            .block(
+                self.client
+                    .describe_volumes()
+                    .filters(filter("attachment.instance-id", &[instance_id]))
+                    .send(),
+            )
+            .expect("DescribeVolumes");
+        out.volumes().to_vec()
+    }
+
+    /// The user-data EC2 holds for an instance, base64 as EC2 returns it.
+    pub fn user_data_base64(&self, instance_id: &str) -> String {
+        let out = self
+            .block(
+                self.client
+                    .describe_instance_attribute()
+                    .instance_id(instance_id)
+                    .attribute(InstanceAttributeName::UserData)
+                    .send(),
+            )
+            .expect("DescribeInstanceAttribute");
+        out.user_data()
+            .and_then(|v| v.value())
+            .unwrap_or_else(|| panic!("{instance_id} has no user-data"))
+            .to_string()
+    }
+
+    /// The user-data of an instance as text (gunzipped if kcluster compressed it).
+    pub fn user_data(&self, instance_id: &str) -> String {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.user_data_base64(instance_id))
+            .expect("user-data is base64");
+        kcluster::render::user_data_text(&bytes).expect("user-data is text")
+    }
+
+    /// The default subnet of `zone`.
+    pub fn default_subnet(&self, zone: &str) -> Subnet {
+        let out = self
+            .block(
+                self.client
+                    .describe_subnets()
+                    .filters(filter("default-for-az", &["true"]))
+                    .filters(filter("availability-zone", &[zone]))
+                    .send(),
+            )
+            .expect("DescribeSubnets");
+        match out.subnets() {
+            [s] => s.clone(),
+            other => panic!("expected one default subnet in {zone}, found {other:?}"),
+        }
+    }
+
+    pub fn terminate(&self, instance_id: &str) {
+        self.block(
+            self.client
+                .terminate_instances()
+                .instance_ids(instance_id)
+                .send(),
+        )
+        .expect("TerminateInstances");
+    }
+
+    pub fn stop(&self, instance_ids: &[String]) {
+        self.block(
+            self.client
+                .stop_instances()
+                .set_instance_ids(Some(instance_ids.to_vec()))
+                .send(),
+        )
+        .expect("StopInstances");
+    }
+
+    /// Adds ingress permissions to a group, as someone in the console would.
+    pub fn authorize(&self, group_id: &str, permissions: Vec<IpPermission>) {
+        self.block(
+            self.client
+                .authorize_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(Some(permissions))
+                .send(),
+        )
+        .expect("AuthorizeSecurityGroupIngress");
+    }
+
+    /// A network interface at `address` in `subnet_id`, in `group_id`, without tags.
+    pub fn create_interface(&self, subnet_id: &str, address: &str, group_id: &str) -> String {
+        let out = self
+            .block(
+                self.client
+                    .create_network_interface()
+                    .subnet_id(subnet_id)
+                    .private_ip_address(address)
+                    .groups(group_id)
+                    .send(),
+            )
+            .expect("CreateNetworkInterface");
+        out.network_interface()
+            .and_then(|n| n.network_interface_id())
+            .expect("an interface id")
+            .to_string()
+    }
+
+    /// Launches one instance of moto's AL2023 image; returns its id.
+    pub fn launch(&self, l: &Launch) -> String {
+        let mut req = self
+            .client
+            .run_instances()
+            .image_id(AMI)
+            .instance_type(InstanceType::from(l.instance_type))
+            .min_count(1)
+            .max_count(1)
+            .placement(Placement::builder().availability_zone(l.zone).build())
+            .set_subnet_id(l.subnet_id.map(String::from))
+            .set_user_data(l.user_data.map(String::from));
+        if let Some(eni) = l.interface_id {
+            req = req.network_interfaces(
+                InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .network_interface_id(eni)
+                    .build(),
+            );
+        }
+        if !l.tags.is_empty() {
+            req = req.tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(
+                        l.tags
+                            .iter()
+                            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                            .collect(),
+                    ))
+                    .build(),
+            );
+        }
+        let out = self.block(req.send()).expect("RunInstances");
+        out.instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .expect("an instance id")
+            .to_string()
+    }
+}

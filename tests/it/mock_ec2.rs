@@ -1,0 +1,1297 @@
+//! kcluster against a local moto EC2 (one moto_server per test): apply, re-apply, scaling,
+//! replacement, destroy, interrupted and failed applies, the live rack check, and missing
+//! credentials. Every outcome is counted from EC2 through the AWS SDK, not taken from kcluster.
+
+#[path = "mock/mod.rs"]
+mod mock;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{HttpTokensState, Instance, VolumeType};
+use serde_json::json;
+
+use mock::{Account, Gate, Kc, Launch, MockEc2, Run, Topology, tag};
+
+/// A moto_server, the SDK's view of its eu-west-1, and a directory for topology files.
+struct Fixture {
+    mock: MockEc2,
+    ec2: Account,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let mock = MockEc2::start();
+        let ec2 = Account::connect(&mock.endpoint(), "eu-west-1");
+        Fixture {
+            mock,
+            ec2,
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    fn file(&self, t: &Topology) -> String {
+        t.write(self.dir.path()).display().to_string()
+    }
+
+    /// kcluster with these arguments, pointed at this fixture's moto.
+    fn kc<const N: usize>(&self, args: [&str; N]) -> Kc {
+        Kc::new(&self.mock.endpoint()).args(args)
+    }
+
+    /// `apply --yes --api-calls` of `t`, which must succeed.
+    fn apply(&self, t: &Topology) -> Run {
+        self.kc(["apply", "--yes", "--api-calls", "-f", &self.file(t)])
+            .run()
+            .ok()
+    }
+
+    /// The cluster's live instances by node, each node with exactly one (fails otherwise).
+    fn one_instance_per_node(&self, cluster: &str, nodes: &[String]) -> BTreeMap<String, Instance> {
+        let mut by_node: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        for i in self.ec2.instances(cluster) {
+            let node = tag(i.tags(), "kcluster:node")
+                .unwrap_or("(none)")
+                .to_string();
+            by_node.entry(node).or_default().push(i);
+        }
+        let found: BTreeMap<&str, Vec<&str>> = by_node
+            .iter()
+            .map(|(n, is)| {
+                (
+                    n.as_str(),
+                    is.iter().filter_map(|i| i.instance_id()).collect(),
+                )
+            })
+            .collect();
+        let wanted: BTreeSet<&str> = nodes.iter().map(String::as_str).collect();
+        assert_eq!(
+            found.keys().copied().collect::<BTreeSet<_>>(),
+            wanted,
+            "live instances of {cluster} by node: {found:?}"
+        );
+        assert!(
+            found.values().all(|ids| ids.len() == 1),
+            "each node of {cluster} has exactly one live instance: {found:?}"
+        );
+        by_node
+            .into_iter()
+            .map(|(n, mut is)| (n, is.remove(0)))
+            .collect()
+    }
+
+    /// The cluster's network interfaces as node → (id, address, zone); exactly one per node.
+    fn one_interface_per_node(
+        &self,
+        cluster: &str,
+        nodes: &[String],
+    ) -> BTreeMap<String, (String, String, String)> {
+        let enis = self.ec2.interfaces(cluster);
+        let mut out = BTreeMap::new();
+        for n in &enis {
+            let node = tag(n.tag_set(), "kcluster:node")
+                .unwrap_or("(none)")
+                .to_string();
+            let v = (
+                n.network_interface_id().unwrap_or_default().to_string(),
+                n.private_ip_address().unwrap_or_default().to_string(),
+                n.availability_zone().unwrap_or_default().to_string(),
+            );
+            assert!(
+                out.insert(node.clone(), v).is_none(),
+                "{node} of {cluster} has a second network interface: {enis:?}"
+            );
+        }
+        assert_eq!(
+            out.keys().collect::<BTreeSet<_>>(),
+            nodes.iter().collect::<BTreeSet<_>>(),
+            "network interfaces of {cluster} by node"
+        );
+        out
+    }
+}
+
+fn id(i: &Instance) -> String {
+    i.instance_id().unwrap_or_default().to_string()
+}
+
+fn ids(m: &BTreeMap<String, Instance>) -> BTreeMap<String, String> {
+    m.iter().map(|(n, i)| (n.clone(), id(i))).collect()
+}
+
+/// Node names: zookeeper-1..=zk, broker-1..=brokers.
+fn nodes(zk: u32, brokers: u32) -> Vec<String> {
+    (1..=zk)
+        .map(|i| format!("zookeeper-{i}"))
+        .chain((1..=brokers).map(|i| format!("broker-{i}")))
+        .collect()
+}
+
+/// The zone and default address of a node over minimal.yaml's zones:
+/// round-robin by id, ZooKeeper at subnet + 10 + id, brokers at subnet + 100 + id.
+fn default_placement(node: &str) -> (String, String) {
+    let (role, n) = node.rsplit_once('-').expect("role-id");
+    let n: u32 = n.parse().expect("node id");
+    let zone = (n - 1) % 3;
+    let host = if role == "zookeeper" { 10 + n } else { 100 + n };
+    (
+        format!("eu-west-1{}", ["a", "b", "c"][zone as usize]),
+        format!("172.31.{}.{host}", zone * 16),
+    )
+}
+
+/// The plan's changes as (address, action) pairs.
+fn changes(plan: &serde_json::Value) -> BTreeSet<(String, String)> {
+    plan["changes"]
+        .as_array()
+        .expect("changes[]")
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap_or_default().to_string(),
+                c["action"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Operations in `--api-calls` that change EC2.
+fn mutating(calls: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    calls
+        .iter()
+        .filter(|(k, _)| !k.starts_with("Describe") && !k.starts_with("Get"))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+#[test]
+fn apply_on_an_empty_account_creates_one_hardened_tagged_instance_per_node() {
+    let f = Fixture::new();
+    let t = Topology::minimal("demo");
+    f.apply(&t);
+    let all = nodes(3, 3);
+
+    let instances = f.one_instance_per_node("demo", &all);
+    assert_eq!(
+        f.ec2.all_instances().len(),
+        6,
+        "nothing but the cluster runs"
+    );
+    let enis = f.one_interface_per_node("demo", &all);
+    let groups = f.ec2.groups("demo");
+    assert_eq!(groups.len(), 1, "one security group: {groups:?}");
+    let group = &groups[0];
+    let group_id = group.group_id().expect("group id");
+    assert_eq!(tag(group.tags(), "kcluster:cluster"), Some("demo"));
+
+    for (node, i) in &instances {
+        let (zone, address) = default_placement(node);
+        let (eni_id, eni_address, eni_zone) = &enis[node];
+        assert_eq!(
+            (eni_address, eni_zone),
+            (&address, &zone),
+            "{node}'s interface"
+        );
+        assert_eq!(
+            i.private_ip_address(),
+            Some(address.as_str()),
+            "{node}'s address"
+        );
+        assert_eq!(
+            i.placement().and_then(|p| p.availability_zone()),
+            Some(zone.as_str()),
+            "{node}'s zone"
+        );
+        let primary = i
+            .network_interfaces()
+            .iter()
+            .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
+            .and_then(|n| n.network_interface_id());
+        assert_eq!(
+            primary,
+            Some(eni_id.as_str()),
+            "{node} runs on its interface"
+        );
+        assert!(
+            i.network_interfaces()
+                .iter()
+                .flat_map(|n| n.groups())
+                .any(|g| g.group_id() == Some(group_id)),
+            "{node} is in the cluster's group"
+        );
+        assert_eq!(
+            i.metadata_options().and_then(|m| m.http_tokens()),
+            Some(&HttpTokensState::Required),
+            "{node} requires IMDSv2"
+        );
+
+        let role = if node.starts_with("broker") {
+            "broker"
+        } else {
+            "zookeeper"
+        };
+        let t = i.tags();
+        assert_eq!(tag(t, "kcluster:cluster"), Some("demo"), "{node} tags");
+        assert_eq!(tag(t, "kcluster:node"), Some(node.as_str()), "{node} tags");
+        assert_eq!(tag(t, "kcluster:role"), Some(role), "{node} tags");
+        assert_eq!(tag(t, "kcluster:generation"), Some("1"), "{node} tags");
+        assert_eq!(tag(t, "kcluster:image"), Some(mock::AMI), "{node} tags");
+        assert_eq!(
+            tag(t, "Name"),
+            Some(format!("demo-{node}").as_str()),
+            "{node} tags"
+        );
+        assert!(
+            tag(t, "kcluster:config").is_some_and(|h| h.len() == 16),
+            "{node} carries its config hash: {t:?}"
+        );
+
+        let volumes = f.ec2.volumes(&id(i));
+        let data_gib = if role == "broker" { 100 } else { 20 };
+        let mut shape: Vec<(String, i32)> = volumes
+            .iter()
+            .map(|v| {
+                assert_eq!(v.volume_type(), Some(&VolumeType::Gp3), "{node}: {v:?}");
+                assert_eq!(v.encrypted(), Some(true), "{node}: {v:?}");
+                assert_eq!(
+                    tag(v.tags(), "kcluster:cluster"),
+                    Some("demo"),
+                    "{node}: {v:?}"
+                );
+                let device = v.attachments().first().and_then(|a| a.device());
+                (
+                    device.unwrap_or_default().to_string(),
+                    v.size().unwrap_or(0),
+                )
+            })
+            .collect();
+        shape.sort();
+        assert_eq!(
+            shape,
+            vec![
+                ("/dev/sdf".to_string(), data_gib),
+                ("/dev/xvda".to_string(), 20)
+            ],
+            "{node}'s volumes: an encrypted gp3 root and data volume, nothing else"
+        );
+
+        if role == "broker" {
+            let user_data = f.ec2.user_data(&id(i));
+            assert!(
+                user_data.contains(&format!("broker.rack={zone}")),
+                "{node}'s user-data sets broker.rack={zone}:\n{user_data}"
+            );
+        }
+    }
+
+    // Ingress: ZooKeeper only from the group itself; nothing from anywhere; no SSH.
+    let perms = group.ip_permissions();
+    assert!(!perms.is_empty(), "the group has ingress rules");
+    for p in perms {
+        let (from, to) = (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1));
+        assert_eq!(p.ip_protocol(), Some("tcp"), "only TCP rules: {p:?}");
+        assert!(
+            p.ip_ranges()
+                .iter()
+                .all(|r| r.cidr_ip() != Some("0.0.0.0/0"))
+                && p.ipv6_ranges().is_empty(),
+            "no rule open to the world: {p:?}"
+        );
+        assert!(
+            !(from..=to).contains(&22),
+            "no SSH without `network.ssh`: {p:?}"
+        );
+        if [2181, 2888, 3888]
+            .iter()
+            .any(|port| (from..=to).contains(port))
+        {
+            assert!(
+                p.ip_ranges().is_empty()
+                    && !p.user_id_group_pairs().is_empty()
+                    && p.user_id_group_pairs()
+                        .iter()
+                        .all(|g| g.group_id() == Some(group_id)),
+                "ZooKeeper ports only from the cluster's own group: {p:?}"
+            );
+        }
+    }
+    let zk_ports: BTreeSet<i32> = perms
+        .iter()
+        .filter(|p| !p.user_id_group_pairs().is_empty())
+        .filter_map(|p| p.from_port())
+        .collect();
+    assert!(
+        [2181, 2888, 3888].iter().all(|p| zk_ports.contains(p)),
+        "ZooKeeper's ports are open within the group: {perms:?}"
+    );
+}
+
+#[test]
+fn second_apply_changes_nothing_and_launches_nothing() {
+    let f = Fixture::new();
+    let t = Topology::minimal("again");
+    f.apply(&t);
+    let all = nodes(3, 3);
+    let before = ids(&f.one_instance_per_node("again", &all));
+    let enis_before = f.one_interface_per_node("again", &all);
+
+    let run = f.apply(&t);
+    assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+    let calls = run.api_calls();
+    assert_eq!(
+        mutating(&calls),
+        BTreeMap::new(),
+        "a second apply only reads: {calls:?}"
+    );
+    assert_eq!(ids(&f.one_instance_per_node("again", &all)), before);
+    assert_eq!(f.one_interface_per_node("again", &all), enis_before);
+    f.kc(["plan", "--detailed-exitcode", "-f", &f.file(&t)])
+        .run()
+        .ok();
+}
+
+#[test]
+fn apply_without_yes_and_no_terminal_refuses_and_creates_nothing() {
+    let f = Fixture::new();
+    let t = Topology::minimal("ask");
+    let run = f.kc(["apply", "-f", &f.file(&t)]).run().expect_code(1);
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    assert_eq!(f.ec2.all_instances().len(), 0, "no instance");
+    assert_eq!(f.ec2.interfaces("ask").len(), 0, "no interface");
+    assert_eq!(f.ec2.groups("ask").len(), 0, "no group");
+}
+
+#[test]
+fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
+    let f = Fixture::new();
+    let small = Topology::minimal("small");
+    // The same subnets exist in us-east-1 a/b/c, so the 30 nodes' addresses clash with nothing.
+    let large = Topology::minimal("large").region("us-east-1").brokers(27);
+    let plan = |t: &Topology| {
+        f.kc(["plan", "--api-calls", "-f", &f.file(t)])
+            .run()
+            .ok()
+            .api_calls()
+    };
+    let empty_small = plan(&small);
+    let empty_large = plan(&large);
+    f.apply(&small);
+    f.apply(&large);
+    let us_east = Account::connect(&f.mock.endpoint(), "us-east-1");
+    assert_eq!(
+        us_east.instances("large").len(),
+        30,
+        "the large cluster runs"
+    );
+    let applied_small = plan(&small);
+    let applied_large = plan(&large);
+
+    assert!(
+        empty_small.keys().all(|k| k.starts_with("Describe")) && !empty_small.is_empty(),
+        "plan only describes: {empty_small:?}"
+    );
+    assert_eq!(empty_small, empty_large, "empty account: 6 vs 30 nodes");
+    assert_eq!(applied_small, applied_large, "after apply: 6 vs 30 nodes");
+    assert_eq!(empty_small, applied_small, "empty vs applied");
+}
+
+#[test]
+fn scale_out_from_3_to_6_brokers_adds_only_the_new_brokers() {
+    let f = Fixture::new();
+    let three = Topology::minimal("grow");
+    f.apply(&three);
+    let before = ids(&f.one_instance_per_node("grow", &nodes(3, 3)));
+    let enis_before = f.one_interface_per_node("grow", &nodes(3, 3));
+
+    let six = three.brokers(6);
+    let plan = f
+        .kc(["plan", "--output", "json", "-f", &f.file(&six)])
+        .run()
+        .ok()
+        .json();
+    let expected: BTreeSet<(String, String)> = (4..=6)
+        .flat_map(|n| {
+            [
+                (
+                    format!("network_interface.broker-{n}"),
+                    "create".to_string(),
+                ),
+                (format!("instance.broker-{n}"), "create".to_string()),
+            ]
+        })
+        .collect();
+    assert_eq!(changes(&plan), expected, "plan: {plan:#}");
+    assert_eq!(
+        plan["summary"],
+        json!({"add": 6, "change": 0, "destroy": 0})
+    );
+
+    let calls = f.apply(&six).api_calls();
+    assert_eq!(
+        mutating(&calls),
+        BTreeMap::from([
+            ("CreateNetworkInterface".to_string(), 3),
+            ("RunInstances".to_string(), 3)
+        ]),
+        "{calls:?}"
+    );
+    let after = ids(&f.one_instance_per_node("grow", &nodes(3, 6)));
+    let enis_after = f.one_interface_per_node("grow", &nodes(3, 6));
+    for (node, id) in &before {
+        assert_eq!(&after[node], id, "{node} is untouched");
+        assert_eq!(
+            enis_after[node], enis_before[node],
+            "{node}'s interface is untouched"
+        );
+    }
+    for n in 4..=6 {
+        let node = format!("broker-{n}");
+        assert!(
+            !before.values().any(|id| id == &after[&node]),
+            "{node} is a new instance"
+        );
+        let (zone, address) = default_placement(&node);
+        assert_eq!(
+            (&enis_after[&node].1, &enis_after[&node].2),
+            (&address, &zone)
+        );
+    }
+}
+
+#[test]
+fn scale_in_from_6_to_3_brokers_removes_only_brokers_4_to_6() {
+    let f = Fixture::new();
+    let six = Topology::minimal("shrink").brokers(6);
+    f.apply(&six);
+    let before = ids(&f.one_instance_per_node("shrink", &nodes(3, 6)));
+    let enis_before = f.one_interface_per_node("shrink", &nodes(3, 6));
+
+    let three = six.brokers(3);
+    let plan = f
+        .kc(["plan", "--output", "json", "-f", &f.file(&three)])
+        .run()
+        .ok()
+        .json();
+    let expected: BTreeSet<(String, String)> = (4..=6)
+        .flat_map(|n| {
+            [
+                (
+                    format!("network_interface.broker-{n}"),
+                    "delete".to_string(),
+                ),
+                (format!("instance.broker-{n}"), "delete".to_string()),
+            ]
+        })
+        .collect();
+    assert_eq!(changes(&plan), expected, "plan: {plan:#}");
+
+    let calls = f.apply(&three).api_calls();
+    assert_eq!(calls.get("RunInstances"), None, "{calls:?}");
+    let after = ids(&f.one_instance_per_node("shrink", &nodes(3, 3)));
+    let enis_after = f.one_interface_per_node("shrink", &nodes(3, 3));
+    for (node, id) in &after {
+        assert_eq!(id, &before[node], "{node} is untouched");
+        assert_eq!(
+            enis_after[node], enis_before[node],
+            "{node}'s interface is untouched"
+        );
+    }
+}
+
+#[test]
+fn instance_type_change_replaces_each_broker_on_its_own_interface() {
+    let f = Fixture::new();
+    let all = nodes(3, 3);
+    f.apply(&Topology::minimal("bigger"));
+    let before = ids(&f.one_instance_per_node("bigger", &all));
+    let enis_before = f.one_interface_per_node("bigger", &all);
+
+    let t = Topology::minimal("bigger").broker_type("m5.2xlarge");
+    let plan = f
+        .kc(["plan", "--output", "json", "-f", &f.file(&t)])
+        .run()
+        .ok()
+        .json();
+    let got: Vec<&serde_json::Value> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .collect();
+    let want: Vec<serde_json::Value> = (1..=3)
+        .map(|n| {
+            json!({
+                "address": format!("instance.broker-{n}"),
+                "action": "replace",
+                "id": before[&format!("broker-{n}")],
+                "reasons": ["instance type m5.xlarge → m5.2xlarge"],
+            })
+        })
+        .collect();
+    assert_eq!(got, want.iter().collect::<Vec<_>>(), "plan: {plan:#}");
+
+    let calls = f.apply(&t).api_calls();
+    assert_eq!(calls.get("RunInstances"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("CreateNetworkInterface"), None, "{calls:?}");
+    let after = f.one_instance_per_node("bigger", &all);
+    assert_eq!(
+        f.one_interface_per_node("bigger", &all),
+        enis_before,
+        "interfaces kept"
+    );
+    for (node, i) in &after {
+        if node.starts_with("broker") {
+            assert_ne!(id(i), before[node], "{node} was replaced");
+            assert_eq!(i.instance_type().map(|t| t.as_str()), Some("m5.2xlarge"));
+            assert_eq!(tag(i.tags(), "kcluster:generation"), Some("2"), "{node}");
+            assert_eq!(
+                i.private_ip_address(),
+                Some(enis_before[node].1.as_str()),
+                "{node} keeps its address"
+            );
+        } else {
+            assert_eq!(id(i), before[node], "{node} is untouched");
+        }
+    }
+}
+
+#[test]
+fn moving_brokers_to_other_zones_replaces_their_interfaces_and_instances() {
+    let f = Fixture::new();
+    let all = nodes(3, 3);
+    f.apply(&Topology::minimal("swap"));
+    let before = ids(&f.one_instance_per_node("swap", &all));
+    let enis_before = f.one_interface_per_node("swap", &all);
+
+    // broker-1 (a) and broker-2 (b) swap zones, so every zone keeps one broker.
+    let t = Topology::minimal("swap")
+        .broker_zone(1, 1)
+        .broker_zone(2, 0);
+    let plan = f
+        .kc(["plan", "--output", "json", "-f", &f.file(&t)])
+        .run()
+        .ok()
+        .json();
+    let expected: BTreeSet<(String, String)> = [1, 2]
+        .into_iter()
+        .flat_map(|n| {
+            [
+                (
+                    format!("network_interface.broker-{n}"),
+                    "replace".to_string(),
+                ),
+                (format!("instance.broker-{n}"), "replace".to_string()),
+            ]
+        })
+        .collect();
+    assert_eq!(changes(&plan), expected, "plan: {plan:#}");
+
+    f.apply(&t);
+    let after = f.one_instance_per_node("swap", &all);
+    let enis = f.one_interface_per_node("swap", &all);
+    for (node, zone, address) in [
+        ("broker-1", "eu-west-1b", "172.31.16.101"),
+        ("broker-2", "eu-west-1a", "172.31.0.102"),
+    ] {
+        let i = &after[node];
+        assert_ne!(id(i), before[node], "{node} was replaced");
+        assert_ne!(
+            enis[node].0, enis_before[node].0,
+            "{node} has a new interface"
+        );
+        assert_eq!(
+            (enis[node].1.as_str(), enis[node].2.as_str()),
+            (address, zone)
+        );
+        assert_eq!(i.private_ip_address(), Some(address), "{node}");
+        assert_eq!(
+            i.placement().and_then(|p| p.availability_zone()),
+            Some(zone)
+        );
+    }
+    for node in nodes(3, 0).iter().chain([&"broker-3".to_string()]) {
+        assert_eq!(id(&after[node]), before[node], "{node} is untouched");
+        assert_eq!(
+            enis[node], enis_before[node],
+            "{node}'s interface is untouched"
+        );
+    }
+    let (code, live) = live_check(&f, &t);
+    assert_eq!(
+        (code, live),
+        (Some(0), vec![]),
+        "the moved brokers' racks hold"
+    );
+}
+
+#[test]
+fn destroy_removes_only_the_cluster_and_a_second_destroy_finds_nothing() {
+    let f = Fixture::new();
+    let alpha = Topology::minimal("alpha");
+    let beta = Topology::minimal("beta").pinned(30);
+    f.apply(&alpha);
+    f.apply(&beta);
+    let subnet = f.ec2.default_subnet("eu-west-1a");
+    let stranger = f.ec2.launch(&Launch {
+        instance_type: "t3.medium",
+        zone: "eu-west-1a",
+        interface_id: None,
+        subnet_id: subnet.subnet_id(),
+        user_data: None,
+        tags: vec![],
+    });
+    let beta_ids = ids(&f.one_instance_per_node("beta", &nodes(3, 3)));
+    let beta_enis = f.one_interface_per_node("beta", &nodes(3, 3));
+
+    let run = f.kc(["destroy", "--yes", "-f", &f.file(&alpha)]).run().ok();
+    assert!(
+        run.stdout.contains("Destroyed cluster alpha"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        f.ec2.instances("alpha").len(),
+        0,
+        "no live instance of alpha"
+    );
+    assert_eq!(f.ec2.interfaces("alpha").len(), 0, "no interface of alpha");
+    assert_eq!(f.ec2.groups("alpha").len(), 0, "no group of alpha");
+
+    assert_eq!(
+        ids(&f.one_instance_per_node("beta", &nodes(3, 3))),
+        beta_ids
+    );
+    assert_eq!(f.one_interface_per_node("beta", &nodes(3, 3)), beta_enis);
+    assert_eq!(f.ec2.groups("beta").len(), 1, "beta keeps its group");
+    let live: BTreeSet<String> = f.ec2.all_instances().iter().map(id).collect();
+    assert!(live.contains(&stranger), "the untagged instance survives");
+    assert_eq!(live.len(), 7, "beta's 6 and the stranger: {live:?}");
+
+    for args in [
+        vec!["destroy", "--yes", "-f", &f.file(&alpha)],
+        vec![
+            "destroy",
+            "--yes",
+            "--cluster",
+            "alpha",
+            "--region",
+            "eu-west-1",
+        ],
+    ] {
+        let again = Kc::new(&f.mock.endpoint()).args(&args).run().ok();
+        assert!(
+            again.stdout.contains("nothing to destroy"),
+            "{args:?}: {}",
+            again.stdout
+        );
+    }
+    assert_eq!(f.ec2.all_instances().len(), 7);
+}
+
+#[test]
+fn destroy_without_yes_and_no_terminal_refuses_and_touches_nothing() {
+    let f = Fixture::new();
+    let t = Topology::minimal("keep");
+    f.apply(&t);
+    let all = nodes(3, 3);
+    let before = ids(&f.one_instance_per_node("keep", &all));
+    let enis = f.one_interface_per_node("keep", &all);
+
+    for args in [
+        vec!["destroy", "-f", &f.file(&t)],
+        vec!["destroy", "--cluster", "keep", "--region", "eu-west-1"],
+    ] {
+        let run = Kc::new(&f.mock.endpoint()).args(&args).run().expect_code(1);
+        assert!(run.stderr.contains("--yes"), "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(ids(&f.one_instance_per_node("keep", &all)), before);
+    assert_eq!(f.one_interface_per_node("keep", &all), enis);
+    assert_eq!(f.ec2.groups("keep").len(), 1);
+}
+
+/// Runs `apply` on 18 nodes through a gate that answers the first 4 `action` calls and swallows
+/// the answers to the next ones (EC2 still carries them out), two calls in flight at a time;
+/// kills kcluster with SIGKILL once both are stuck. EC2 then holds exactly 6 of `action`'s
+/// resources: the 4 answered and the 2 swallowed, which kcluster never heard of.
+fn apply_killed_at(f: &Fixture, t: &Topology, action: &str) {
+    let gate = Gate::start(f.mock.port(), action, 4);
+    let mut child = Kc::new(&gate.endpoint())
+        .args(["apply", "--yes", "--parallelism", "2", "-f", &f.file(t)])
+        .start();
+    gate.wait_until(
+        &format!("kcluster to be stuck in {action}"),
+        Duration::from_secs(60),
+        |c| c.answered == 4 && c.swallowed == 2 || !c.errors.is_empty(),
+    );
+    let still_running = child.is_running();
+    child.kill();
+    let counts = gate.counts();
+    drop(gate);
+    assert!(
+        counts.errors.is_empty(),
+        "the gate failed: {:?}",
+        counts.errors
+    );
+    assert!(
+        still_running,
+        "kcluster finished although EC2 never answered {action}"
+    );
+    assert_eq!(
+        counts.seen, 6,
+        "no further {action} after both slots got stuck: {counts:?}"
+    );
+}
+
+#[test]
+fn apply_killed_while_creating_interfaces_then_rerun_converges_without_duplicates() {
+    let f = Fixture::new();
+    let t = Topology::minimal("killed").brokers(15);
+    apply_killed_at(&f, &t, "CreateNetworkInterface");
+    let enis: BTreeSet<String> = f
+        .ec2
+        .interfaces("killed")
+        .iter()
+        .filter_map(|n| n.network_interface_id().map(String::from))
+        .collect();
+    assert_eq!(enis.len(), 6, "the kill left 6 of 18 interfaces");
+    assert_eq!(f.ec2.instances("killed").len(), 0, "and no instance");
+
+    let calls = f.apply(&t).api_calls();
+    assert_eq!(calls.get("CreateNetworkInterface"), Some(&12), "{calls:?}");
+    assert_eq!(calls.get("RunInstances"), Some(&18), "{calls:?}");
+    assert_eq!(calls.get("CreateSecurityGroup"), None, "{calls:?}");
+    let all = nodes(3, 15);
+    f.one_instance_per_node("killed", &all);
+    let after = f.one_interface_per_node("killed", &all);
+    let kept: BTreeSet<String> = after.values().map(|(id, _, _)| id.clone()).collect();
+    assert!(
+        enis.is_subset(&kept),
+        "the interfaces made before the kill are used"
+    );
+    assert_eq!(f.ec2.groups("killed").len(), 1);
+}
+
+#[test]
+fn apply_killed_while_launching_instances_then_rerun_converges_without_duplicates() {
+    let f = Fixture::new();
+    let t = Topology::minimal("killed").brokers(15);
+    apply_killed_at(&f, &t, "RunInstances");
+    let launched: BTreeSet<String> = f.ec2.instances("killed").iter().map(id).collect();
+    assert_eq!(launched.len(), 6, "the kill left 6 of 18 instances");
+    assert_eq!(f.ec2.interfaces("killed").len(), 18);
+
+    let calls = f.apply(&t).api_calls();
+    assert_eq!(calls.get("RunInstances"), Some(&12), "{calls:?}");
+    assert_eq!(calls.get("CreateNetworkInterface"), None, "{calls:?}");
+    assert_eq!(calls.get("TerminateInstances"), None, "{calls:?}");
+    let all = nodes(3, 15);
+    let after: BTreeSet<String> = ids(&f.one_instance_per_node("killed", &all))
+        .into_values()
+        .collect();
+    assert!(
+        launched.is_subset(&after),
+        "instances launched before the kill (even those kcluster never heard of) are kept"
+    );
+    f.one_interface_per_node("killed", &all);
+}
+
+/// Changes the brokers' type and kills `apply` once EC2 has carried out the first replacement's
+/// `action` (its answer swallowed); the next apply finishes the rolling replacement.
+fn replacement_killed_at(action: &str, cluster: &str) {
+    let f = Fixture::new();
+    let all = nodes(3, 3);
+    f.apply(&Topology::minimal(cluster));
+    let before = ids(&f.one_instance_per_node(cluster, &all));
+    let enis = f.one_interface_per_node(cluster, &all);
+
+    let t = Topology::minimal(cluster).broker_type("m5.2xlarge");
+    let gate = Gate::start(f.mock.port(), action, 0);
+    let mut child = Kc::new(&gate.endpoint())
+        .args(["apply", "--yes", "-f", &f.file(&t)])
+        .start();
+    gate.wait_until(
+        &format!("kcluster to be stuck in {action}"),
+        Duration::from_secs(60),
+        |c| c.swallowed == 1 || !c.errors.is_empty(),
+    );
+    let still_running = child.is_running();
+    child.kill();
+    let counts = gate.counts();
+    drop(gate);
+    assert!(
+        counts.errors.is_empty(),
+        "the gate failed: {:?}",
+        counts.errors
+    );
+    assert!(
+        still_running,
+        "kcluster finished although EC2 never answered {action}"
+    );
+    let old = before["broker-1"].clone();
+    assert!(
+        !f.ec2.instances(cluster).iter().any(|i| id(i) == old),
+        "broker-1's old instance was terminated before the kill"
+    );
+
+    f.apply(&t);
+    let after = f.one_instance_per_node(cluster, &all);
+    assert_eq!(
+        f.one_interface_per_node(cluster, &all),
+        enis,
+        "interfaces kept"
+    );
+    for (node, i) in &after {
+        if node.starts_with("broker") {
+            assert_ne!(id(i), before[node], "{node} was replaced");
+            assert_eq!(
+                i.instance_type().map(|t| t.as_str()),
+                Some("m5.2xlarge"),
+                "{node}"
+            );
+            assert_eq!(tag(i.tags(), "kcluster:generation"), Some("2"), "{node}");
+        } else {
+            assert_eq!(id(i), before[node], "{node} is untouched");
+        }
+    }
+    f.kc(["plan", "--detailed-exitcode", "-f", &f.file(&t)])
+        .run()
+        .ok();
+}
+
+#[test]
+fn replacement_killed_after_terminating_the_old_broker_is_finished_by_the_next_apply() {
+    replacement_killed_at("TerminateInstances", "rollterm");
+}
+
+#[test]
+fn replacement_killed_after_launching_the_new_broker_is_finished_by_the_next_apply() {
+    replacement_killed_at("RunInstances", "rollrun");
+}
+
+#[test]
+fn apply_interrupted_by_ctrl_c_exits_130_and_the_next_apply_finishes() {
+    let f = Fixture::new();
+    let t = Topology::minimal("sigint");
+    // One launch at a time: two answered, the third carried out but never answered.
+    let gate = Gate::start(f.mock.port(), "RunInstances", 2);
+    let mut child = Kc::new(&gate.endpoint())
+        .args(["apply", "--yes", "--parallelism", "1", "-f", &f.file(&t)])
+        .start();
+    gate.wait_until(
+        "kcluster to be stuck in RunInstances",
+        Duration::from_secs(60),
+        |c| c.answered == 2 && c.swallowed == 1 || !c.errors.is_empty(),
+    );
+    assert!(
+        child.is_running(),
+        "kcluster finished although EC2 never answered"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.pid().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success(), "SIGINT sent");
+    let run = child.wait().expect_code(130);
+    drop(gate);
+    assert!(
+        run.stderr.contains("interrupted") && run.stderr.contains("kcluster apply"),
+        "says it was interrupted and how to finish:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        f.ec2.instances("sigint").len(),
+        3,
+        "three launches reached EC2"
+    );
+
+    let calls = f.apply(&t).api_calls();
+    assert_eq!(calls.get("RunInstances"), Some(&3), "{calls:?}");
+    f.one_instance_per_node("sigint", &nodes(3, 3));
+    f.one_interface_per_node("sigint", &nodes(3, 3));
+}
+
+#[test]
+fn failed_apply_then_fixed_apply_converges_without_duplicates() {
+    let f = Fixture::new();
+    let all = nodes(3, 3);
+    // moto (instance-type validation on) rejects the brokers' type: ZooKeeper launches, brokers fail.
+    let bad = Topology::minimal("fixme").broker_type("bogus.xlarge");
+    let run = f
+        .kc(["apply", "--yes", "-f", &f.file(&bad)])
+        .run()
+        .expect_code(1);
+    assert!(
+        run.stderr.contains("bogus.xlarge") && run.stderr.contains("instance.broker-1"),
+        "the failure names the brokers and the type:\n{}",
+        run.stderr
+    );
+    let zk: BTreeMap<String, String> = f
+        .ec2
+        .instances("fixme")
+        .iter()
+        .map(|i| {
+            (
+                tag(i.tags(), "kcluster:node").unwrap_or("?").to_string(),
+                id(i),
+            )
+        })
+        .collect();
+    assert_eq!(
+        zk.keys().cloned().collect::<Vec<_>>(),
+        nodes(3, 0),
+        "the failed apply launched only ZooKeeper"
+    );
+    let enis = f.one_interface_per_node("fixme", &all);
+
+    let calls = f.apply(&Topology::minimal("fixme")).api_calls();
+    assert_eq!(calls.get("RunInstances"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("CreateNetworkInterface"), None, "{calls:?}");
+    let after = ids(&f.one_instance_per_node("fixme", &all));
+    for (node, id) in &zk {
+        assert_eq!(&after[node], id, "{node} is kept");
+    }
+    assert_eq!(f.one_interface_per_node("fixme", &all), enis);
+}
+
+/// `check --output json` of `t`; returns the exit code and the live findings as (rule, message).
+fn live_check(f: &Fixture, t: &Topology) -> (Option<i32>, Vec<(String, String)>) {
+    let run = f.kc(["check", "--output", "json", "-f", &f.file(t)]).run();
+    let report = run.json();
+    let live = report["live"]
+        .as_array()
+        .expect("live[]")
+        .iter()
+        .map(|x| {
+            (
+                x["rule"].as_str().unwrap_or_default().to_string(),
+                x["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        report["ok"],
+        json!(run.code == Some(0)),
+        "ok matches the exit code"
+    );
+    (run.code, live)
+}
+
+#[test]
+fn check_passes_on_a_clean_apply() {
+    let f = Fixture::new();
+    let t = Topology::minimal("clean");
+    f.apply(&t);
+    let (code, live) = live_check(&f, &t);
+    assert_eq!(code, Some(0), "{live:?}");
+    assert_eq!(live, vec![], "no live finding");
+}
+
+#[test]
+fn check_flags_a_broker_relaunched_by_hand_in_another_zone_and_apply_moves_it_back() {
+    let f = Fixture::new();
+    let t = Topology::minimal("moved");
+    f.apply(&t);
+    let old = f
+        .ec2
+        .instances("moved")
+        .into_iter()
+        .find(|i| tag(i.tags(), "kcluster:node") == Some("broker-2"))
+        .expect("broker-2 runs");
+    let user_data = f.ec2.user_data_base64(&id(&old));
+    let tags: Vec<(String, String)> = old
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().into(),
+                t.value().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    f.ec2.terminate(&id(&old));
+    let group = f.ec2.groups("moved")[0]
+        .group_id()
+        .expect("group")
+        .to_string();
+    let subnet = f.ec2.default_subnet("eu-west-1a");
+    let eni = f.ec2.create_interface(
+        subnet.subnet_id().expect("subnet id"),
+        "172.31.0.202",
+        &group,
+    );
+    let moved = f.ec2.launch(&Launch {
+        instance_type: "m5.xlarge",
+        zone: "eu-west-1a",
+        interface_id: Some(&eni),
+        subnet_id: None,
+        user_data: Some(&user_data),
+        tags,
+    });
+
+    let (code, live) = live_check(&f, &t);
+    assert_eq!(code, Some(1), "{live:?}");
+    let rack = live
+        .iter()
+        .find(|(rule, _)| rule == "live-broker-rack")
+        .unwrap_or_else(|| panic!("a live-broker-rack finding: {live:?}"));
+    assert!(
+        rack.1.contains("broker-2")
+            && rack.1.contains(&moved)
+            && rack.1.contains("eu-west-1a")
+            && rack.1.contains("broker.rack=eu-west-1b"),
+        "{rack:?}"
+    );
+    assert!(
+        live.iter().any(|(rule, m)| rule == "live-zone"
+            && m.contains("broker-2")
+            && m.contains("eu-west-1b")),
+        "a live-zone finding for broker-2: {live:?}"
+    );
+
+    // apply replaces it in its zone, on its own interface.
+    f.apply(&t);
+    let enis = f.one_interface_per_node("moved", &nodes(3, 3));
+    let back = &f.one_instance_per_node("moved", &nodes(3, 3))["broker-2"];
+    assert_ne!(id(back), moved);
+    assert_eq!(
+        back.placement().and_then(|p| p.availability_zone()),
+        Some("eu-west-1b")
+    );
+    assert_eq!(back.private_ip_address(), Some(enis["broker-2"].1.as_str()));
+    let (code, live) = live_check(&f, &t);
+    assert_eq!((code, live), (Some(0), vec![]), "check passes again");
+}
+
+#[test]
+fn check_reports_an_unknown_instance_with_the_cluster_tag_and_apply_removes_it() {
+    let f = Fixture::new();
+    let t = Topology::minimal("extra");
+    f.apply(&t);
+    let subnet = f.ec2.default_subnet("eu-west-1a");
+    let stray = f.ec2.launch(&Launch {
+        instance_type: "m5.xlarge",
+        zone: "eu-west-1a",
+        interface_id: None,
+        subnet_id: subnet.subnet_id(),
+        user_data: None,
+        tags: vec![
+            ("kcluster:cluster".into(), "extra".into()),
+            ("kcluster:role".into(), "broker".into()),
+            ("kcluster:node".into(), "broker-99".into()),
+        ],
+    });
+
+    let (code, live) = live_check(&f, &t);
+    assert_eq!(code, Some(1), "{live:?}");
+    assert!(
+        live.iter().any(|(rule, m)| rule == "live-unknown-instance"
+            && m.contains(&stray)
+            && m.contains("broker-99")),
+        "a live-unknown-instance finding naming {stray} and broker-99: {live:?}"
+    );
+
+    f.apply(&t);
+    f.one_instance_per_node("extra", &nodes(3, 3));
+    let (code, live) = live_check(&f, &t);
+    assert_eq!((code, live), (Some(0), vec![]), "check passes again");
+}
+
+/// A stopped instance still stands for its node (apply leaves it alone), but `check` proves the
+/// live cluster: a stopped broker or ZooKeeper member is down in its zone, and `check` said
+/// "Result: OK" for it.
+#[test]
+fn check_reports_stopped_nodes() {
+    let f = Fixture::new();
+    let t = Topology::minimal("stopped");
+    f.apply(&t);
+    let running = f.one_instance_per_node("stopped", &nodes(3, 3));
+    let stopped = vec![id(&running["zookeeper-1"]), id(&running["broker-1"])];
+    f.ec2.stop(&stopped);
+
+    let (code, live) = live_check(&f, &t);
+    assert_eq!(code, Some(1), "check fails with stopped nodes: {live:?}");
+    for node in ["zookeeper-1", "broker-1"] {
+        assert!(
+            live.iter()
+                .any(|(_, m)| m.contains(node) && m.contains("stopped")),
+            "a live finding says {node} is stopped: {live:?}"
+        );
+    }
+}
+
+#[test]
+fn status_lists_every_node_with_its_live_instance() {
+    let f = Fixture::new();
+    let t = Topology::minimal("shown");
+    f.apply(&t);
+    let live = ids(&f.one_instance_per_node("shown", &nodes(3, 3)));
+    let status = f
+        .kc(["status", "--output", "json", "-f", &f.file(&t)])
+        .run()
+        .ok()
+        .json();
+    let rows: BTreeMap<String, (String, String, String, String)> = status["nodes"]
+        .as_array()
+        .expect("nodes[]")
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (
+                s("node"),
+                (s("instance_id"), s("state"), s("zone"), s("address")),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, (String, String, String, String)> = live
+        .iter()
+        .map(|(node, id)| {
+            let (zone, address) = default_placement(node);
+            (node.clone(), (id.clone(), "running".into(), zone, address))
+        })
+        .collect();
+    assert_eq!(rows, expected, "{status:#}");
+}
+
+/// An endpoint nothing listens on: kcluster retries a few times, then must say in one sentence
+/// that it cannot reach the endpoint. It used to retry for about 50 s and print the SDK's Debug dump
+/// (`DispatchFailure(DispatchFailure { source: ConnectorError { … } })`, src/ec2/sdk.rs `aws_error`).
+#[test]
+fn unreachable_endpoint_error_is_one_sentence_without_an_sdk_dump() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = Topology::minimal("nowhere").write(dir.path());
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let run = Kc::new(&endpoint)
+        .args(["plan", "-f", &file.display().to_string()])
+        .run()
+        .expect_code(1);
+    let err = run.stderr.trim();
+    assert!(
+        err.contains("cannot reach the EC2 endpoint") && err.contains(&format!("127.0.0.1:{port}")),
+        "names the endpoint it cannot reach:\n{err}"
+    );
+    assert!(
+        err.lines().count() == 1 && !err.contains(" { ") && !err.contains("DispatchFailure("),
+        "one sentence, no SDK dump:\n{err}"
+    );
+}
+
+/// Ingress someone added by hand that opens the cluster to the world: the next plan must show
+/// it and apply must revoke it. kcluster reads only TCP rules from IPv4 ranges or its own group
+/// (src/ec2/sdk.rs `read_rules`), so an all-traffic or IPv6 rule stays, and plan says
+/// "No changes".
+#[test]
+fn world_open_ingress_added_by_hand_is_revoked_by_apply() {
+    use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
+    let f = Fixture::new();
+    let t = Topology::minimal("drift");
+    f.apply(&t);
+    let group = f.ec2.groups("drift")[0]
+        .group_id()
+        .expect("group")
+        .to_string();
+    let anywhere = || IpRange::builder().cidr_ip("0.0.0.0/0").build();
+    f.ec2.authorize(
+        &group,
+        vec![
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(anywhere())
+                .build(),
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(anywhere())
+                .build(),
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(9092)
+                .to_port(9092)
+                .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+                .build(),
+        ],
+    );
+
+    let plan = f
+        .kc(["plan", "--detailed-exitcode", "-f", &f.file(&t)])
+        .run()
+        .expect_code(2);
+    assert!(
+        plan.stdout.contains("security_group.kcluster-drift"),
+        "{}",
+        plan.stdout
+    );
+    f.apply(&t);
+    let open: Vec<String> = f.ec2.groups("drift")[0]
+        .ip_permissions()
+        .iter()
+        .filter(|p| {
+            p.ip_ranges()
+                .iter()
+                .any(|r| r.cidr_ip() == Some("0.0.0.0/0"))
+                || p.ipv6_ranges()
+                    .iter()
+                    .any(|r| r.cidr_ipv6() == Some("::/0"))
+        })
+        .map(|p| {
+            format!(
+                "{:?}/{:?}-{:?}",
+                p.ip_protocol(),
+                p.from_port(),
+                p.to_port()
+            )
+        })
+        .collect();
+    assert_eq!(
+        open,
+        Vec::<String>::new(),
+        "ingress open to the world after apply"
+    );
+}
+
+#[test]
+fn missing_credentials_fail_with_one_clear_sentence() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file: PathBuf = Topology::minimal("nocreds").write(dir.path());
+    let file = file.display().to_string();
+    for args in [
+        vec!["plan", "-f", &file],
+        vec!["apply", "--yes", "-f", &file],
+        vec!["status", "-f", &file],
+        vec!["check", "-f", &file],
+        vec![
+            "destroy",
+            "--yes",
+            "--cluster",
+            "nocreds",
+            "--region",
+            "eu-west-1",
+        ],
+    ] {
+        let run = Kc::without_credentials().args(&args).run().expect_code(1);
+        let err = run.stderr.trim();
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: no AWS credentials found")
+                && first.contains("AWS_ACCESS_KEY_ID")
+                && first.contains("profile"),
+            "{args:?}: {err}"
+        );
+        // `check` adds one line pointing at --offline; nothing else prints more than the sentence.
+        let extra: Vec<&str> = err.lines().skip(1).collect();
+        assert!(
+            extra.is_empty()
+                || (args[0] == "check" && extra.len() == 1 && extra[0].contains("--offline")),
+            "{args:?}: one sentence, no dump:\n{err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("Error {") && err.len() < 400,
+            "{args:?}: no panic or SDK dump:\n{err}"
+        );
+    }
+}
