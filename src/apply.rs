@@ -187,42 +187,37 @@ impl Run<'_> {
             .nodes
             .iter()
             .filter(|n| n.interface == Action::Create)
-            .map(|n| (n.node.clone(), self.interface_spec(n, group_id)))
+            .map(|n| {
+                (
+                    format!("network_interface.{}", n.node),
+                    self.interface_spec(n, group_id),
+                )
+            })
             .collect();
         if todo.is_empty() {
             return Ok(ids);
         }
-        self.reporter.phase("create network interfaces", todo.len());
         let ec2 = self.ec2;
-        let reporter = self.reporter;
-        let results: Vec<(String, Result<String, Ec2Error>)> = futures::stream::iter(todo)
-            .map(|(node, spec)| async move {
-                let r = ec2.create_network_interface(&spec).await;
-                reporter.step(&format!("network_interface.{node}"));
-                (node, r)
-            })
-            .buffer_unordered(self.settings.parallelism.max(1))
-            .collect()
-            .await;
-        self.reporter.finish();
-        let mut failures = Vec::new();
-        for (node, r) in results {
-            match r {
-                Ok(id) => {
-                    self.outcome.interfaces_created += 1;
-                    ids.insert(node, id);
-                }
-                Err(e) => failures.push(Failure {
-                    resource: format!("network_interface.{node}"),
-                    error: e.to_string(),
-                }),
-            }
+        let (created, failures) = in_parallel(
+            "create network interfaces",
+            todo,
+            self.settings.parallelism,
+            self.reporter,
+            |spec| async move { ec2.create_network_interface(&spec).await },
+        )
+        .await;
+        self.outcome.interfaces_created += created.len();
+        for (resource, id) in created {
+            let node = resource
+                .trim_start_matches("network_interface.")
+                .to_string();
+            ids.insert(node, id);
         }
         if !failures.is_empty() {
-            return Err(sorted(ApplyError {
+            return Err(ApplyError {
                 stage: "creating network interfaces",
                 failures,
-            }));
+            });
         }
         Ok(ids)
     }
@@ -239,45 +234,31 @@ impl Run<'_> {
             .filter(|n| n.instance == Action::Create && n.interface != Action::Replace)
             .filter_map(|n| {
                 let eni = interfaces.get(&n.node)?;
-                Some((n.node.clone(), self.instance_spec(n, eni)))
+                Some((format!("instance.{}", n.node), self.instance_spec(n, eni)))
             })
             .collect();
         if todo.is_empty() {
             return Ok(());
         }
-        self.reporter.phase("launch instances", todo.len());
         let ec2 = self.ec2;
-        let reporter = self.reporter;
-        let results: Vec<(String, Result<String, Ec2Error>)> = futures::stream::iter(todo)
-            .map(|(node, spec)| async move {
-                let r = ec2.run_instance(&spec).await;
-                reporter.step(&format!("instance.{node}"));
-                (node, r)
-            })
-            .buffer_unordered(self.settings.parallelism.max(1))
-            .collect()
-            .await;
-        self.reporter.finish();
-        let mut failures = Vec::new();
-        let mut launched = Vec::new();
-        for (node, r) in results {
-            match r {
-                Ok(id) => launched.push(id),
-                Err(e) => failures.push(Failure {
-                    resource: format!("instance.{node}"),
-                    error: e.to_string(),
-                }),
-            }
-        }
+        let (done, failures) = in_parallel(
+            "launch instances",
+            todo,
+            self.settings.parallelism,
+            self.reporter,
+            |spec| async move { ec2.run_instance(&spec).await },
+        )
+        .await;
+        let mut launched: Vec<String> = done.into_iter().map(|(_, id)| id).collect();
         launched.sort();
         self.outcome.launched.extend(launched.iter().cloned());
         // Wait for what did launch even when some failed, so the report is complete.
         let waited = self.wait_for(&launched, InstanceState::Running).await;
         if !failures.is_empty() {
-            return Err(sorted(ApplyError {
+            return Err(ApplyError {
                 stage: "launching instances",
                 failures,
-            }));
+            });
         }
         waited
     }
@@ -382,46 +363,39 @@ impl Run<'_> {
         if instances.is_empty() && interfaces.is_empty() {
             return Ok(());
         }
-        self.reporter.phase(
-            "remove what the topology no longer has",
-            instances.len() + interfaces.len(),
-        );
         if !instances.is_empty() {
+            self.reporter.phase(
+                "terminate instances the topology no longer has",
+                instances.len(),
+            );
             self.ec2
                 .terminate_instances(&instances)
                 .await
                 .map_err(|e| ApplyError::one("terminating instances", instances.join(", "), e))?;
             self.outcome.terminated.extend(instances.iter().cloned());
             self.wait_for(&instances, InstanceState::Terminated).await?;
-        }
-        let ec2_run = &*self;
-        let results: Vec<(String, Result<(), Ec2Error>)> = futures::stream::iter(interfaces)
-            .map(|id| async move {
-                let r = ec2_run.delete_interface(&id).await;
-                ec2_run.reporter.step(&format!("network_interface {id}"));
-                (id, r)
-            })
-            .buffer_unordered(self.settings.parallelism.max(1))
-            .collect()
-            .await;
-        self.reporter.finish();
-        let mut failures = Vec::new();
-        for (id, r) in results {
-            match r {
-                Ok(()) => self.outcome.interfaces_deleted += 1,
-                Err(e) => failures.push(Failure {
-                    resource: format!("network_interface {id}"),
-                    error: e.to_string(),
-                }),
+            for id in &instances {
+                self.reporter.step(id);
             }
+            self.reporter.finish();
         }
+        let (ec2, settings) = (self.ec2, self.settings);
+        let (deleted, failures) = in_parallel(
+            "delete network interfaces the topology no longer has",
+            interfaces.into_iter().map(|id| (id.clone(), id)).collect(),
+            settings.parallelism,
+            self.reporter,
+            |id| async move { delete_interface(ec2, &id, settings).await },
+        )
+        .await;
+        self.outcome.interfaces_deleted += deleted.len();
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(sorted(ApplyError {
+            Err(ApplyError {
                 stage: "deleting network interfaces",
                 failures,
-            }))
+            })
         }
     }
 
@@ -433,6 +407,48 @@ impl Run<'_> {
     async fn wait_for(&self, ids: &[String], state: InstanceState) -> Result<(), ApplyError> {
         wait_for(self.ec2, &self.plan.cluster, ids, state, self.settings).await
     }
+}
+
+/// Runs `task` over named items with at most `parallelism` requests in flight, reporting a step
+/// per item (a phase called `phase` around them). Returns the successes by name, and a failure
+/// per item that failed, sorted by resource.
+pub async fn in_parallel<T, R, F, Fut>(
+    phase: &str,
+    items: Vec<(String, T)>,
+    parallelism: usize,
+    reporter: &dyn Reporter,
+    task: F,
+) -> (Vec<(String, R)>, Vec<Failure>)
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<R, Ec2Error>>,
+{
+    reporter.phase(phase, items.len());
+    let task = &task;
+    let results: Vec<(String, Result<R, Ec2Error>)> = futures::stream::iter(items)
+        .map(|(name, item)| async move {
+            let r = task(item).await;
+            reporter.step(&name);
+            (name, r)
+        })
+        .buffer_unordered(parallelism.max(1))
+        .collect()
+        .await;
+    reporter.finish();
+    let mut done = Vec::new();
+    let mut failures = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(v) => done.push((name, v)),
+            Err(e) => failures.push(Failure {
+                resource: name,
+                error: e.to_string(),
+            }),
+        }
+    }
+    done.sort_by(|a, b| a.0.cmp(&b.0));
+    failures.sort_by(|a, b| a.resource.cmp(&b.resource));
+    (done, failures)
 }
 
 /// Deletes a network interface, retrying while EC2 still detaches it from a terminated instance.
@@ -523,11 +539,6 @@ pub async fn wait_for(
         }
         tokio::time::sleep(settings.poll).await;
     }
-}
-
-fn sorted(mut e: ApplyError) -> ApplyError {
-    e.failures.sort_by(|a, b| a.resource.cmp(&b.resource));
-    e
 }
 
 #[cfg(test)]

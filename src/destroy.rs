@@ -3,10 +3,9 @@
 
 use std::fmt::Write as _;
 
-use futures::StreamExt;
 use serde::Serialize;
 
-use crate::apply::{ApplyError, Failure, Settings, delete_interface, wait_for};
+use crate::apply::{ApplyError, Failure, Settings, delete_interface, in_parallel, wait_for};
 use crate::ec2::{Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, tags};
 use crate::progress::Reporter;
 
@@ -127,28 +126,18 @@ pub async fn destroy(
         reporter.finish();
     }
     if !inventory.interfaces.is_empty() {
-        reporter.phase("delete network interfaces", inventory.interfaces.len());
-        let results: Vec<(String, Result<(), crate::ec2::Ec2Error>)> =
-            futures::stream::iter(inventory.interfaces.iter().map(|n| n.id.clone()))
-                .map(|id| async move {
-                    let r = delete_interface(ec2, &id, settings).await;
-                    reporter.step(&id);
-                    (id, r)
-                })
-                .buffer_unordered(settings.parallelism.max(1))
-                .collect()
-                .await;
-        reporter.finish();
-        let mut failures: Vec<Failure> = results
-            .into_iter()
-            .filter_map(|(id, r)| {
-                r.err().map(|e| Failure {
-                    resource: format!("network_interface {id}"),
-                    error: e.to_string(),
-                })
-            })
-            .collect();
-        failures.sort_by(|a, b| a.resource.cmp(&b.resource));
+        let (_, failures) = in_parallel(
+            "delete network interfaces",
+            inventory
+                .interfaces
+                .iter()
+                .map(|n| (n.id.clone(), n.id.clone()))
+                .collect(),
+            settings.parallelism,
+            reporter,
+            |id| async move { delete_interface(ec2, &id, settings).await },
+        )
+        .await;
         if !failures.is_empty() {
             return Err(ApplyError {
                 stage: "deleting network interfaces",
