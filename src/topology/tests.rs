@@ -1931,3 +1931,46 @@ fn mutations_of_a_valid_file_never_panic() {
         }
     });
 }
+
+#[test]
+fn authorizer_settings_are_accepted_though_not_in_the_broker_table() {
+    let yaml = format!(
+        "{}brokers:\n  overrides:\n    authorizer.class.name: kafka.security.authorizer.AclAuthorizer\n    super.users: User:admin\n    allow.everyone.if.no.acl.found: false\n",
+        "name: acl\nregion: eu-west-1\nzones:\n  - {name: eu-west-1a, cidr: 10.0.1.0/24}\n  - {name: eu-west-1b, cidr: 10.0.2.0/24}\n  - {name: eu-west-1c, cidr: 10.0.3.0/24}\n"
+    );
+    let loaded = crate::topology::load("acl.yaml", yaml.as_bytes()).expect("valid");
+    assert_eq!(loaded.cluster.broker_settings["super.users"], "User:admin");
+    assert_eq!(
+        loaded.cluster.broker_settings["allow.everyone.if.no.acl.found"],
+        "false"
+    );
+}
+
+#[test]
+fn schema_names_every_top_level_key_and_refuses_unknown_ones() {
+    let schema = crate::topology::json_schema();
+    let props = schema["properties"].as_object().expect("properties");
+    let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "ami",
+            "brokers",
+            "kafka",
+            "name",
+            "network",
+            "region",
+            "tags",
+            "zones",
+            "zookeeper"
+        ]
+    );
+    assert_eq!(schema["additionalProperties"], serde_json::json!(false));
+    assert!(
+        props["name"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Cluster name")),
+        "fields carry their documentation"
+    );
+}
