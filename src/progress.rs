@@ -7,8 +7,6 @@ pub trait Reporter: Send + Sync {
     fn phase(&self, name: &str, total: usize);
     /// One step of the current phase is done.
     fn step(&self, message: &str);
-    /// Something worth a line of its own.
-    fn note(&self, message: &str);
     /// The current phase is over.
     fn finish(&self);
 }
@@ -19,6 +17,5 @@ pub struct Silent;
 impl Reporter for Silent {
     fn phase(&self, _: &str, _: usize) {}
     fn step(&self, _: &str) {}
-    fn note(&self, _: &str) {}
     fn finish(&self) {}
 }

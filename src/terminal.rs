@@ -87,16 +87,6 @@ impl Reporter for Terminal {
         }
     }
 
-    fn note(&self, message: &str) {
-        match self {
-            Terminal::Bars(bar) => match bar.lock().ok().and_then(|b| b.clone()) {
-                Some(pb) => pb.println(message),
-                None => eprintln!("{message}"),
-            },
-            Terminal::Lines(_) => eprintln!("{message}"),
-        }
-    }
-
     fn finish(&self) {
         if let Terminal::Bars(bar) = self
             && let Ok(mut b) = bar.lock()
