@@ -50,7 +50,8 @@ pub struct ApplyError {
 }
 
 impl ApplyError {
-    fn one(stage: &'static str, resource: impl Into<String>, error: impl ToString) -> Self {
+    /// A failure of one resource (or one request naming several).
+    pub fn one(stage: &'static str, resource: impl Into<String>, error: impl ToString) -> Self {
         ApplyError {
             stage,
             failures: vec![Failure {
@@ -451,26 +452,45 @@ where
     (done, failures)
 }
 
-/// Deletes a network interface, retrying while EC2 still detaches it from a terminated instance.
-pub async fn delete_interface(
-    ec2: &dyn Ec2,
-    id: &str,
+/// Runs `delete` until it succeeds or EC2 says the resource is gone (`gone`), waiting while EC2
+/// still holds it (`busy`, e.g. an interface detaching from a terminated instance) up to the
+/// settings' timeout; the last `busy` error is returned when time runs out.
+pub async fn delete_when_free<F, Fut>(
     settings: &Settings,
-) -> Result<(), Ec2Error> {
+    gone: &str,
+    busy: &str,
+    delete: F,
+) -> Result<(), Ec2Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), Ec2Error>>,
+{
     let deadline = tokio::time::Instant::now() + settings.timeout;
     loop {
-        match ec2.delete_network_interface(id).await {
+        match delete().await {
             Ok(()) => return Ok(()),
-            Err(e) if e.code == "InvalidNetworkInterfaceID.NotFound" => return Ok(()),
-            Err(e)
-                if e.code == "InvalidNetworkInterface.InUse"
-                    && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if e.code == gone => return Ok(()),
+            Err(e) if e.code == busy && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(settings.poll).await;
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Deletes a network interface, waiting while EC2 still detaches it from a terminated instance.
+pub async fn delete_interface(
+    ec2: &dyn Ec2,
+    id: &str,
+    settings: &Settings,
+) -> Result<(), Ec2Error> {
+    delete_when_free(
+        settings,
+        "InvalidNetworkInterfaceID.NotFound",
+        "InvalidNetworkInterface.InUse",
+        || ec2.delete_network_interface(id),
+    )
+    .await
 }
 
 /// Polls the cluster's instances (one Describe call per poll, whatever the count) until every id

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::apply::{ApplyError, Failure, Settings, delete_interface, in_parallel, wait_for};
+use crate::apply::{
+    ApplyError, Settings, delete_interface, delete_when_free, in_parallel, wait_for,
+};
 use crate::ec2::{Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, tags};
 use crate::progress::Reporter;
 
@@ -111,7 +113,7 @@ pub async fn destroy(
         reporter.phase("terminate instances", ids.len());
         ec2.terminate_instances(&ids)
             .await
-            .map_err(|e| one("terminating instances", ids.join(", "), e))?;
+            .map_err(|e| ApplyError::one("terminating instances", ids.join(", "), e))?;
         wait_for(
             ec2,
             &inventory.cluster,
@@ -149,48 +151,31 @@ pub async fn destroy(
         reporter.phase("delete security group", 1);
         delete_group(ec2, &g.id, settings)
             .await
-            .map_err(|e| one("deleting the security group", g.id.clone(), e))?;
+            .map_err(|e| ApplyError::one("deleting the security group", g.id.clone(), e))?;
         reporter.step(&g.id);
         reporter.finish();
     }
     Ok(())
 }
 
-/// Deletes a group, retrying while EC2 still releases interfaces that used it.
+/// Deletes a group, waiting while EC2 still releases interfaces that used it.
 async fn delete_group(
     ec2: &dyn Ec2,
     id: &str,
     settings: &Settings,
 ) -> Result<(), crate::ec2::Ec2Error> {
-    let deadline = tokio::time::Instant::now() + settings.timeout;
-    loop {
-        match ec2.delete_security_group(id).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.code == "InvalidGroup.NotFound" => return Ok(()),
-            Err(e) if e.code == "DependencyViolation" && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(settings.poll).await;
-            }
-            Err(e) if e.code == "DependencyViolation" => {
-                return Err(crate::ec2::Ec2Error::new(
-                    e.operation,
-                    e.code,
-                    format!(
-                        "{}; something without the cluster's tag (an instance or interface made by hand) still uses group {id}: remove it and run destroy again",
-                        e.message
-                    ),
-                ));
-            }
-            Err(e) => return Err(e),
+    delete_when_free(settings, "InvalidGroup.NotFound", "DependencyViolation", || {
+        ec2.delete_security_group(id)
+    })
+    .await
+    .map_err(|e| {
+        if e.code != "DependencyViolation" {
+            return e;
         }
-    }
-}
-
-fn one(stage: &'static str, resource: String, e: impl ToString) -> ApplyError {
-    ApplyError {
-        stage,
-        failures: vec![Failure {
-            resource,
-            error: e.to_string(),
-        }],
-    }
+        let message = format!(
+            "{}; something without the cluster's tag (an instance or interface made by hand) still uses group {id}: remove it and run destroy again",
+            e.message
+        );
+        crate::ec2::Ec2Error { message, ..e }
+    })
 }

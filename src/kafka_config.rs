@@ -206,6 +206,9 @@ impl BrokerConfigs {
     /// checking the value against `<config>` (whether Kafka reads that particular setting per
     /// listener is not judged: it does for the `ssl.*`, `sasl.*` and connection-quota settings).
     pub fn check(&self, name: &str, value: &str) -> Result<(), ConfigProblem> {
+        if AUTHORIZER_KEYS.contains(&name) {
+            return Ok(());
+        }
         match self.resolve(name)? {
             Some(def) => def.check(value),
             None => Err(ConfigProblem::UnknownKey {
@@ -300,6 +303,11 @@ impl BrokerConfigs {
 }
 
 const LISTENER_PREFIX: &str = "listener.name.";
+
+/// Settings of `server.properties` read by Kafka's ACL authorizers (`AclAuthorizer` in ZooKeeper
+/// mode, `StandardAuthorizer` in KRaft) rather than by the broker's own config definitions, so
+/// the broker tables do not list them; they are accepted as written.
+const AUTHORIZER_KEYS: &[&str] = &["allow.everyone.if.no.acl.found", "super.users"];
 
 impl ConfigDef {
     /// Checks `value`, as it would appear in `server.properties`.
@@ -1124,6 +1132,19 @@ mod tests {
             Ok(()) => "ok".to_string(),
             Err(problem) => problem.to_string(),
         }
+    }
+
+    #[test]
+    fn acl_authorizer_settings_pass_though_not_in_the_broker_tables() {
+        assert!(v39().get("super.users").is_none() && v4().get("super.users").is_none());
+        assert_eq!(check(v39(), "super.users", "User:admin;User:ops"), "ok");
+        assert_eq!(
+            check(v39(), "allow.everyone.if.no.acl.found", "false"),
+            "ok"
+        );
+        assert_eq!(check(v4(), "super.users", "User:admin"), "ok");
+        // Near misses are still unknown keys.
+        assert_ne!(check(v39(), "super.user", "User:admin"), "ok");
     }
 
     fn synthetic(kind: ConfigType, valid: &str) -> ConfigDef {

@@ -534,12 +534,12 @@ impl Plan {
         })
     }
 
-    /// Nodes in the order their changes roll: ZooKeeper first, then brokers, each by id.
+    /// One node's part of the plan, by node name.
     pub fn node(&self, name: &str) -> Option<&NodeChange> {
         self.nodes.iter().find(|n| n.node == name)
     }
 
-    /// Counts by action, for tests and summaries.
+    /// Each resource's address (`instance.broker-1` …) and its action, sorted by address.
     pub fn actions(&self) -> BTreeMap<String, Action> {
         let mut m = BTreeMap::new();
         m.insert(

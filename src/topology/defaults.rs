@@ -70,10 +70,6 @@ pub const MANAGED_KEYS: &[&str] = &[
     "zookeeper.connect",
 ];
 
-/// Settings read by Kafka's ZooKeeper-mode ACL authorizer (`kafka.security.authorizer.AclAuthorizer`)
-/// rather than by the broker's own config definitions, so Kafka's broker table does not list them.
-pub const AUTHORIZER_KEYS: &[&str] = &["allow.everyone.if.no.acl.found", "super.users"];
-
 /// KRaft-only keys: kcluster deploys ZooKeeper mode.
 pub const KRAFT_KEYS: &[&str] = &[
     "controller.listener.names",

@@ -949,7 +949,6 @@ impl Checker {
                 continue;
             };
             if let Some(table) = table
-                && !defaults::AUTHORIZER_KEYS.contains(&key.as_str())
                 && let Err(problem) = table.check(key, &text)
             {
                 self.diagnostics
