@@ -268,6 +268,8 @@ fn display_name(file: &str) -> &str {
 }
 
 /// Loads and validates a topology; warnings go to stderr.
+/// Loads a topology for a command that only reads (check, status, destroy): the file must be
+/// valid; the rack-awareness rules are `check`'s to report.
 pub fn load(file: &str) -> Result<Loaded> {
     let bytes = read_input(file)?;
     let loaded = topology::load(display_name(file), &bytes).map_err(Error::Invalid)?;
@@ -277,16 +279,44 @@ pub fn load(file: &str) -> Result<Loaded> {
     Ok(loaded)
 }
 
+/// Loads a topology for a command that builds from it (render, plan, apply): as `validate`
+/// does, so a layout `check` fails (and the topology does not accept) is refused before anything
+/// is rendered or created.
+pub fn load_to_build(file: &str) -> Result<Loaded> {
+    let bytes = read_input(file)?;
+    let loaded =
+        with_rack_rules(topology::load(display_name(file), &bytes)).map_err(Error::Invalid)?;
+    if !loaded.warnings.diagnostics.is_empty() {
+        eprintln!("{}", loaded.warnings);
+    }
+    Ok(loaded)
+}
+
+/// Adds `check`'s rules on the topology, with `check`'s severities, to a loaded file's
+/// diagnostics; an error among them makes the file invalid, as it makes `check` fail.
+fn with_rack_rules(
+    result: std::result::Result<Loaded, Report>,
+) -> std::result::Result<Loaded, Report> {
+    let loaded = result?;
+    let diagnostics = [
+        loaded.warnings.diagnostics.clone(),
+        rack_rules(&loaded.cluster),
+    ]
+    .concat();
+    let report = Report::new(loaded.warnings.file.clone(), diagnostics);
+    if report.has_errors() {
+        Err(report)
+    } else {
+        Ok(Loaded {
+            warnings: report,
+            ..loaded
+        })
+    }
+}
+
 fn validate(a: ValidateArgs) -> Result<i32> {
     let bytes = read_input(&a.file.file)?;
-    let mut result = topology::load(display_name(&a.file.file), &bytes);
-    if let Ok(l) = &mut result {
-        let extra = rack_warnings(&l.cluster);
-        l.warnings = Report::new(
-            l.warnings.file.clone(),
-            [l.warnings.diagnostics.clone(), extra].concat(),
-        );
-    }
+    let result = with_rack_rules(topology::load(display_name(&a.file.file), &bytes));
     let report = match &result {
         Ok(l) => &l.warnings,
         Err(r) => r,
@@ -325,9 +355,9 @@ fn validate(a: ValidateArgs) -> Result<i32> {
     Ok(if result.is_ok() { 0 } else { 1 })
 }
 
-/// The rack-awareness rules of `check`, as warnings: `validate` shows them too, except the two
-/// it reports itself (replication factor above the zone count; only two zones).
-fn rack_warnings(cluster: &crate::cluster::Cluster) -> Vec<Diagnostic> {
+/// The rack-awareness rules of `check` with `check`'s severities, except the two the topology
+/// validation reports itself (replication factor above the zone count; only two zones).
+fn rack_rules(cluster: &crate::cluster::Cluster) -> Vec<Diagnostic> {
     crate::check::static_findings(cluster)
         .into_iter()
         .filter(|f| {
@@ -338,14 +368,18 @@ fn rack_warnings(cluster: &crate::cluster::Cluster) -> Vec<Diagnostic> {
             .contains(&f.rule)
         })
         .map(|f| {
-            Diagnostic::warning(FieldPath::root(), format!("[{}] {}", f.rule, f.message))
-                .help(f.fix)
+            let message = format!("[{}] {}", f.rule, f.message);
+            let diagnostic = match f.severity {
+                crate::check::Severity::Error => Diagnostic::error(FieldPath::root(), message),
+                crate::check::Severity::Warning => Diagnostic::warning(FieldPath::root(), message),
+            };
+            diagnostic.help(f.fix)
         })
         .collect()
 }
 
 fn render_cmd(a: RenderArgs) -> Result<i32> {
-    let loaded = load(&a.file.file)?;
+    let loaded = load_to_build(&a.file.file)?;
     let renderer = Renderer::new(&render::Options {
         templates_dir: a.templates.templates.clone(),
         ..Default::default()

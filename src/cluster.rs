@@ -25,6 +25,9 @@ pub struct Cluster {
     pub brokers: RoleSpec,
     /// Every node: ZooKeeper nodes first, then brokers, each sorted by id.
     pub nodes: Vec<Node>,
+    /// The user accepted a layout that does not survive the loss of one zone
+    /// (`accept_zone_loss`): the rules that say so are warnings instead of errors.
+    pub accept_zone_loss: bool,
     /// Broker settings for `server.properties` (kcluster's defaults with the user's overrides on top),
     /// excluding the per-node identity keys that kcluster manages.
     pub broker_settings: BTreeMap<String, String>,

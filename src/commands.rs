@@ -68,7 +68,7 @@ fn confirm(question: &str, expected: &str, refuse: &str) -> Result<bool> {
 }
 
 pub async fn plan(a: PlanArgs) -> Result<i32> {
-    let loaded = cli::load(&a.file.file)?;
+    let loaded = cli::load_to_build(&a.file.file)?;
     let renderer = renderer(&a.templates)?;
     let ec2 = connect(&a.aws, &loaded.cluster.region).await?;
     let (plan, _) = workflow::make_plan(&ec2, &loaded.cluster, &renderer).await?;
@@ -101,7 +101,7 @@ fn sample_topic(cluster: &Cluster, partitions: Option<u32>, rf: Option<u32>) -> 
 }
 
 pub async fn apply(a: ApplyArgs) -> Result<i32> {
-    let loaded = cli::load(&a.file.file)?;
+    let loaded = cli::load_to_build(&a.file.file)?;
     let cluster = &loaded.cluster;
     let renderer = renderer(&a.templates)?;
     let ec2 = connect(&a.aws, &cluster.region).await?;

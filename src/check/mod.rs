@@ -80,6 +80,9 @@ pub struct Report {
     /// What the live check looked at, when it ran (e.g. "6 instances; broker.rack read back from
     /// the user-data of 3 brokers").
     pub live_checked: Option<String>,
+    /// The topology accepts that losing one zone may stop the cluster (`accept_zone_loss`):
+    /// zones whose loss is not survived are reported but do not fail the report.
+    pub zone_loss_accepted: bool,
 }
 
 impl Report {
@@ -114,6 +117,7 @@ impl Report {
             simulation,
             live: Vec::new(),
             live_checked: None,
+            zone_loss_accepted: cluster.accept_zone_loss,
         }
     }
 
@@ -124,17 +128,17 @@ impl Report {
     }
 
     /// True when nothing is an error and losing any one AZ keeps every partition online and
-    /// writable with `acks=all` and keeps ZooKeeper's quorum.
+    /// writable with `acks=all` and keeps ZooKeeper's quorum (or the topology accepts that it
+    /// does not).
     pub fn ok(&self) -> bool {
         let no_errors = self
             .findings
             .iter()
             .chain(&self.live)
             .all(|f| f.severity != Severity::Error);
-        let scenarios_ok = self
-            .simulation
-            .as_ref()
-            .is_some_and(|s| s.scenarios.iter().all(|z| z.verdict == Verdict::Ok));
+        let scenarios_ok = self.simulation.as_ref().is_some_and(|s| {
+            self.zone_loss_accepted || s.scenarios.iter().all(|z| z.verdict == Verdict::Ok)
+        });
         no_errors && scenarios_ok
     }
 
@@ -153,9 +157,10 @@ impl Report {
 
 impl Serialize for Report {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Report", 6)?;
+        let mut s = serializer.serialize_struct("Report", 7)?;
         s.serialize_field("cluster", &self.cluster)?;
         s.serialize_field("ok", &self.ok())?;
+        s.serialize_field("zone_loss_accepted", &self.zone_loss_accepted)?;
         s.serialize_field("findings", &self.findings)?;
         s.serialize_field("simulation", &self.simulation)?;
         s.serialize_field("live", &self.live)?;
@@ -251,6 +256,45 @@ mod tests {
         let sim = report.simulation.as_ref().expect("simulation");
         assert_eq!(sim.scenarios[0].verdict, Verdict::QuorumLost);
         assert!(!report.ok());
+    }
+
+    #[test]
+    fn accepted_zone_loss_turns_the_zone_loss_errors_into_warnings_and_keeps_the_verdicts() {
+        let mut cluster = test_cluster(&[A, B], &[A, A, B], &[A, A, B, B], 3, 2);
+        let refused = Report::build(&cluster, 4, 3, 0);
+        assert!(!refused.ok());
+        let rules = |r: &Report, severity: Severity| -> Vec<&str> {
+            r.findings
+                .iter()
+                .filter(|f| f.severity == severity)
+                .map(|f| f.rule)
+                .collect()
+        };
+        assert_eq!(
+            rules(&refused, Severity::Error),
+            ["zookeeper-quorum-zones", "writes-survive-az-loss"]
+        );
+
+        cluster.accept_zone_loss = true;
+        let accepted = Report::build(&cluster, 4, 3, 0);
+        assert!(accepted.ok(), "{}", accepted.render_text());
+        assert!(rules(&accepted, Severity::Error).is_empty());
+        assert!(
+            accepted
+                .findings
+                .iter()
+                .filter(|f| f.rule == "zookeeper-quorum-zones")
+                .all(|f| f.message.ends_with("(accepted: `accept_zone_loss: true`)"))
+        );
+        assert_eq!(
+            accepted.simulation, refused.simulation,
+            "the verdicts stay as they are"
+        );
+        assert!(
+            accepted
+                .render_text()
+                .ends_with("2 AZ losses not survived, accepted by `accept_zone_loss: true`)\n")
+        );
     }
 
     #[test]

@@ -32,9 +32,14 @@ pub(super) fn render_text(report: &Report) -> String {
             .filter(|z| z.verdict != super::Verdict::Ok)
             .count()
     });
+    let accepted = if report.zone_loss_accepted && failing > 0 {
+        ", accepted by `accept_zone_loss: true`"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "\nResult: {} ({errors} error{}, {warnings} warning{}, {failing} AZ loss{} not survived)",
+        "\nResult: {} ({errors} error{}, {warnings} warning{}, {failing} AZ loss{} not survived{accepted})",
         if report.ok() { "OK" } else { "FAIL" },
         plural(errors),
         plural(warnings),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Finding, zone_order, zookeeper_quorum};
+use super::{Finding, Severity, zone_order, zookeeper_quorum};
 use crate::assign::{AssignError, BrokerMetadata, StartIndex, assign_replicas_to_brokers};
 use crate::cluster::{Cluster, Node, Role};
 
@@ -27,8 +27,25 @@ pub fn static_findings(cluster: &Cluster) -> Vec<Finding> {
     findings.extend(broker_rack_balance(cluster));
     findings.extend(zookeeper(cluster));
     findings.extend(replication(cluster));
+    if cluster.accept_zone_loss {
+        for f in findings
+            .iter_mut()
+            .filter(|f| ZONE_LOSS_RULES.contains(&f.rule))
+        {
+            f.severity = Severity::Warning;
+            f.message.push_str(" (accepted: `accept_zone_loss: true`)");
+        }
+    }
     findings
 }
+
+/// The rules that say a single zone's loss is not survived: errors, unless the topology accepts
+/// that (`accept_zone_loss`), as a region with two zones must.
+pub const ZONE_LOSS_RULES: [&str; 3] = [
+    ZOOKEEPER_QUORUM_ZONES,
+    PARTITIONS_SURVIVE_AZ_LOSS,
+    WRITES_SURVIVE_AZ_LOSS,
+];
 
 /// `broker-rack-zone`, `zookeeper-zone`: each node sits in one of the cluster's AZs
 /// (a broker's `broker.rack` is its AZ, so this is also "every rack is a known AZ").

@@ -84,6 +84,7 @@ pub fn test_cluster(
         zookeeper: role.clone(),
         brokers: role,
         nodes,
+        accept_zone_loss: false,
         broker_settings: BTreeMap::from([
             (
                 "default.replication.factor".to_owned(),

@@ -7,10 +7,36 @@ use ipnet::Ipv4Net;
 
 use crate::cluster::Role;
 
-pub const KAFKA_VERSION: &str = "3.9.1";
+/// The newest release of the 3.9 line, the last with ZooKeeper (2026-02-21).
+pub const KAFKA_VERSION: &str = "3.9.2";
 pub const SCALA_VERSION: &str = "2.13";
-/// SHA-512 of `kafka_2.13-3.9.1.tgz` as published by Apache (`kafka_2.13-3.9.1.tgz.sha512`).
-pub const KAFKA_SHA512: &str = "1ea204ba73411737a275429ca976d440f007ff0957b90b19be41dc5a4bae52617267769be9f0b5791714d0b3c4c760605bd426faea39edd90763585523fa2cfe";
+
+/// SHA-512 of each 3.9 release's `kafka_2.13-<version>.tgz` as Apache publishes it beside the
+/// tarball (`.sha512`); the values are the ones Strimzi's `kafka-versions.yaml` pins, each
+/// cross-checked against an independent install script. A topology that names one of these
+/// versions with the default Scala and URL needs no `sha512` of its own.
+pub const KAFKA_SHA512: [(&str, &str); 3] = [
+    (
+        "3.9.0",
+        "5324c1f44d4c84ea469712c2cc3d2d15545c3716edbb5353722df9c661fcc78b031fcf07d1c4f0309c5fdb32686665dfb0cffe55210cd3a1fe2a370538cb4e6d",
+    ),
+    (
+        "3.9.1",
+        "1ea204ba73411737a275429ca976d440f007ff0957b90b19be41dc5a4bae52617267769be9f0b5791714d0b3c4c760605bd426faea39edd90763585523fa2cfe",
+    ),
+    (
+        "3.9.2",
+        "01186a5086b5ae753811ee71808a797baec1303d4e0d4b1c0acf42c489654a7b8988136f8469d0b66f0be439f8e3e9b816171ea0b0d7a36462b07aa2d3ef0023",
+    ),
+];
+
+/// The published SHA-512 of Kafka `version`'s Scala 2.13 tarball, if kcluster knows it.
+pub fn known_sha512(version: &str) -> Option<&'static str> {
+    KAFKA_SHA512
+        .iter()
+        .find(|(v, _)| *v == version)
+        .map(|(_, sha)| *sha)
+}
 pub const AMI_SSM_PARAMETER: &str =
     "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 

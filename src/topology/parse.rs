@@ -103,6 +103,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
             "brokers" => raw.brokers = s.read(),
             "network" => raw.network = s.read(),
             "tags" => raw.tags = s.read(),
+            "accept_zone_loss" => raw.accept_zone_loss = s.read(),
             _ => {
                 let d = unknown_key(&path);
                 diagnostics.push(d.at(locations.find(&path)));

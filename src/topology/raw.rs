@@ -30,6 +30,11 @@ pub struct RawTopology {
     pub network: Option<RawNetwork>,
     /// Extra tags put on every resource kcluster creates.
     pub tags: Option<BTreeMap<String, String>>,
+    /// Accept a layout that does not survive the loss of one availability zone: the ZooKeeper
+    /// quorum, `acks=all` writes or whole partitions can stop until the zone returns (always the
+    /// case with only 2 zones). Without it such a layout is refused, by `validate` and every
+    /// command that builds, as `check` fails it. Default: false.
+    pub accept_zone_loss: Option<bool>,
 }
 
 /// One availability zone and the subnet used in it.
@@ -49,7 +54,7 @@ pub struct RawZone {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawKafka {
-    /// Kafka version; the 3.9 line (the last with ZooKeeper). Default `3.9.1`.
+    /// Kafka version; the 3.9 line (the last with ZooKeeper). Default `3.9.2`; 3.9.0 and 3.9.1 need no `sha512` either.
     pub version: Option<String>,
     /// Scala build of the tarball. Default `2.13`.
     pub scala: Option<String>,

@@ -282,16 +282,27 @@ zones:
 ";
 
 #[test]
-fn two_zones_validate_with_a_warning() {
-    let l = accepted(&format!(
-        "{TWO_ZONES}brokers:\n  count: 2\n  overrides:\n    min.insync.replicas: 1\n"
-    ));
-    let w = only(&l.warnings);
-    expect(
-        w,
-        Severity::Warning,
+fn two_zones_are_refused_unless_the_topology_accepts_losing_the_cluster_with_a_zone() {
+    let two =
+        format!("{TWO_ZONES}brokers:\n  count: 2\n  overrides:\n    min.insync.replicas: 1\n");
+    let r = refused(&two);
+    error(
+        only(&r),
         "zones",
         "only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it",
+        Some(
+            "use 3 zones (a third needs only a ZooKeeper member), or set `accept_zone_loss: true` \
+             if the region has only 2 and the cluster may stop while one is down",
+        ),
+        Some((3, 1)),
+    );
+    let l = accepted(&format!("{two}accept_zone_loss: true\n"));
+    assert!(l.cluster.accept_zone_loss);
+    expect(
+        only(&l.warnings),
+        Severity::Warning,
+        "zones",
+        "only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it (accepted: `accept_zone_loss: true`)",
         Some("use 3 zones so that ZooKeeper and acks=all writes survive losing any one"),
         Some((3, 1)),
     );
@@ -300,7 +311,8 @@ fn two_zones_validate_with_a_warning() {
 #[test]
 fn replication_factor_above_zone_count_is_a_warning() {
     let l = accepted(&format!(
-        "{TWO_ZONES}brokers:\n  count: 4\n  overrides:\n    default.replication.factor: 3\n"
+        "{TWO_ZONES}brokers:\n  count: 4\n  overrides:\n    default.replication.factor: 3\n\
+         accept_zone_loss: true\n"
     ));
     assert_eq!(l.warnings.diagnostics.len(), 2, "{}", l.warnings);
     expect(
@@ -946,7 +958,10 @@ fn unknown_key_without_a_close_match_lists_the_known_keys() {
         only(&r),
         "colour",
         "unknown key `colour`",
-        Some("expected one of: ami, brokers, kafka, name, network, region, tags, zones, zookeeper"),
+        Some(
+            "expected one of: accept_zone_loss, ami, brokers, kafka, name, network, region, tags, \
+             zones, zookeeper",
+        ),
         Some((10, 1)),
     );
 }
@@ -1350,11 +1365,11 @@ fn throughput_above_a_quarter_of_iops_is_refused() {
 
 #[test]
 fn non_default_version_without_sha512_is_refused() {
-    let r = refused(&with("kafka:\n  version: 3.9.0\n"));
+    let r = refused(&with("kafka:\n  version: 3.9.3\n"));
     error(
         only(&r),
         "kafka.sha512",
-        "missing: the tarball differs from kcluster's default, so its checksum must be given",
+        "missing: kcluster knows the published checksums of Apache's Scala 2.13 tarballs of Kafka 3.9.0-3.9.2 only, so this one's must be given",
         Some("add `sha512:` with the value from the `.sha512` file published beside the tarball"),
         Some((10, 1)),
     );
@@ -1367,8 +1382,25 @@ fn non_default_version_without_sha512_is_refused() {
     }
     let sha = "ab".repeat(64);
     accepted(&with(&format!(
-        "kafka:\n  version: 3.9.0\n  sha512: {sha}\n"
+        "kafka:\n  version: 3.9.3\n  sha512: {sha}\n"
     )));
+}
+
+#[test]
+fn every_published_3_9_release_needs_no_sha512() {
+    for (version, prefix) in [
+        ("3.9.0", "5324c1f4"),
+        ("3.9.1", "1ea204ba"),
+        ("3.9.2", "01186a50"),
+    ] {
+        let l = accepted(&with(&format!("kafka:\n  version: {version}\n")));
+        assert!(l.cluster.kafka.sha512.starts_with(prefix), "{version}");
+        assert_eq!(
+            l.cluster.kafka.url,
+            format!("https://archive.apache.org/dist/kafka/{version}/kafka_2.13-{version}.tgz")
+        );
+    }
+    assert_eq!(accepted(BASE).cluster.kafka.version, "3.9.2");
 }
 
 #[test]
@@ -1409,7 +1441,7 @@ fn kafka_version_outside_the_39_line_is_refused() {
             only(&r),
             "kafka.version",
             &format!("unsupported Kafka version `{version}`"),
-            Some("kcluster deploys the Kafka 3.9 line (the last with ZooKeeper), e.g. `3.9.1`"),
+            Some("kcluster deploys the Kafka 3.9 line (the last with ZooKeeper), e.g. `3.9.2`"),
             Some((11, 3)),
         );
     }
@@ -1955,6 +1987,7 @@ fn schema_names_every_top_level_key_and_refuses_unknown_ones() {
     assert_eq!(
         keys,
         [
+            "accept_zone_loss",
             "ami",
             "brokers",
             "kafka",

@@ -122,6 +122,7 @@ impl Checker {
             brokers: brokers?,
             nodes,
             broker_settings,
+            accept_zone_loss: raw.accept_zone_loss.unwrap_or(false),
         })
     }
 
@@ -314,11 +315,21 @@ impl Checker {
                 "list 3 zones of the region",
             );
         } else if list.len() == 2 {
-            self.warn(
-                p(&["zones"]),
-                "only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it",
-                "use 3 zones so that ZooKeeper and acks=all writes survive losing any one",
-            );
+            let message = "only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it";
+            if raw.accept_zone_loss == Some(true) {
+                self.warn(
+                    p(&["zones"]),
+                    format!("{message} (accepted: `accept_zone_loss: true`)"),
+                    "use 3 zones so that ZooKeeper and acks=all writes survive losing any one",
+                );
+            } else {
+                self.error(
+                    p(&["zones"]),
+                    message,
+                    "use 3 zones (a third needs only a ZooKeeper member), or set `accept_zone_loss: true` \
+                     if the region has only 2 and the cluster may stop while one is down",
+                );
+            }
         }
         zones
     }
@@ -341,7 +352,7 @@ impl Checker {
             let help = if version.starts_with("4.") {
                 "Kafka 4 removed ZooKeeper; kcluster deploys the 3.9 line, the last with ZooKeeper"
             } else {
-                "kcluster deploys the Kafka 3.9 line (the last with ZooKeeper), e.g. `3.9.1`"
+                "kcluster deploys the Kafka 3.9 line (the last with ZooKeeper), e.g. `3.9.2`"
             };
             self.error(
                 p(&["kafka", "version"]),
@@ -370,17 +381,12 @@ impl Checker {
             );
             ok = false;
         }
-        let default_dist = k
-            .version
-            .as_deref()
-            .is_none_or(|v| v == defaults::KAFKA_VERSION)
-            && k.scala
-                .as_deref()
-                .is_none_or(|s| s == defaults::SCALA_VERSION)
-            && k.url.as_deref().is_none_or(|u| {
-                u == defaults::kafka_url(defaults::KAFKA_VERSION, defaults::SCALA_VERSION)
-            });
-        let sha512 = match (&k.sha512, default_dist) {
+        // A release kcluster knows the published checksum of, from the default place.
+        let known = (scala == defaults::SCALA_VERSION
+            && url == defaults::kafka_url(&version, &scala))
+        .then(|| defaults::known_sha512(&version))
+        .flatten();
+        let sha512 = match (&k.sha512, known) {
             (Some(s), _) => {
                 let s = s.trim().to_ascii_lowercase();
                 if s.len() != 128 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -393,11 +399,11 @@ impl Checker {
                 }
                 s
             }
-            (None, true) => defaults::KAFKA_SHA512.to_string(),
-            (None, false) => {
+            (None, Some(known)) => known.to_string(),
+            (None, None) => {
                 self.error(
                     p(&["kafka", "sha512"]),
-                    "missing: the tarball differs from kcluster's default, so its checksum must be given",
+                    "missing: kcluster knows the published checksums of Apache's Scala 2.13 tarballs of Kafka 3.9.0-3.9.2 only, so this one's must be given",
                     "add `sha512:` with the value from the `.sha512` file published beside the tarball",
                 );
                 ok = false;

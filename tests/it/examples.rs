@@ -29,11 +29,11 @@ fn every_example_validates_with_exactly_its_documented_warnings() {
         assert_eq!(output.status.code(), Some(0), "{name}:\n{stderr}");
         let expected = match name.as_str() {
             "two-zones.yaml" => "\
-two-zones.yaml:7:1: warning: zones: only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it
+two-zones.yaml:10:1: warning: zones: only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it (accepted: `accept_zone_loss: true`)
   help: use 3 zones so that ZooKeeper and acks=all writes survive losing any one
-two-zones.yaml:15:5: warning: brokers.overrides.default.replication.factor: replication factor 3 is greater than the 2 availability zones: some partitions keep two replicas in one zone
+two-zones.yaml:18:5: warning: brokers.overrides.default.replication.factor: replication factor 3 is greater than the 2 availability zones: some partitions keep two replicas in one zone
   help: add a zone, or accept that losing that zone takes two replicas of those partitions
-two-zones.yaml: warning: [writes-survive-az-loss] losing us-west-1b or us-west-1c can take 2 of a partition's 3 replicas, leaving 1, below min.insync.replicas=2: acks=all producers to such a partition get NotEnoughReplicas until the AZ is back
+two-zones.yaml: warning: [writes-survive-az-loss] losing us-west-1b or us-west-1c can take 2 of a partition's 3 replicas, leaving 1, below min.insync.replicas=2: acks=all producers to such a partition get NotEnoughReplicas until the AZ is back (accepted: `accept_zone_loss: true`)
   help: spread brokers evenly over at least 3 AZs so no AZ holds more than 1 replica of a partition, or lower min.insync.replicas to 1 (fewer copies guaranteed per write)
 two-zones.yaml: 0 errors, 3 warnings
 ",
@@ -57,4 +57,55 @@ fn production_example_is_the_shape_it_claims() {
     assert!(c.brokers.volume.iops > 3000 && c.brokers.volume.throughput_mibps > 125);
     assert!(c.network.ssh.as_ref().is_some_and(|s| !s.cidrs.is_empty()));
     assert!(!c.tags.is_empty());
+}
+
+/// `validate` and `check --offline` give every example, and the two-zone layout without its
+/// acceptance, the same verdict: a file `validate` calls valid is one `apply`'s closing check
+/// passes, and a layout `check` fails is refused before anything is built.
+#[test]
+fn validate_and_check_agree_on_every_example_and_on_an_unaccepted_two_zone_layout() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let unaccepted = dir.path().join("two-zones-unaccepted.yaml");
+    let two_zones =
+        std::fs::read_to_string(repo().join("topologies/two-zones.yaml")).expect("example");
+    std::fs::write(
+        &unaccepted,
+        two_zones.replace("accept_zone_loss: true\n", ""),
+    )
+    .expect("file");
+    let mut files = example_topologies();
+    files.push(unaccepted.clone());
+    for path in files {
+        let code = |args: &[&str]| {
+            kcluster()
+                .args(args)
+                .arg("-f")
+                .arg(&path)
+                .output()
+                .expect("kcluster runs")
+                .status
+                .code()
+        };
+        let validate = code(&["validate"]);
+        let check = code(&["check", "--offline"]);
+        let render = code(&[
+            "render",
+            "--out",
+            &dir.path().join("out").display().to_string(),
+        ]);
+        assert_eq!(
+            validate,
+            check,
+            "{}: validate and check --offline disagree",
+            path.display()
+        );
+        assert_eq!(
+            validate,
+            render,
+            "{}: validate and render disagree",
+            path.display()
+        );
+        let expected = if path == unaccepted { 1 } else { 0 };
+        assert_eq!(validate, Some(expected), "{}", path.display());
+    }
 }
