@@ -61,3 +61,26 @@ use_mock_aws() {
   unset AWS_PROFILE AWS_SESSION_TOKEN
   export KCLUSTER_POLL_SECONDS="${KCLUSTER_POLL_SECONDS:-0.2}"
 }
+
+# The Kafka versions the integration tests run for real (tests/it/kafka).
+# shellcheck disable=SC2034 # read by the scripts that source this file
+KAFKA_TEST_VERSIONS=(3.9.2)
+
+# Copies Kafka <version>'s broker, tools and their runtime dependencies from Maven Central into
+# target/kafka/<version>/lib, unless a complete copy is already there.
+ensure_kafka() {
+  local version="$1"
+  local dir="${REPO}/target/kafka/${version}"
+  if [ -f "${dir}/complete" ]; then
+    return 0
+  fi
+  if ! command -v mvn >/dev/null; then
+    echo "mvn is not installed: apt-get install --no-install-recommends maven openjdk-17-jdk-headless" >&2
+    return 1
+  fi
+  echo "fetching Kafka ${version} (broker, tools, clients) from Maven Central into ${dir}" >&2
+  rm -rf "${dir}"
+  mvn -q -B -Dstyle.color=never -f "${REPO}/tests/kafka/pom.xml" -Dkafka.version="${version}" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="${dir}/lib"
+  touch "${dir}/complete"
+}

@@ -2,7 +2,10 @@
 //! the shared helpers (running the binary, temporary directories, example topologies).
 
 mod bad_corpus;
+mod drill;
 mod examples;
+mod kafka;
+mod local;
 mod mock_ec2;
 mod render_golden;
 mod support;

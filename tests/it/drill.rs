@@ -1,0 +1,537 @@
+//! The zone-loss drill: a rendered cluster on loopback loses every process of one zone at once
+//! (SIGKILL) while Kafka's own `VerifiableProducer` writes a numbered stream with `acks=all` and
+//! idempotence; the drill measures what Kafka really did — ZooKeeper quorum, partitions with a
+//! leader, partitions that take an `acks=all` write — and, once the zone is back, reads the topic
+//! to prove that every acknowledged record is there exactly once. Each measurement is compared
+//! with what `kcluster check --offline` predicted for that zone.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kcluster::check::{Verdict, simulate};
+use kcluster::cluster::{Cluster, Role};
+use serde_json::Value;
+
+use crate::local::{LocalCluster, clients, zk};
+use crate::support;
+
+/// How fast the stream writes. Small enough for a 2-core machine running 9 JVMs.
+const RECORDS_PER_SECOND: u32 = 100;
+/// How long the drill waits, after the kill, for Kafka to settle: ZooKeeper notices the lost
+/// brokers when their sessions expire (`zookeeper.session.timeout.ms`, 18 s), then the controller
+/// moves leaders; leaders drop lost followers from the ISR after `replica.lag.time.max.ms`
+/// (30 s). A cluster that has not settled by then (no quorum) is measured as it is.
+const SETTLE: Duration = Duration::from_secs(75);
+/// How long one `acks=all` write may take before its partition counts as not writable.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[test]
+fn three_brokers_over_three_zones_keep_every_acked_record_through_the_loss_of_any_zone() {
+    let rows = drill("kafka-3x3.yaml", None);
+    assert_all_match(&rows);
+    assert!(rows.iter().all(|r| r.measured.verdict == Verdict::Ok));
+}
+
+#[test]
+fn six_brokers_over_three_zones_keep_every_acked_record_through_the_loss_of_any_zone() {
+    let rows = drill("kafka-3x6.yaml", None);
+    assert_all_match(&rows);
+    assert!(rows.iter().all(|r| r.measured.verdict == Verdict::Ok));
+}
+
+/// The layout of `topologies/two-zones.yaml` on loopback: `check` says neither zone's loss is
+/// survived, and Kafka agrees — the zone holding two of the three ZooKeeper members takes the
+/// quorum with it; the other takes one of the two replicas some partitions keep in it, so they
+/// refuse `acks=all` writes. Nothing acknowledged is lost either way. The comparison is also
+/// shown to catch a wrong prediction: the same measurements against "ok" fail on the verdict.
+#[test]
+fn two_zones_lose_quorum_or_writes_with_either_zone_exactly_as_check_predicts() {
+    let rows = drill("kafka-two-zones.yaml", None);
+    assert_all_match(&rows);
+    let verdicts: Vec<Verdict> = rows.iter().map(|r| r.measured.verdict).collect();
+    assert_eq!(
+        verdicts,
+        vec![Verdict::QuorumLost, Verdict::WritesBlocked],
+        "{}",
+        table(&rows)
+    );
+    for row in &rows {
+        let wrong = Predicted {
+            verdict: Verdict::Ok,
+            zookeeper_quorum: true,
+            partitions_online: row.measured.partitions,
+            partitions_writable: row.measured.partitions,
+        };
+        let err = compare(&wrong, &row.measured).expect_err("an `ok` prediction must not match");
+        assert!(
+            err.starts_with("verdict: check Ok, Kafka "),
+            "{}: {err}",
+            row.zone
+        );
+    }
+}
+
+/// What `check` predicted for one zone's loss.
+#[derive(Debug, Clone)]
+pub struct Predicted {
+    pub verdict: Verdict,
+    pub zookeeper_quorum: bool,
+    pub partitions_online: u32,
+    pub partitions_writable: u32,
+}
+
+/// What Kafka did when the zone was lost.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub partitions: u32,
+    pub verdict: Verdict,
+    pub zookeeper_quorum: bool,
+    pub partitions_online: u32,
+    pub partitions_writable: u32,
+    /// Seconds from the kill until every partition had a live leader and no lost replica in its
+    /// ISR; `None` if that never happened within [`SETTLE`].
+    pub settled_after: Option<u64>,
+    /// Stream records acknowledged while the zone was down.
+    pub acked_while_down: usize,
+    pub acked: usize,
+    pub lost: usize,
+    pub duplicated: usize,
+}
+
+pub struct Row {
+    pub zone: String,
+    pub predicted: Predicted,
+    pub measured: Measured,
+}
+
+/// Boots the fixture, then for each zone (all of them, in file order, unless `zones` names
+/// some) runs the drill on a fresh topic with the cluster's defaults.
+pub fn drill(fixture: &str, zones: Option<&[&str]>) -> Vec<Row> {
+    let path = support::repo().join("tests/it/fixtures").join(fixture);
+    let cluster = support::load(&path);
+    let check = check_offline(&path);
+    let simulation = &check["simulation"];
+    let partitions = simulation["partitions"].as_u64().expect("partitions") as u32;
+    let rf = simulation["replication_factor"].as_u64().expect("rf") as u32;
+    assert_eq!(
+        rf,
+        cluster.replication_factor(),
+        "check simulates the default RF"
+    );
+    let predictions: BTreeMap<String, Predicted> = simulation["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .map(|s| (s["zone"].as_str().expect("zone").to_string(), predicted(s)))
+        .collect();
+    assert_invariant(&cluster, partitions, rf, &predictions);
+
+    let expected_load = zone_load(&check);
+
+    let mut local = LocalCluster::boot(&cluster);
+    let mut rows = Vec::new();
+    let chosen: Vec<String> = match zones {
+        Some(z) => z.iter().map(|s| s.to_string()).collect(),
+        None => cluster.zones.iter().map(|z| z.name.clone()).collect(),
+    };
+    for zone in chosen {
+        let measured = lose_zone(&mut local, &zone, partitions, rf, &expected_load);
+        let row = Row {
+            predicted: predictions[&zone].clone(),
+            zone,
+            measured,
+        };
+        eprintln!("{fixture}: {}", table(std::slice::from_ref(&row)));
+        rows.push(row);
+    }
+    eprintln!("{fixture}:\n{}", table(&rows));
+    rows
+}
+
+/// The predictions this drill compares with must not depend on Kafka's random start index
+/// (Kafka picks one per topic; `check` simulates one): the counts are the same for every start
+/// index `check` can simulate, so whatever Kafka picked, the prediction holds.
+fn assert_invariant(
+    cluster: &Cluster,
+    partitions: u32,
+    rf: u32,
+    by_zone: &BTreeMap<String, Predicted>,
+) {
+    let brokers = cluster.brokers().count() as u32;
+    for start in 0..brokers {
+        let sim = simulate(cluster, partitions, rf, start).expect("simulation");
+        for s in &sim.scenarios {
+            let p = &by_zone[&s.zone];
+            assert_eq!(
+                (s.partitions_online, s.partitions_writable, s.verdict),
+                (p.partitions_online, p.partitions_writable, p.verdict),
+                "the prediction for {} depends on the start index ({start}); \
+                 this layout cannot be compared with one drill",
+                s.zone
+            );
+        }
+    }
+}
+
+fn predicted(scenario: &Value) -> Predicted {
+    let verdict = match scenario["verdict"].as_str() {
+        Some("ok") => Verdict::Ok,
+        Some("writes_blocked") => Verdict::WritesBlocked,
+        Some("partitions_offline") => Verdict::PartitionsOffline,
+        Some("quorum_lost") => Verdict::QuorumLost,
+        other => panic!("unknown verdict {other:?}"),
+    };
+    Predicted {
+        verdict,
+        zookeeper_quorum: scenario["zookeeper_quorum"].as_bool().expect("quorum"),
+        partitions_online: scenario["partitions_online"].as_u64().expect("online") as u32,
+        partitions_writable: scenario["partitions_writable"].as_u64().expect("writable") as u32,
+    }
+}
+
+/// `kcluster check --offline --output json` for the fixture, as a user would run it.
+pub fn check_offline(path: &std::path::Path) -> Value {
+    let out = support::kcluster()
+        .args(["check", "--offline", "--output", "json", "-f"])
+        .arg(path)
+        .output()
+        .expect("kcluster runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check --offline printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Replicas and preferred leaders per zone, and distinct zones per partition: what Kafka's
+/// rack-aware assignment guarantees whatever start index it draws.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ZoneLoad {
+    /// zone → (replicas, preferred leaders)
+    pub per_zone: BTreeMap<String, (u32, u32)>,
+    /// How many partitions span each number of distinct zones.
+    pub zones_per_partition: BTreeMap<usize, u32>,
+}
+
+/// The load `check` predicts, from its JSON.
+fn zone_load(check: &Value) -> ZoneLoad {
+    let sim = &check["simulation"];
+    let per_zone = sim["zones"]
+        .as_array()
+        .expect("zones")
+        .iter()
+        .map(|z| {
+            let n = |k: &str| z[k].as_u64().expect("count") as u32;
+            let zone = z["zone"].as_str().expect("zone").to_string();
+            (zone, (n("replicas"), n("leaders")))
+        })
+        .collect();
+    let mut zones_per_partition = BTreeMap::new();
+    for p in sim["assignment"].as_array().expect("assignment") {
+        let mut zones: Vec<&str> = p["zones"]
+            .as_array()
+            .expect("zones")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        zones.sort_unstable();
+        zones.dedup();
+        *zones_per_partition.entry(zones.len()).or_default() += 1;
+    }
+    ZoneLoad {
+        per_zone,
+        zones_per_partition,
+    }
+}
+
+/// The load of a topic Kafka placed, from its metadata (the first replica is the preferred
+/// leader, as in `check`).
+fn kafka_load(cluster: &Cluster, parts: &[clients::Partition]) -> ZoneLoad {
+    let zone_of: BTreeMap<u32, &str> = cluster.brokers().map(|n| (n.id, n.zone.as_str())).collect();
+    let mut per_zone: BTreeMap<String, (u32, u32)> = cluster
+        .zones
+        .iter()
+        .map(|z| (z.name.clone(), (0, 0)))
+        .collect();
+    let mut zones_per_partition = BTreeMap::new();
+    for p in parts {
+        let mut zones: Vec<&str> = p.replicas.iter().map(|r| zone_of[r]).collect();
+        for (i, zone) in zones.iter().enumerate() {
+            let entry = per_zone.entry(zone.to_string()).or_default();
+            entry.0 += 1;
+            if i == 0 {
+                entry.1 += 1;
+            }
+        }
+        zones.sort_unstable();
+        zones.dedup();
+        *zones_per_partition.entry(zones.len()).or_default() += 1;
+    }
+    ZoneLoad {
+        per_zone,
+        zones_per_partition,
+    }
+}
+
+/// One zone's drill on topic `drill-<zone>`.
+fn lose_zone(
+    local: &mut LocalCluster,
+    zone: &str,
+    partitions: u32,
+    rf: u32,
+    expected_load: &ZoneLoad,
+) -> Measured {
+    let topic = format!("drill-{zone}");
+    let bootstrap = local.bootstrap();
+    let (p, r) = (partitions.to_string(), rf.to_string());
+    clients::probe(
+        &["create", &bootstrap, &topic, &p, &r],
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| local.fail(&e));
+    wait_in_sync(local, &topic, rf);
+    // Kafka placed the topic itself (no explicit assignment), from a random start index: its
+    // per-zone load and zones per partition are what `check` predicted.
+    let placed = clients::describe(&bootstrap, &topic).unwrap_or_else(|e| local.fail(&e));
+    assert_eq!(
+        &kafka_load(&local.cluster, &placed),
+        expected_load,
+        "Kafka's assignment of {topic} differs from check's: {placed:?}"
+    );
+
+    let mut stream = clients::StreamProducer::start(
+        &bootstrap,
+        &topic,
+        RECORDS_PER_SECOND,
+        1_000_000,
+        partitions * 4,
+        local.dir(),
+    );
+    let acked = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["name"] == "producer_send_success")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        local.check_alive();
+        let n = acked(&stream.events());
+        if n >= 200 {
+            break;
+        }
+        if stream.exited() || Instant::now() > deadline {
+            local.fail(&format!(
+                "the stream producer has {n} of its first 200 acknowledgements; it said: {}",
+                stream.tail()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let killed_at = Instant::now();
+    let acked_before = acked(&stream.events());
+    let lost: Vec<String> = local.kill_zone(zone);
+    let lost_brokers: Vec<u32> = local
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Broker && lost.contains(&n.name))
+        .map(|n| n.id)
+        .collect();
+
+    let settled = local.poll(SETTLE, |c| {
+        let parts = clients::describe(&c.bootstrap(), &topic)?;
+        let unsettled: Vec<_> = parts
+            .iter()
+            .filter(|p| {
+                p.leader.is_none_or(|l| lost_brokers.contains(&l))
+                    || p.isr.iter().any(|r| lost_brokers.contains(r))
+            })
+            .collect();
+        if unsettled.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{unsettled:?}"))
+        }
+    });
+    let settled_after = settled.ok().map(|()| killed_at.elapsed().as_secs());
+
+    let zookeeper_quorum = local
+        .running(Role::Zookeeper)
+        .iter()
+        .any(|m| zk::serving(m.address));
+    let parts = clients::describe(&local.bootstrap(), &topic).unwrap_or_else(|e| local.fail(&e));
+    let partitions_online = parts
+        .iter()
+        .filter(|p| p.leader.is_some_and(|l| !lost_brokers.contains(&l)))
+        .count() as u32;
+    let writes = clients::write_each(&local.bootstrap(), &topic, WRITE_TIMEOUT)
+        .unwrap_or_else(|e| local.fail(&e));
+    let partitions_writable = writes.written.len() as u32;
+    for (partition, why) in &writes.failed {
+        eprintln!("losing {zone}: {topic}-{partition} took no acks=all write: {why}");
+    }
+    let acked_while_down = acked(&stream.events()) - acked_before;
+
+    local.start_zone(zone);
+    local.wait_for_zookeeper_quorum();
+    local.wait_for_brokers();
+    wait_in_sync(local, &topic, rf);
+    let events = stream.finish(Duration::from_secs(5));
+
+    let acked_values: Vec<String> = events
+        .iter()
+        .filter(|e| e["name"] == "producer_send_success")
+        .filter_map(|e| e["value"].as_str().map(str::to_string))
+        .collect();
+    let mut read: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, value) in
+        clients::read_all(&local.bootstrap(), &topic).unwrap_or_else(|e| local.fail(&e))
+    {
+        if !value.starts_with("probe-") {
+            *read.entry(value).or_default() += 1;
+        }
+    }
+    let lost_records = acked_values
+        .iter()
+        .filter(|v| !read.contains_key(*v))
+        .count();
+    let duplicated = read.values().filter(|&&n| n > 1).count();
+    assert!(
+        !acked_values.is_empty() && events.iter().any(|e| e["name"] == "tool_data"),
+        "the stream producer did not finish cleanly: {:?}",
+        events.last()
+    );
+
+    let verdict = if !zookeeper_quorum {
+        Verdict::QuorumLost
+    } else if partitions_online < partitions {
+        Verdict::PartitionsOffline
+    } else if partitions_writable < partitions {
+        Verdict::WritesBlocked
+    } else {
+        Verdict::Ok
+    };
+    Measured {
+        partitions,
+        verdict,
+        zookeeper_quorum,
+        partitions_online,
+        partitions_writable,
+        settled_after,
+        acked_while_down,
+        acked: acked_values.len(),
+        lost: lost_records,
+        duplicated,
+    }
+}
+
+/// Waits until every partition of `topic` has all `rf` replicas in its ISR.
+fn wait_in_sync(local: &mut LocalCluster, topic: &str, rf: u32) {
+    let what = format!("every replica of {topic} in sync");
+    local.wait(&what, Duration::from_secs(120), |c| {
+        let parts = clients::describe(&c.bootstrap(), topic)?;
+        if parts
+            .iter()
+            .all(|p| p.isr.len() == rf as usize && p.leader.is_some())
+        {
+            Ok(())
+        } else {
+            Err(format!("{parts:?}"))
+        }
+    });
+}
+
+/// Whether the measurement is what `check` predicted; `Err` says where they differ.
+pub fn compare(predicted: &Predicted, measured: &Measured) -> Result<(), String> {
+    let (p, m) = (predicted, measured);
+    let differences: Vec<String> = [
+        (
+            "verdict",
+            format!("{:?}", p.verdict),
+            format!("{:?}", m.verdict),
+        ),
+        (
+            "ZooKeeper quorum",
+            p.zookeeper_quorum.to_string(),
+            m.zookeeper_quorum.to_string(),
+        ),
+        (
+            "partitions online",
+            p.partitions_online.to_string(),
+            m.partitions_online.to_string(),
+        ),
+        (
+            "partitions writable",
+            p.partitions_writable.to_string(),
+            m.partitions_writable.to_string(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, check, kafka)| check != kafka)
+    .map(|(what, check, kafka)| format!("{what}: check {check}, Kafka {kafka}"))
+    .collect();
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(differences.join("; "))
+    }
+}
+
+/// Every zone's measurement matches its prediction, and nothing acknowledged was lost or
+/// duplicated, whatever the verdict.
+fn assert_all_match(rows: &[Row]) {
+    let mut failures = Vec::new();
+    for row in rows {
+        if let Err(e) = compare(&row.predicted, &row.measured) {
+            failures.push(format!("losing {}: {e}", row.zone));
+        }
+        if row.measured.lost > 0 || row.measured.duplicated > 0 {
+            failures.push(format!(
+                "losing {}: {} acknowledged records lost, {} duplicated",
+                row.zone, row.measured.lost, row.measured.duplicated
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        table(rows)
+    );
+}
+
+/// The drill as a markdown table: predicted against measured, per lost zone.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| zone lost | check predicts | Kafka did | ZK quorum | online | writable (acks=all) | \
+         settled after | acked while down | acked / lost / duplicated |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let (p, m) = (&r.predicted, &r.measured);
+        out.push_str(&format!(
+            "| {} | {} | {} | {} / {} | {} / {} of {} | {} / {} of {} | {} | {} | {} / {} / {} |\n",
+            r.zone,
+            p.verdict.as_str(),
+            m.verdict.as_str(),
+            p.zookeeper_quorum,
+            m.zookeeper_quorum,
+            p.partitions_online,
+            m.partitions_online,
+            m.partitions,
+            p.partitions_writable,
+            m.partitions_writable,
+            m.partitions,
+            m.settled_after
+                .map_or("not within 75 s".to_string(), |s| format!("{s} s")),
+            m.acked_while_down,
+            m.acked,
+            m.lost,
+            m.duplicated
+        ));
+    }
+    out
+}

@@ -1,0 +1,429 @@
+//! A rendered cluster as local processes: one JVM per node, each on its own loopback address
+//! (one /24 per zone), started from the exact files kcluster renders — `zookeeper.properties`,
+//! `myid`, `server.properties` and the systemd unit's JVM settings — with only the data and log
+//! directories moved into a temporary directory. One object owns every process it started;
+//! dropping it (a passing test, a failing one, or the test process dying) stops them all.
+
+pub mod clients;
+pub mod jvm;
+pub mod process;
+pub mod zk;
+
+use std::fs::File;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kcluster::cluster::{self, Cluster, Role};
+use kcluster::render::{JMX_PORT, Options, Renderer};
+
+use self::jvm::kafka;
+use self::process::Watchdog;
+
+/// How long a cluster may take to reach a state it is waiting for (boot, an election).
+pub const LIMIT: Duration = Duration::from_secs(120);
+
+pub struct LocalCluster {
+    pub cluster: Cluster,
+    pub nodes: Vec<LocalNode>,
+    /// Holds the rendered files, data directories and logs; removed after the nodes stop.
+    dir: tempfile::TempDir,
+    /// Held while the cluster exists; dropped last.
+    _lock: File,
+}
+
+pub struct LocalNode {
+    pub name: String,
+    pub role: Role,
+    pub id: u32,
+    pub zone: String,
+    pub address: Ipv4Addr,
+    /// The rendered systemd unit, from which the JVM command is built at each start.
+    unit: String,
+    /// Where the rendered properties file was put.
+    config: PathBuf,
+    /// The node's directory: its rendered files, its data directory (the "volume") and logs.
+    home: PathBuf,
+    log: PathBuf,
+    /// The running JVM's watchdog; `None` while the node is down.
+    process: Option<Watchdog>,
+    /// When the node exited with a failure and its unit says `Restart=on-failure`: when systemd
+    /// would start it again.
+    restart_at: Option<Instant>,
+    /// Starts systemd's restart policy made, with the exit that caused each.
+    pub restarts: Vec<String>,
+}
+
+/// More restarts than this of one node in one test is a crash loop: the test fails.
+const MAX_RESTARTS: usize = 5;
+
+impl LocalCluster {
+    /// Renders every node of `cluster` into a temporary directory, its data volume moved there
+    /// too. Starts nothing.
+    pub fn render(cluster: &Cluster) -> LocalCluster {
+        // Fails early, with the command that fetches them, when Kafka's jars are missing.
+        kafka();
+        let lock = process::machine_lock();
+        for node in &cluster.nodes {
+            let ports: &[u16] = match node.role {
+                Role::Zookeeper => &[
+                    cluster::ZK_CLIENT_PORT,
+                    cluster::ZK_PEER_PORT,
+                    cluster::ZK_ELECTION_PORT,
+                    JMX_PORT,
+                ],
+                Role::Broker => &[
+                    cluster.network.client_port,
+                    cluster::INTERNAL_PORT,
+                    JMX_PORT,
+                ],
+            };
+            for &port in ports {
+                if let Err(e) = TcpListener::bind((node.address, port)) {
+                    panic!(
+                        "{}:{port} is taken ({e}); a node left over from another run? \
+                         `ss -ltnp 'sport = :{port}'` shows the process",
+                        node.address
+                    );
+                }
+            }
+        }
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut nodes = Vec::new();
+        for node in &cluster.nodes {
+            let home = dir.path().join(&node.name);
+            let data_dir = home.join("data").display().to_string();
+            let renderer = Renderer::new(&Options {
+                templates_dir: None,
+                data_dir: data_dir.clone(),
+            })
+            .expect("templates load");
+            let rendered = renderer.render_node(cluster, node).expect("node renders");
+            rendered
+                .write_to(&home.join("rendered"))
+                .expect("rendered files");
+            let file = |name: &str| {
+                rendered
+                    .file(name)
+                    .unwrap_or_else(|| panic!("{} has no rendered {name}", node.name))
+            };
+            let (config_name, unit_name) = match node.role {
+                Role::Zookeeper => ("zookeeper.properties", "zookeeper.service"),
+                Role::Broker => ("server.properties", "kafka.service"),
+            };
+            let unit = file(unit_name).content.clone();
+            assert_eq!(
+                jvm::Unit::parse(&unit).config,
+                file(config_name).path,
+                "{}: the unit starts a file other than the rendered {config_name}",
+                node.name
+            );
+            if node.role == Role::Zookeeper {
+                place_myid(&node.name, &data_dir, &rendered);
+            }
+            std::fs::create_dir_all(&data_dir).expect("data directory");
+            let config = home.join(config_name);
+            std::fs::write(&config, &file(config_name).content).expect("config");
+            std::fs::create_dir_all(home.join("logs")).expect("log directory");
+            nodes.push(LocalNode {
+                name: node.name.clone(),
+                role: node.role,
+                id: node.id,
+                zone: node.zone.clone(),
+                address: node.address,
+                unit,
+                config,
+                log: home.join("node.log"),
+                home,
+                process: None,
+                restart_at: None,
+                restarts: Vec::new(),
+            });
+        }
+        LocalCluster {
+            cluster: cluster.clone(),
+            nodes,
+            dir,
+            _lock: lock,
+        }
+    }
+
+    /// Renders and starts the whole cluster: the ZooKeeper ensemble until it has quorum, then
+    /// every broker until Kafka's metadata lists them all.
+    pub fn boot(cluster: &Cluster) -> LocalCluster {
+        let mut local = LocalCluster::render(cluster);
+        local.start_role(Role::Zookeeper);
+        local.wait_for_zookeeper_quorum();
+        local.start_role(Role::Broker);
+        local.wait_for_brokers();
+        local
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    pub fn node(&self, name: &str) -> &LocalNode {
+        &self.nodes[self.index(name)]
+    }
+
+    /// Starts a node's JVM as its rendered unit would (no-op if it runs).
+    pub fn start(&mut self, name: &str) {
+        let i = self.index(name);
+        let node = &mut self.nodes[i];
+        if node.process.is_none() {
+            let cmd = kafka().service(&node.unit, &node.config, &node.home.join("logs"));
+            node.process = Some(Watchdog::start(&cmd, &node.log));
+            node.restart_at = None;
+        }
+    }
+
+    /// SIGKILLs a node's JVM, as a crash or the loss of its machine would end it.
+    pub fn kill(&mut self, name: &str) {
+        let i = self.index(name);
+        self.nodes[i].restart_at = None;
+        if let Some(p) = self.nodes[i].process.take() {
+            p.kill();
+        }
+    }
+
+    pub fn start_role(&mut self, role: Role) {
+        for name in self.names(|n| n.role == role) {
+            self.start(&name);
+        }
+    }
+
+    /// Every node of `zone`, killed at once (the zone's loss); returns their names.
+    pub fn kill_zone(&mut self, zone: &str) -> Vec<String> {
+        let names = self.names(|n| n.zone == zone);
+        for name in &names {
+            self.kill(name);
+        }
+        names
+    }
+
+    /// Starts every node of `zone` again, ZooKeeper members first.
+    pub fn start_zone(&mut self, zone: &str) {
+        for role in [Role::Zookeeper, Role::Broker] {
+            for name in self.names(|n| n.zone == zone && n.role == role) {
+                self.start(&name);
+            }
+        }
+    }
+
+    fn names(&self, keep: impl Fn(&LocalNode) -> bool) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| keep(n))
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    /// The nodes of `role` that are meant to run: started and not killed by the test (one its
+    /// unit is about to restart counts).
+    pub fn running(&self, role: Role) -> Vec<&LocalNode> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role == role && (n.process.is_some() || n.restart_at.is_some()))
+            .collect()
+    }
+
+    /// `bootstrap.servers` for a client: the client listener of every running broker.
+    pub fn bootstrap(&self) -> String {
+        let port = self.cluster.network.client_port;
+        let running: Vec<&LocalNode> = self
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Broker && n.process.is_some())
+            .collect();
+        assert!(!running.is_empty(), "no broker is running");
+        running
+            .iter()
+            .map(|n| format!("{}:{port}", n.address))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Waits until the running ZooKeeper members form a quorum of the whole ensemble: exactly
+    /// one leader, every other running member a follower synced to it. Returns the leader.
+    pub fn wait_for_zookeeper_quorum(&mut self) -> String {
+        let size = self.cluster.zookeepers().count();
+        let what = format!(
+            "a ZooKeeper quorum of the {} running members of {size} (one leader, the rest synced)",
+            self.running(Role::Zookeeper).len()
+        );
+        self.wait(&what, LIMIT, |c| {
+            let live = c.running(Role::Zookeeper);
+            let mut seen = Vec::new();
+            let mut leaders = Vec::new();
+            let mut followers = 0;
+            for member in &live {
+                let stats = match zk::mntr(member.address) {
+                    Ok(stats) => stats,
+                    Err(err) => {
+                        seen.push(format!("{}: {err}", member.name));
+                        continue;
+                    }
+                };
+                let get = |k: &str| stats.get(k).map(String::as_str).unwrap_or("?");
+                let state = get("zk_server_state");
+                seen.push(format!(
+                    "{}: {state}, quorum size {}, synced followers {}",
+                    member.name,
+                    get("zk_quorum_size"),
+                    get("zk_synced_followers")
+                ));
+                if get("zk_quorum_size") != size.to_string() {
+                    continue;
+                }
+                match state {
+                    "leader" if get("zk_synced_followers") == (live.len() - 1).to_string() => {
+                        leaders.push(member.name.clone())
+                    }
+                    "follower" => followers += 1,
+                    _ => {}
+                }
+            }
+            match &leaders[..] {
+                [leader] if followers == live.len() - 1 => Ok(leader.clone()),
+                _ => Err(seen.join("; ")),
+            }
+        })
+    }
+
+    /// Waits until Kafka's metadata lists exactly the running brokers; returns the cluster's
+    /// description (`Probe cluster`).
+    pub fn wait_for_brokers(&mut self) -> serde_json::Value {
+        let mut expected: Vec<u64> = self
+            .running(Role::Broker)
+            .iter()
+            .map(|n| u64::from(n.id))
+            .collect();
+        expected.sort_unstable();
+        let what = format!("Kafka's metadata to list brokers {expected:?}");
+        self.wait(&what, LIMIT, |c| {
+            let v = clients::probe(&["cluster", &c.bootstrap()], Duration::from_secs(60))?;
+            let ids: Vec<u64> = v["brokers"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|b| b["id"].as_u64()).collect())
+                .unwrap_or_default();
+            if ids == expected && v["controller"].is_u64() {
+                Ok(v)
+            } else {
+                Err(format!("{v}"))
+            }
+        })
+    }
+
+    /// Polls `probe` until it succeeds, for at most `limit`; fails at once if a node that should
+    /// be running has exited.
+    pub fn wait<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut probe: impl FnMut(&LocalCluster) -> Result<T, String>,
+    ) -> T {
+        match self.poll(limit, &mut probe) {
+            Ok(v) => v,
+            Err(last) => self.fail(&format!(
+                "timed out after {limit:?} waiting for {what}; last seen: {last}"
+            )),
+        }
+    }
+
+    /// Polls `probe` until it succeeds or `limit` passes; `Err` is the last thing it said.
+    /// Fails the test at once if a node that should be running has exited.
+    pub fn poll<T>(
+        &mut self,
+        limit: Duration,
+        mut probe: impl FnMut(&LocalCluster) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.check_alive();
+            match probe(self) {
+                Ok(v) => return Ok(v),
+                Err(last) if Instant::now() >= deadline => return Err(last),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+    }
+
+    /// Applies each unit's restart policy as systemd would — a node that exited with a failure
+    /// under `Restart=on-failure` starts again after `RestartSec` — and fails the test if a node
+    /// that should be running exited otherwise, or keeps crashing.
+    pub fn check_alive(&mut self) {
+        let mut due = Vec::new();
+        let mut failure = None;
+        for n in &mut self.nodes {
+            if n.restart_at.is_some_and(|at| Instant::now() >= at) {
+                due.push(n.name.clone());
+                continue;
+            }
+            let Some(status) = n.process.as_mut().and_then(Watchdog::exited) else {
+                continue;
+            };
+            n.process = None;
+            let unit = jvm::Unit::parse(&n.unit);
+            if unit.restart_on_failure && !status.success() && n.restarts.len() < MAX_RESTARTS {
+                eprintln!(
+                    "{} exited ({status}); its unit restarts it after {:?}, as systemd would",
+                    n.name, unit.restart_delay
+                );
+                n.restarts.push(status.to_string());
+                n.restart_at = Some(Instant::now() + unit.restart_delay);
+            } else {
+                failure = Some(format!(
+                    "{} exited on its own ({status}; restarts so far: {:?})",
+                    n.name, n.restarts
+                ));
+            }
+        }
+        for name in due {
+            self.start(&name);
+        }
+        if let Some(failure) = failure {
+            self.fail(&failure);
+        }
+    }
+
+    /// Fails the test with `message` and the end of every node's log.
+    pub fn fail(&self, message: &str) -> ! {
+        let mut text = message.to_string();
+        for n in &self.nodes {
+            let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            text.push_str(&format!(
+                "\n--- {} ({}), last lines of its log:\n{tail}",
+                n.name,
+                n.log.display()
+            ));
+        }
+        panic!("{text}");
+    }
+}
+
+/// The bootstrap script installs the rendered /etc/kafka/myid as <data dir>/zookeeper/myid;
+/// the harness does the same, after checking that the script still does.
+fn place_myid(node: &str, data_dir: &str, rendered: &kcluster::render::NodeRender) {
+    let bootstrap = &rendered.file("bootstrap.sh").expect("bootstrap.sh").content;
+    let myid = rendered.file("myid").expect("myid");
+    assert_eq!(myid.path, "/etc/kafka/myid");
+    assert!(
+        bootstrap.contains(&format!("readonly DATA_DIR=\"{data_dir}\""))
+            && bootstrap.contains("/etc/kafka/myid \"${DATA_DIR}/zookeeper/myid\""),
+        "{node}: the bootstrap script no longer installs myid as <data dir>/zookeeper/myid; \
+         update the harness to place it where the script does:\n{bootstrap}"
+    );
+    let dir = Path::new(data_dir).join("zookeeper");
+    std::fs::create_dir_all(&dir).expect("ZooKeeper data directory");
+    std::fs::write(dir.join("myid"), &myid.content).expect("myid");
+}

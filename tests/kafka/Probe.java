@@ -1,0 +1,198 @@
+// The tests' window on a running Kafka cluster, through Kafka's own Java clients (Admin, a
+// producer, a consumer): what the cluster's metadata says, and what a client can write and read.
+// Each command prints one JSON document on stdout; errors go to stderr with exit status 1.
+//
+//   Probe cluster BOOTSTRAP                       brokers (id, host, port, rack) and the controller
+//   Probe create BOOTSTRAP TOPIC PARTITIONS RF    a topic placed by Kafka (no explicit assignment)
+//   Probe describe BOOTSTRAP TOPIC                leader, replicas and ISR of every partition
+//   Probe write-each BOOTSTRAP TOPIC TIMEOUT_MS   one acks=all record into each partition
+//   Probe read-all BOOTSTRAP TOPIC                every record from the beginning to the end offsets
+//
+// The producer and consumer settings are Kafka's defaults except where a line below says why.
+
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.*;
+import java.util.stream.*;
+
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.*;
+import org.apache.kafka.common.serialization.*;
+
+public class Probe {
+    public static void main(String[] args) throws Exception {
+        if (args.length < 2) {
+            usage();
+        }
+        String bootstrap = args[1];
+        switch (args[0]) {
+            case "cluster" -> cluster(bootstrap);
+            case "create" -> create(bootstrap, arg(args, 2), Integer.parseInt(arg(args, 3)), Short.parseShort(arg(args, 4)));
+            case "describe" -> describe(bootstrap, arg(args, 2));
+            case "write-each" -> writeEach(bootstrap, arg(args, 2), Integer.parseInt(arg(args, 3)));
+            case "read-all" -> readAll(bootstrap, arg(args, 2));
+            default -> usage();
+        }
+    }
+
+    static String arg(String[] args, int i) {
+        if (i >= args.length) {
+            usage();
+        }
+        return args[i];
+    }
+
+    static void usage() {
+        System.err.println("usage: Probe cluster|create|describe|write-each|read-all BOOTSTRAP [TOPIC ...]");
+        System.exit(2);
+    }
+
+    static Admin admin(String bootstrap) {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        // Fail a call within the tests' patience instead of Kafka's default minute.
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "20000");
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        return Admin.create(p);
+    }
+
+    static void cluster(String bootstrap) throws Exception {
+        try (Admin admin = admin(bootstrap)) {
+            DescribeClusterResult r = admin.describeCluster();
+            Node controller = r.controller().get();
+            List<Node> nodes = new ArrayList<>(r.nodes().get());
+            nodes.sort(Comparator.comparingInt(Node::id));
+            StringBuilder out = new StringBuilder("{\"cluster_id\":").append(str(r.clusterId().get()));
+            out.append(",\"controller\":").append(controller == null ? "null" : controller.id());
+            out.append(",\"brokers\":[");
+            for (int i = 0; i < nodes.size(); i++) {
+                Node n = nodes.get(i);
+                out.append(i == 0 ? "" : ",").append("{\"id\":").append(n.id())
+                    .append(",\"host\":").append(str(n.host()))
+                    .append(",\"port\":").append(n.port())
+                    .append(",\"rack\":").append(n.rack() == null ? "null" : str(n.rack())).append('}');
+            }
+            System.out.println(out.append("]}"));
+        }
+    }
+
+    static void create(String bootstrap, String topic, int partitions, short rf) throws Exception {
+        try (Admin admin = admin(bootstrap)) {
+            admin.createTopics(List.of(new NewTopic(topic, partitions, rf))).all().get();
+            System.out.println("{\"created\":" + str(topic) + "}");
+        }
+    }
+
+    static void describe(String bootstrap, String topic) throws Exception {
+        try (Admin admin = admin(bootstrap)) {
+            TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+            StringBuilder out = new StringBuilder("{\"topic\":").append(str(topic)).append(",\"partitions\":[");
+            for (TopicPartitionInfo p : d.partitions()) {
+                out.append(p.partition() == 0 ? "" : ",")
+                    .append("{\"partition\":").append(p.partition())
+                    .append(",\"leader\":").append(p.leader() == null || p.leader().isEmpty() ? "null" : p.leader().id())
+                    .append(",\"replicas\":").append(ids(p.replicas()))
+                    .append(",\"isr\":").append(ids(p.isr())).append('}');
+            }
+            System.out.println(out.append("]}"));
+        }
+    }
+
+    /** Sends one record to each partition at once and waits for every answer. */
+    static void writeEach(String bootstrap, String topic, int timeoutMs) throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        // A partition that cannot take the write within the timeout counts as not writable.
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, Integer.toString(timeoutMs));
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, Integer.toString(Math.min(timeoutMs, 30000)));
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, Integer.toString(timeoutMs));
+        p.put(ProducerConfig.LINGER_MS_CONFIG, "0");
+        List<Integer> written = new ArrayList<>();
+        Map<Integer, String> failed = new TreeMap<>();
+        try (Producer<String, String> producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+            List<PartitionInfo> partitions = producer.partitionsFor(topic);
+            Map<Integer, Future<RecordMetadata>> sent = new TreeMap<>();
+            for (PartitionInfo info : partitions) {
+                sent.put(info.partition(), producer.send(new ProducerRecord<>(topic, info.partition(), null, "probe-" + info.partition())));
+            }
+            for (Map.Entry<Integer, Future<RecordMetadata>> e : sent.entrySet()) {
+                try {
+                    e.getValue().get();
+                    written.add(e.getKey());
+                } catch (ExecutionException ex) {
+                    failed.put(e.getKey(), ex.getCause().getClass().getSimpleName() + ": " + ex.getCause().getMessage());
+                }
+            }
+        }
+        StringBuilder out = new StringBuilder("{\"written\":").append(written).append(",\"failed\":{");
+        boolean first = true;
+        for (Map.Entry<Integer, String> e : failed.entrySet()) {
+            out.append(first ? "" : ",").append(str(e.getKey().toString())).append(':').append(str(e.getValue()));
+            first = false;
+        }
+        System.out.println(out.append("}}"));
+    }
+
+    /** Every record of every partition, up to the end offsets read at the start. */
+    static void readAll(String bootstrap, String topic) throws Exception {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        // Only committed data, as an application reading with read_committed would see it.
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        try (Consumer<String, String> consumer = new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer())) {
+            List<TopicPartition> parts = consumer.partitionsFor(topic, Duration.ofSeconds(20)).stream()
+                .map(i -> new TopicPartition(topic, i.partition())).sorted(Comparator.comparingInt(TopicPartition::partition))
+                .collect(Collectors.toList());
+            consumer.assign(parts);
+            consumer.seekToBeginning(parts);
+            Map<TopicPartition, Long> end = consumer.endOffsets(parts, Duration.ofSeconds(20));
+            StringBuilder out = new StringBuilder("{\"records\":[");
+            boolean first = true;
+            long deadline = System.currentTimeMillis() + 60000;
+            Set<TopicPartition> pending = new HashSet<>(parts);
+            pending.removeIf(tp -> end.get(tp) == 0);
+            while (!pending.isEmpty()) {
+                if (System.currentTimeMillis() > deadline) {
+                    throw new TimeoutException("partitions not read to their end offsets within 60 s: " + pending);
+                }
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+                    TopicPartition tp = new TopicPartition(r.topic(), r.partition());
+                    if (r.offset() < end.get(tp)) {
+                        out.append(first ? "" : ",").append("[").append(r.partition()).append(',').append(r.offset())
+                            .append(',').append(str(r.value())).append(']');
+                        first = false;
+                    }
+                }
+                pending.removeIf(tp -> consumer.position(tp) >= end.get(tp));
+            }
+            System.out.println(out.append("]}"));
+        }
+    }
+
+    static String ids(List<Node> nodes) {
+        return nodes.stream().map(n -> Integer.toString(n.id())).collect(Collectors.joining(",", "[", "]"));
+    }
+
+    static String str(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"' -> b.append("\\\"");
+                case '\\' -> b.append("\\\\");
+                default -> {
+                    if (c < 0x20) {
+                        b.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        b.append(c);
+                    }
+                }
+            }
+        }
+        return b.append('"').toString();
+    }
+}
