@@ -41,6 +41,43 @@ pub enum Command {
     /// Prove rack awareness: topology rules, Kafka's own replica assignment with each zone lost,
     /// and the live cluster in EC2.
     Check(CheckArgs),
+    /// Print the client settings for an application in one zone (a properties file).
+    ClientConfig(ClientConfigArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("client").required(true).args(["producer", "consumer", "admin"])))]
+pub struct ClientConfigArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// The zone the application runs in (consumers fetch from replicas there).
+    #[arg(long)]
+    pub zone: String,
+    /// Settings for a producer: durable defaults and a buffer sized by --write-rate and --ride-out.
+    #[arg(long)]
+    pub producer: bool,
+    /// Settings for a consumer.
+    #[arg(long)]
+    pub consumer: bool,
+    /// Settings for an admin client.
+    #[arg(long)]
+    pub admin: bool,
+    /// The producer's write rate, e.g. `50MB/s` (MB and MiB both mean MiB).
+    #[arg(long, value_name = "RATE", requires = "producer", value_parser = crate::client_config::parse_rate)]
+    pub write_rate: Option<u64>,
+    /// The longest disruption send() should ride out without blocking, e.g. `30s`.
+    #[arg(long, value_name = "DURATION", requires = "producer", value_parser = parse_ride_out)]
+    pub ride_out: Option<u64>,
+    /// The application's JVM heap (`-Xmx`), e.g. `2g`: warns when the buffer would not fit.
+    #[arg(long, value_name = "SIZE", requires = "producer", value_parser = crate::client_config::parse_size)]
+    pub heap: Option<u64>,
+}
+
+fn parse_ride_out(text: &str) -> std::result::Result<u64, String> {
+    match crate::client_config::parse_seconds(text)? {
+        0 => Err("a disruption to ride out lasts at least 1 s".into()),
+        s => Ok(s),
+    }
 }
 
 /// How to reach AWS: the default credential chain, plus these overrides.
@@ -220,6 +257,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Destroy(a) => block_on(crate::commands::destroy(a)),
         Command::Status(a) => block_on(crate::commands::status(a)),
         Command::Check(a) => block_on(crate::commands::check(a)),
+        Command::ClientConfig(a) => client_config(a),
     }
 }
 
@@ -376,6 +414,32 @@ fn rack_rules(cluster: &crate::cluster::Cluster) -> Vec<Diagnostic> {
             diagnostic.help(f.fix)
         })
         .collect()
+}
+
+fn client_config(a: ClientConfigArgs) -> Result<i32> {
+    use crate::client_config::{ClientKind, Disruption, render};
+    let loaded = load(&a.file.file)?;
+    let kind = if a.producer {
+        ClientKind::Producer
+    } else if a.consumer {
+        ClientKind::Consumer
+    } else {
+        ClientKind::Admin
+    };
+    let disruption = match (a.write_rate, a.ride_out) {
+        (Some(bytes_per_second), Some(seconds)) => Some(Disruption {
+            bytes_per_second,
+            seconds,
+        }),
+        _ => None,
+    };
+    let config = render(&loaded.cluster, &a.zone, kind, disruption, a.heap)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", config.properties);
+    Ok(0)
 }
 
 fn render_cmd(a: RenderArgs) -> Result<i32> {

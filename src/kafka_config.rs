@@ -11,6 +11,32 @@ use std::sync::OnceLock;
 
 const BROKER_3_9: &str = include_str!("../data/kafka-config/3.9/broker.tsv");
 const BROKER_4_X: &str = include_str!("../data/kafka-config/4.x/broker.tsv");
+const PRODUCER_3_9: &str = include_str!("../data/kafka-config/3.9/producer.tsv");
+const CONSUMER_3_9: &str = include_str!("../data/kafka-config/3.9/consumer.tsv");
+
+/// A client's documented configuration (Kafka 3.9): what `client-config` renders is checked
+/// against these, as `server.properties` is against the broker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTable {
+    Producer,
+    Consumer,
+}
+
+impl ClientTable {
+    pub fn configs(self) -> &'static BrokerConfigs {
+        static PRODUCER: OnceLock<BrokerConfigs> = OnceLock::new();
+        static CONSUMER: OnceLock<BrokerConfigs> = OnceLock::new();
+        let (cell, text, version) = match self {
+            ClientTable::Producer => (&PRODUCER, PRODUCER_3_9, "3.9 producer"),
+            ClientTable::Consumer => (&CONSUMER, CONSUMER_3_9, "3.9 consumer"),
+        };
+        // Embedded, and a unit test parses both: a failure here is a broken build.
+        cell.get_or_init(|| {
+            BrokerConfigs::parse(version, text)
+                .unwrap_or_else(|e| panic!("the embedded {version} table does not parse: {e}"))
+        })
+    }
+}
 
 /// The broker configuration of one Kafka release line, as documented.
 #[derive(Debug)]
@@ -206,7 +232,8 @@ impl BrokerConfigs {
     /// checking the value against `<config>` (whether Kafka reads that particular setting per
     /// listener is not judged: it does for the `ssl.*`, `sasl.*` and connection-quota settings).
     pub fn check(&self, name: &str, value: &str) -> Result<(), ConfigProblem> {
-        if AUTHORIZER_KEYS.contains(&name) {
+        let broker_table = matches!(self.version, "3.9" | "4.x");
+        if broker_table && AUTHORIZER_KEYS.contains(&name) {
             return Ok(());
         }
         match self.resolve(name)? {
@@ -981,7 +1008,10 @@ impl fmt::Display for ConfigProblem {
                 version,
                 suggestions,
             } => {
-                write!(f, "not a Kafka {version} broker config")?;
+                // Broker tables are named by release line (`3.9`), client tables by line and kind
+                // (`3.9 producer`).
+                let what = if version.contains(' ') { "" } else { " broker" };
+                write!(f, "not a Kafka {version}{what} config")?;
                 if !suggestions.is_empty() {
                     write!(f, "; did you mean {}?", join_quoted(suggestions, "or"))?;
                 }

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod assign;
 pub mod check;
 pub mod cli;
+pub mod client_config;
 pub mod cluster;
 pub mod commands;
 pub mod desired;
