@@ -127,6 +127,7 @@ pub fn drill(fixture: &str, zones: Option<&[&str]>) -> Vec<Row> {
     assert_invariant(&cluster, partitions, rf, &predictions);
 
     let expected_load = zone_load(&check);
+    let producer_settings = producer_settings(&path, &cluster.zones[0].name);
 
     let mut local = LocalCluster::boot(&cluster);
     let mut rows = Vec::new();
@@ -135,7 +136,14 @@ pub fn drill(fixture: &str, zones: Option<&[&str]>) -> Vec<Row> {
         None => cluster.zones.iter().map(|z| z.name.clone()).collect(),
     };
     for zone in chosen {
-        let measured = lose_zone(&mut local, &zone, partitions, rf, &expected_load);
+        let measured = lose_zone(
+            &mut local,
+            &zone,
+            partitions,
+            rf,
+            &expected_load,
+            &producer_settings,
+        );
         let row = Row {
             predicted: predictions[&zone].clone(),
             zone,
@@ -187,6 +195,38 @@ fn predicted(scenario: &Value) -> Predicted {
         partitions_online: scenario["partitions_online"].as_u64().expect("online") as u32,
         partitions_writable: scenario["partitions_writable"].as_u64().expect("writable") as u32,
     }
+}
+
+/// What `kcluster client-config --producer` renders for an application in `zone` that writes
+/// the stream (100 records of ~10 bytes a second, taken as 1 KiB/s) and must ride out a zone's
+/// loss and return (up to two minutes here, ZooKeeper's quorum included).
+fn producer_settings(path: &std::path::Path, zone: &str) -> Vec<u8> {
+    let out = support::kcluster()
+        .args([
+            "client-config",
+            "--producer",
+            "--write-rate",
+            "1KiB/s",
+            "--ride-out",
+            "2m",
+        ])
+        .args(["--zone", zone, "-f"])
+        .arg(path)
+        .output()
+        .expect("kcluster runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for setting in ["acks=all", "enable.idempotence=true", "max.block.ms=120000"] {
+        assert!(
+            text.lines().any(|l| l == setting),
+            "{setting} not in:\n{text}"
+        );
+    }
+    out.stdout
 }
 
 /// `kcluster check --offline --output json` for the fixture, as a user would run it.
@@ -282,6 +322,7 @@ fn lose_zone(
     partitions: u32,
     rf: u32,
     expected_load: &ZoneLoad,
+    producer_settings: &[u8],
 ) -> Measured {
     let topic = format!("drill-{zone}");
     let bootstrap = local.bootstrap();
@@ -307,6 +348,7 @@ fn lose_zone(
         RECORDS_PER_SECOND,
         1_000_000,
         partitions * 4,
+        producer_settings,
         local.dir(),
     );
     let acked = |events: &[Value]| {
@@ -387,9 +429,12 @@ fn lose_zone(
         .filter_map(|e| e["value"].as_str().map(str::to_string))
         .collect();
     let mut read: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, _, value) in
-        clients::read_all(&local.bootstrap(), &topic).unwrap_or_else(|e| local.fail(&e))
-    {
+    // Read through a poll: a broker of the returned zone may still be restarting.
+    let what = format!("every record of {topic}, read from the beginning");
+    let records = local.wait(&what, Duration::from_secs(180), |c| {
+        clients::read_all(&c.bootstrap(), &topic)
+    });
+    for (_, _, value) in records {
         if !value.starts_with("probe-") {
             *read.entry(value).or_default() += 1;
         }

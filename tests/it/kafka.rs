@@ -132,7 +132,57 @@ fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
     let records = clients::read_all(&bootstrap, topic).unwrap_or_else(|e| local.fail(&e));
     assert_eq!(records.len(), 3, "{records:?}");
 
-    // 4. JMX on the rendered port of every broker, bound to the broker's own address.
+    // 4. The client settings `kcluster client-config` renders load into Kafka's own producer and
+    //    consumer as they are, with no key Kafka does not know, and reach the cluster.
+    let zone = &cluster.zones[1].name;
+    for (kind, extra) in [
+        (
+            "producer",
+            &["--write-rate", "5MB/s", "--ride-out", "30s"][..],
+        ),
+        ("consumer", &[][..]),
+    ] {
+        let out = support::kcluster()
+            .args(["client-config", "-f"])
+            .arg(support::repo().join("tests/it/fixtures/kafka-3x3.yaml"))
+            .args(["--zone", zone, &format!("--{kind}")])
+            .args(extra)
+            .output()
+            .expect("kcluster runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = local.dir().join(format!("{kind}.properties"));
+        std::fs::write(&file, &out.stdout).expect("client properties");
+        let (answer, logged) = clients::probe_logging(
+            &["client", kind, &file.display().to_string(), topic],
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| local.fail(&e));
+        assert_eq!(answer["partitions"], 3, "{kind}: {answer}");
+        assert!(
+            logged.contains("values:"),
+            "{kind}: Kafka's config dump is not in the log"
+        );
+        assert!(!logged.contains(UNUSED), "{kind}: Kafka logged: {logged}");
+        // The check can fail: the same file with a key the client does not know.
+        let mut with_typo = out.stdout.clone();
+        with_typo.extend_from_slice(b"bufer.memory=1\n");
+        std::fs::write(&file, with_typo).expect("client properties");
+        let (_, logged) = clients::probe_logging(
+            &["client", kind, &file.display().to_string(), topic],
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| local.fail(&e));
+        assert!(
+            logged.contains(UNUSED),
+            "{kind}: a misspelt key went unnoticed: {logged}"
+        );
+    }
+
+    // 5. JMX on the rendered port of every broker, bound to the broker's own address.
     for node in local.running(Role::Broker) {
         let urp = clients::jmx_read(
             &node.address.to_string(),
@@ -144,6 +194,9 @@ fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
         assert_eq!(urp, "0", "{}: under-replicated partitions", node.name);
     }
 }
+
+/// What Kafka 3.9's clients log for a key they do not know.
+const UNUSED: &str = "were supplied but are not used yet";
 
 /// The local addresses with an established TCP connection on `port`, from the kernel's tables
 /// (Java's sockets are IPv6 ones, so IPv4 addresses appear IPv4-mapped in `tcp6`).

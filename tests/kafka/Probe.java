@@ -7,6 +7,8 @@
 //   Probe describe BOOTSTRAP TOPIC                leader, replicas and ISR of every partition
 //   Probe write-each BOOTSTRAP TOPIC TIMEOUT_MS   one acks=all record into each partition
 //   Probe read-all BOOTSTRAP TOPIC                every record from the beginning to the end offsets
+//   Probe client producer|consumer FILE TOPIC     a client built from a properties file as it is,
+//                                                 asked for TOPIC's partitions (a metadata round trip)
 //
 // The producer and consumer settings are Kafka's defaults except where a line below says why.
 
@@ -25,6 +27,10 @@ public class Probe {
     public static void main(String[] args) throws Exception {
         if (args.length < 2) {
             usage();
+        }
+        if (args[0].equals("client")) {
+            client(args[1], arg(args, 2), arg(args, 3));
+            return;
         }
         String bootstrap = args[1];
         switch (args[0]) {
@@ -113,20 +119,30 @@ public class Probe {
         p.put(ProducerConfig.LINGER_MS_CONFIG, "0");
         List<Integer> written = new ArrayList<>();
         Map<Integer, String> failed = new TreeMap<>();
-        try (Producer<String, String> producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+        Producer<String, String> producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer());
+        try {
             List<PartitionInfo> partitions = producer.partitionsFor(topic);
             Map<Integer, Future<RecordMetadata>> sent = new TreeMap<>();
             for (PartitionInfo info : partitions) {
                 sent.put(info.partition(), producer.send(new ProducerRecord<>(topic, info.partition(), null, "probe-" + info.partition())));
             }
+            // The producer expires a batch after the delivery timeout only once it can send at
+            // all; an idempotent producer waiting for its producer id (which a broker cannot hand
+            // out without ZooKeeper) never gets there, so the wait itself is bounded too.
+            long deadline = System.currentTimeMillis() + timeoutMs + 5000;
             for (Map.Entry<Integer, Future<RecordMetadata>> e : sent.entrySet()) {
                 try {
-                    e.getValue().get();
+                    e.getValue().get(Math.max(0, deadline - System.currentTimeMillis()), TimeUnit.MILLISECONDS);
                     written.add(e.getKey());
                 } catch (ExecutionException ex) {
                     failed.put(e.getKey(), ex.getCause().getClass().getSimpleName() + ": " + ex.getCause().getMessage());
+                } catch (java.util.concurrent.TimeoutException ex) {
+                    failed.put(e.getKey(), "no answer within " + timeoutMs + " ms");
                 }
             }
+        } finally {
+            // Bounded for the same reason.
+            producer.close(Duration.ofMillis(timeoutMs));
         }
         StringBuilder out = new StringBuilder("{\"written\":").append(written).append(",\"failed\":{");
         boolean first = true;
@@ -172,6 +188,32 @@ public class Probe {
             }
             System.out.println(out.append("]}"));
         }
+    }
+
+    /** Builds the client from the file alone (plus serializers), so Kafka logs any key it does not know. */
+    static void client(String kind, String file, String topic) throws Exception {
+        Properties p = new Properties();
+        try (java.io.Reader r = java.nio.file.Files.newBufferedReader(java.nio.file.Path.of(file), java.nio.charset.StandardCharsets.ISO_8859_1)) {
+            p.load(r);
+        }
+        int partitions;
+        switch (kind) {
+            case "producer" -> {
+                try (Producer<String, String> c = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+                    partitions = c.partitionsFor(topic).size();
+                }
+            }
+            case "consumer" -> {
+                try (Consumer<String, String> c = new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer())) {
+                    partitions = c.partitionsFor(topic, Duration.ofSeconds(20)).size();
+                }
+            }
+            default -> {
+                usage();
+                return;
+            }
+        }
+        System.out.println("{\"partitions\":" + partitions + "}");
     }
 
     static String ids(List<Node> nodes) {

@@ -13,8 +13,14 @@ use crate::support;
 
 /// Runs one probe command and parses the JSON it prints; `Err` carries what it said instead.
 pub fn probe(args: &[&str], limit: Duration) -> Result<Value, String> {
+    probe_logging(args, limit).map(|(v, _)| v)
+}
+
+/// [`probe`], also returning what Kafka's clients logged (warnings and errors).
+pub fn probe_logging(args: &[&str], limit: Duration) -> Result<(Value, String), String> {
     let out = support::run_bounded(kafka().tool("Probe").args(args), limit);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     if !out.status.success() {
         return Err(format!(
             "Probe {} ({}): {}{}",
@@ -25,6 +31,7 @@ pub fn probe(args: &[&str], limit: Duration) -> Result<Value, String> {
         ));
     }
     serde_json::from_str(stdout.trim())
+        .map(|v| (v, stderr))
         .map_err(|e| format!("Probe {}: not JSON ({e}): {stdout}", args.join(" ")))
 }
 
@@ -127,27 +134,26 @@ pub struct StreamProducer {
 }
 
 impl StreamProducer {
-    /// Starts writing `messages` records at `per_second` into `topic` with `acks=all` and
-    /// idempotence; keys cycle over `keys` values so that every partition gets records.
+    /// Starts writing `messages` records at `per_second` into `topic` with the producer settings
+    /// in `settings` (a properties file, e.g. what `kcluster client-config --producer` renders);
+    /// keys cycle over `keys` values so that every partition gets records.
     pub fn start(
         bootstrap: &str,
         topic: &str,
         per_second: u32,
         messages: u32,
         keys: u32,
+        settings: &[u8],
         dir: &Path,
     ) -> StreamProducer {
         let config = dir.join(format!("{topic}-producer.properties"));
-        // Idempotence with acks=all: no duplicates from retries, and retries until the delivery
-        // timeout, long enough to outlast a zone's loss and return. VerifiableProducer sets
-        // `retries=0` unless told otherwise; Kafka's default is to retry.
-        std::fs::write(
-            &config,
-            "enable.idempotence=true\nacks=all\nretries=2147483647\n\
-             delivery.timeout.ms=300000\nrequest.timeout.ms=30000\nmax.block.ms=300000\n\
-             linger.ms=5\n",
-        )
-        .expect("producer config");
+        // VerifiableProducer sets `retries=0` unless the settings say otherwise; put back Kafka's
+        // own default, which the rendered settings rely on.
+        let mut text = settings.to_vec();
+        text.extend_from_slice(
+            b"\n# Kafka's default, which VerifiableProducer changes.\nretries=2147483647\n",
+        );
+        std::fs::write(&config, text).expect("producer config");
         let output = dir.join(format!("{topic}-producer.jsonl"));
         let mut cmd = kafka().tool("org.apache.kafka.tools.VerifiableProducer");
         cmd.args(["--bootstrap-server", bootstrap, "--topic", topic])

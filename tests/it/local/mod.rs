@@ -45,17 +45,10 @@ pub struct LocalNode {
     /// The node's directory: its rendered files, its data directory (the "volume") and logs.
     home: PathBuf,
     log: PathBuf,
-    /// The running JVM's watchdog; `None` while the node is down.
+    /// The running JVM's watchdog, which also applies the unit's restart policy; `None` while
+    /// the node is down.
     process: Option<Watchdog>,
-    /// When the node exited with a failure and its unit says `Restart=on-failure`: when systemd
-    /// would start it again.
-    restart_at: Option<Instant>,
-    /// Starts systemd's restart policy made, with the exit that caused each.
-    pub restarts: Vec<String>,
 }
-
-/// More restarts than this of one node in one test is a crash loop: the test fails.
-const MAX_RESTARTS: usize = 5;
 
 impl LocalCluster {
     /// Renders every node of `cluster` into a temporary directory, its data volume moved there
@@ -136,8 +129,6 @@ impl LocalCluster {
                 log: home.join("node.log"),
                 home,
                 process: None,
-                restart_at: None,
-                restarts: Vec::new(),
             });
         }
         LocalCluster {
@@ -174,21 +165,25 @@ impl LocalCluster {
         &self.nodes[self.index(name)]
     }
 
-    /// Starts a node's JVM as its rendered unit would (no-op if it runs).
+    /// Starts a node's JVM as its rendered unit would (no-op if it runs), restarted after a
+    /// failure as the unit's `Restart=on-failure` asks systemd to.
     pub fn start(&mut self, name: &str) {
         let i = self.index(name);
         let node = &mut self.nodes[i];
         if node.process.is_none() {
             let cmd = kafka().service(&node.unit, &node.config, &node.home.join("logs"));
-            node.process = Some(Watchdog::start(&cmd, &node.log));
-            node.restart_at = None;
+            let unit = jvm::Unit::parse(&node.unit);
+            node.process = Some(if unit.restart_on_failure {
+                Watchdog::start_restarting(&cmd, &node.log, unit.restart_delay)
+            } else {
+                Watchdog::start(&cmd, &node.log)
+            });
         }
     }
 
     /// SIGKILLs a node's JVM, as a crash or the loss of its machine would end it.
     pub fn kill(&mut self, name: &str) {
         let i = self.index(name);
-        self.nodes[i].restart_at = None;
         if let Some(p) = self.nodes[i].process.take() {
             p.kill();
         }
@@ -227,22 +222,18 @@ impl LocalCluster {
     }
 
     /// The nodes of `role` that are meant to run: started and not killed by the test (one its
-    /// unit is about to restart counts).
+    /// unit is restarting counts).
     pub fn running(&self, role: Role) -> Vec<&LocalNode> {
         self.nodes
             .iter()
-            .filter(|n| n.role == role && (n.process.is_some() || n.restart_at.is_some()))
+            .filter(|n| n.role == role && n.process.is_some())
             .collect()
     }
 
     /// `bootstrap.servers` for a client: the client listener of every running broker.
     pub fn bootstrap(&self) -> String {
         let port = self.cluster.network.client_port;
-        let running: Vec<&LocalNode> = self
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Broker && n.process.is_some())
-            .collect();
+        let running = self.running(Role::Broker);
         assert!(!running.is_empty(), "no broker is running");
         running
             .iter()
@@ -356,41 +347,15 @@ impl LocalCluster {
         }
     }
 
-    /// Applies each unit's restart policy as systemd would — a node that exited with a failure
-    /// under `Restart=on-failure` starts again after `RestartSec` — and fails the test if a node
-    /// that should be running exited otherwise, or keeps crashing.
+    /// Fails the test if a node that should be running has exited for good (without a restart
+    /// policy, or crash-looping past it).
     pub fn check_alive(&mut self) {
-        let mut due = Vec::new();
-        let mut failure = None;
-        for n in &mut self.nodes {
-            if n.restart_at.is_some_and(|at| Instant::now() >= at) {
-                due.push(n.name.clone());
-                continue;
-            }
-            let Some(status) = n.process.as_mut().and_then(Watchdog::exited) else {
-                continue;
-            };
-            n.process = None;
-            let unit = jvm::Unit::parse(&n.unit);
-            if unit.restart_on_failure && !status.success() && n.restarts.len() < MAX_RESTARTS {
-                eprintln!(
-                    "{} exited ({status}); its unit restarts it after {:?}, as systemd would",
-                    n.name, unit.restart_delay
-                );
-                n.restarts.push(status.to_string());
-                n.restart_at = Some(Instant::now() + unit.restart_delay);
-            } else {
-                failure = Some(format!(
-                    "{} exited on its own ({status}; restarts so far: {:?})",
-                    n.name, n.restarts
-                ));
-            }
-        }
-        for name in due {
-            self.start(&name);
-        }
-        if let Some(failure) = failure {
-            self.fail(&failure);
+        let exited = self.nodes.iter_mut().find_map(|n| {
+            let status = n.process.as_mut().and_then(Watchdog::exited)?;
+            Some(format!("{} exited on its own ({status})", n.name))
+        });
+        if let Some(exited) = exited {
+            self.fail(&exited);
         }
     }
 

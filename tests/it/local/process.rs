@@ -11,23 +11,51 @@ use std::time::{Duration, Instant};
 /// A process run under a bash watchdog that SIGKILLs it as soon as the watchdog's stdin closes:
 /// when the test stops it, when it is dropped (a failing test), or when the test process itself
 /// dies for any reason, even SIGKILL. A line written to the watchdog names a signal to send (the
-/// way a clean shutdown is asked for). The watchdog exits with the process's status.
+/// way a clean shutdown is asked for). Given a restart delay, the watchdog starts the process
+/// again when it exits with a failure, as systemd's `Restart=on-failure` does (at most
+/// [`MAX_RESTARTS`] times). The watchdog exits with the process's last status.
 pub struct Watchdog {
     child: Child,
     stdin: Option<ChildStdin>,
 }
 
+/// More failures than this in a row is a crash loop: the watchdog gives up and exits.
+pub const MAX_RESTARTS: u32 = 5;
+
 const WATCHDOG: &str = r#"
 exec 3<&0
-"$@" </dev/null 3<&- &
-target=$!
-{ while read -r signal <&3; do kill -"$signal" "$target" 2>/dev/null; done; kill -KILL "$target" 2>/dev/null; } &
-wait "$target"
+state=$(mktemp -d)
+{ while read -r signal <&3; do kill -"$signal" "$(cat "$state/pid")" 2>/dev/null; done
+  touch "$state/stop"; kill -KILL "$(cat "$state/pid")" 2>/dev/null; } &
+restarts=0
+while :; do
+  "$@" </dev/null 3<&- &
+  echo "$!" >"$state/pid"
+  wait "$!"
+  status=$?
+  if [ -e "$state/stop" ] || [ -z "$RESTART_DELAY" ] || [ "$status" -eq 0 ]      || [ "$restarts" -ge "$MAX_RESTARTS" ]; then
+    exit "$status"
+  fi
+  restarts=$((restarts + 1))
+  echo "watchdog: exited with status $status; starting it again in ${RESTART_DELAY}s, as systemd's Restart=on-failure would (restart $restarts)"
+  sleep "$RESTART_DELAY"
+  [ -e "$state/stop" ] && exit "$status"
+done
 "#;
 
 impl Watchdog {
     /// Starts `cmd` with its stdout and stderr appended to `log`.
     pub fn start(cmd: &Command, log: &Path) -> Watchdog {
+        Watchdog::spawn(cmd, log, None)
+    }
+
+    /// Starts `cmd` like [`Watchdog::start`], and starts it again `delay` after it exits with a
+    /// failure (systemd's `Restart=on-failure` with `RestartSec`).
+    pub fn start_restarting(cmd: &Command, log: &Path, delay: Duration) -> Watchdog {
+        Watchdog::spawn(cmd, log, Some(delay))
+    }
+
+    fn spawn(cmd: &Command, log: &Path, restart: Option<Duration>) -> Watchdog {
         let out = File::options()
             .create(true)
             .append(true)
@@ -51,6 +79,11 @@ impl Watchdog {
         if let Some(dir) = cmd.get_current_dir() {
             watchdog.current_dir(dir);
         }
+        match restart {
+            Some(delay) => watchdog.env("RESTART_DELAY", format!("{:.1}", delay.as_secs_f64())),
+            None => watchdog.env_remove("RESTART_DELAY"),
+        };
+        watchdog.env("MAX_RESTARTS", MAX_RESTARTS.to_string());
         let mut child = watchdog
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?} under bash: {e}"));
