@@ -201,32 +201,16 @@ fn predicted(scenario: &Value) -> Predicted {
 /// the stream (100 records of ~10 bytes a second, taken as 1 KiB/s) and must ride out a zone's
 /// loss and return (up to two minutes here, ZooKeeper's quorum included).
 fn producer_settings(path: &std::path::Path, zone: &str) -> Vec<u8> {
-    let out = support::kcluster()
-        .args([
-            "client-config",
-            "--producer",
-            "--write-rate",
-            "1KiB/s",
-            "--ride-out",
-            "2m",
-        ])
-        .args(["--zone", zone, "-f"])
-        .arg(path)
-        .output()
-        .expect("kcluster runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let args = ["--producer", "--write-rate", "1KiB/s", "--ride-out", "2m"];
+    let settings = clients::client_config(path, zone, &args);
+    let text = String::from_utf8_lossy(&settings);
     for setting in ["acks=all", "enable.idempotence=true", "max.block.ms=120000"] {
         assert!(
             text.lines().any(|l| l == setting),
             "{setting} not in:\n{text}"
         );
     }
-    out.stdout
+    settings
 }
 
 /// `kcluster check --offline --output json` for the fixture, as a user would run it.

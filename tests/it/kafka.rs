@@ -142,20 +142,14 @@ fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
         ),
         ("consumer", &[][..]),
     ] {
-        let out = support::kcluster()
-            .args(["client-config", "-f"])
-            .arg(support::repo().join("tests/it/fixtures/kafka-3x3.yaml"))
-            .args(["--zone", zone, &format!("--{kind}")])
-            .args(extra)
-            .output()
-            .expect("kcluster runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let fixture = support::repo().join("tests/it/fixtures/kafka-3x3.yaml");
+        let kind_flag = format!("--{kind}");
+        let args: Vec<&str> = std::iter::once(kind_flag.as_str())
+            .chain(extra.iter().copied())
+            .collect();
+        let rendered = clients::client_config(&fixture, zone, &args);
         let file = local.dir().join(format!("{kind}.properties"));
-        std::fs::write(&file, &out.stdout).expect("client properties");
+        std::fs::write(&file, &rendered).expect("client properties");
         let (answer, logged) = clients::probe_logging(
             &["client", kind, &file.display().to_string(), topic],
             Duration::from_secs(60),
@@ -168,7 +162,7 @@ fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
         );
         assert!(!logged.contains(UNUSED), "{kind}: Kafka logged: {logged}");
         // The check can fail: the same file with a key the client does not know.
-        let mut with_typo = out.stdout.clone();
+        let mut with_typo = rendered.clone();
         with_typo.extend_from_slice(b"bufer.memory=1\n");
         std::fs::write(&file, with_typo).expect("client properties");
         let (_, logged) = clients::probe_logging(

@@ -35,6 +35,21 @@ pub fn probe_logging(args: &[&str], limit: Duration) -> Result<(Value, String), 
         .map_err(|e| format!("Probe {}: not JSON ({e}): {stdout}", args.join(" ")))
 }
 
+/// What `kcluster client-config` prints for an application in `zone` of `topology`, with `args`
+/// (`--producer --write-rate …`, `--consumer`).
+pub fn client_config(topology: &Path, zone: &str, args: &[&str]) -> Vec<u8> {
+    let out = support::kcluster()
+        .arg("client-config")
+        .args(args)
+        .args(["--zone", zone, "-f"])
+        .arg(topology)
+        .output()
+        .expect("kcluster runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "client-config {args:?}: {stderr}");
+    out.stdout
+}
+
 /// A partition as Kafka's metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partition {
