@@ -247,18 +247,20 @@ class Proxy:
         elif path == "/__stats/reset" and method == "POST":
             response = json_response(self.stats.reset())
         else:
-            self.stats.count(
-                action_of(method, target, request.body, request.header("x-amz-target"))
-            )
-            await asyncio.sleep(self.latency_s)
-            async with self.upstream_slots:
-                response = await self.forward(request, no_body=method == "HEAD")
+            response = await self.respond(method, target, request)
 
         status, response_headers, body = response
         connection = "keep-alive" if keep_alive else "close"
         writer.write(serialize(status, response_headers, body, connection, head_only=method == "HEAD"))
         await writer.drain()
         return keep_alive
+
+    async def respond(self, method: str, target: str, request: Message) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Counts the request, waits the latency and forwards it; a subclass may answer itself."""
+        self.stats.count(action_of(method, target, request.body, request.header("x-amz-target")))
+        await asyncio.sleep(self.latency_s)
+        async with self.upstream_slots:
+            return await self.forward(request, no_body=method == "HEAD")
 
     async def forward(self, request: Message, no_body: bool) -> tuple[str, list[tuple[str, str]], bytes]:
         """Sends the request upstream on a new connection and reads the whole response."""
@@ -294,15 +296,16 @@ class Proxy:
                 pass
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    stats = Stats()
-    proxy = Proxy(args.upstream, args.latency_ms / 1000.0, args.max_upstream, stats)
+async def serve(proxy: Proxy, listen: tuple[str, int], stats_file: str | None, describe: str) -> None:
+    """Serves until SIGTERM or SIGINT, then writes the stats. The first line on stderr says
+    `NAME: listening on 127.0.0.1:PORT, ...` (`describe` completes it), for whoever started it."""
     server = await asyncio.start_server(
-        proxy.handle_client, args.listen[0], args.listen[1], limit=MAX_HEAD_BYTES, backlog=1024
+        proxy.handle_client, listen[0], listen[1], limit=MAX_HEAD_BYTES, backlog=1024
     )
     port = server.sockets[0].getsockname()[1]
-    print(f"latency_proxy: listening on {LOOPBACK}:{port}, upstream {args.upstream[0]}:{args.upstream[1]}, "
-          f"latency {args.latency_ms} ms", file=sys.stderr, flush=True)
+    name = os.path.basename(sys.argv[0]).removesuffix(".py")
+    print(f"{name}: listening on {LOOPBACK}:{port}, upstream {proxy.upstream[0]}:{proxy.upstream[1]}, {describe}",
+          file=sys.stderr, flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -311,9 +314,14 @@ async def main_async(args: argparse.Namespace) -> None:
     await stop.wait()
     # Stats first: idle keep-alive clients must not delay them. Open connections are dropped
     # when asyncio.run cancels their handlers.
-    if args.stats_file:
-        stats.write(args.stats_file)
+    if stats_file:
+        proxy.stats.write(stats_file)
     server.close()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    proxy = Proxy(args.upstream, args.latency_ms / 1000.0, args.max_upstream, Stats())
+    await serve(proxy, args.listen, args.stats_file, f"latency {args.latency_ms} ms")
 
 
 def main() -> None:

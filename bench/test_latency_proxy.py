@@ -77,6 +77,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_moto(port: int) -> None:
+    """Waits until a moto_server on `port` answers (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def start_proxy(
     upstream_port: int, latency_ms: int, stats_file: str | None = None
 ) -> tuple[subprocess.Popen, int]:
@@ -240,15 +253,7 @@ class MotoThroughProxyTest(unittest.TestCase):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         proxy, port = start_proxy(moto_port, 100)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{moto_port}/moto-api/", timeout=1).read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            wait_for_moto(moto_port)
             ec2 = boto3.client("ec2", region_name="eu-west-1", endpoint_url=f"http://127.0.0.1:{port}",
                                aws_access_key_id="testing", aws_secret_access_key="testing",
                                config=botocore.config.Config(max_pool_connections=20))

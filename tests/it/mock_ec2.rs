@@ -1295,3 +1295,18 @@ fn missing_credentials_fail_with_one_clear_sentence() {
         );
     }
 }
+
+#[test]
+fn strict_ec2_refuses_an_address_another_interface_holds_which_moto_accepts() {
+    let f = Fixture::new();
+    let subnet = f.ec2.default_subnet("eu-west-1a");
+    let subnet = subnet.subnet_id().expect("a subnet id");
+    f.ec2
+        .try_create_interface(subnet, "172.31.0.77", None)
+        .expect("the first interface on the address");
+    assert_eq!(
+        f.ec2.try_create_interface(subnet, "172.31.0.77", None),
+        Err("InvalidIPAddress.InUse".to_string())
+    );
+    assert_eq!(f.mock.strict_stats()["strict"]["InvalidIPAddress.InUse"], 1);
+}

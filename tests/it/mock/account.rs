@@ -3,6 +3,7 @@
 //! operator would. Independent of kcluster's own EC2 code, so it checks that code too.
 
 use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::{
     Filter, Instance, InstanceAttributeName, InstanceNetworkInterfaceSpecification,
@@ -64,6 +65,8 @@ impl Account {
             .region(Region::new(region.to_string()))
             .endpoint_url(endpoint)
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            // The strict EC2 throttles the tests' own calls too.
+            .retry_config(RetryConfig::standard().with_max_attempts(10))
             .build();
         Account {
             rt: tokio::runtime::Builder::new_current_thread()
@@ -223,20 +226,38 @@ impl Account {
 
     /// A network interface at `address` in `subnet_id`, in `group_id`, without tags.
     pub fn create_interface(&self, subnet_id: &str, address: &str, group_id: &str) -> String {
+        self.try_create_interface(subnet_id, address, Some(group_id))
+            .unwrap_or_else(|code| panic!("CreateNetworkInterface: {code}"))
+    }
+
+    /// A network interface at `address` in `subnet_id`, or EC2's error code.
+    pub fn try_create_interface(
+        &self,
+        subnet_id: &str,
+        address: &str,
+        group_id: Option<&str>,
+    ) -> Result<String, String> {
         let out = self
             .block(
                 self.client
                     .create_network_interface()
                     .subnet_id(subnet_id)
                     .private_ip_address(address)
-                    .groups(group_id)
+                    .set_groups(group_id.map(|g| vec![g.to_string()]))
                     .send(),
             )
-            .expect("CreateNetworkInterface");
-        out.network_interface()
+            .map_err(|e| {
+                e.into_service_error()
+                    .meta()
+                    .code()
+                    .unwrap_or("?")
+                    .to_string()
+            })?;
+        Ok(out
+            .network_interface()
             .and_then(|n| n.network_interface_id())
             .expect("an interface id")
-            .to_string()
+            .to_string())
     }
 
     /// Launches one instance of moto's AL2023 image; returns its id.

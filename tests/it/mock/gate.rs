@@ -206,12 +206,23 @@ fn read_request(s: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), String> {
     Ok((buf, body))
 }
 
-/// Sends a request to moto and reads its whole answer (moto closes the connection after it).
+/// Sends a request upstream with `Connection: close` (so the upstream closes after its answer,
+/// as moto always does) and reads the whole answer.
 fn forward(port: u16, request: &[u8]) -> Result<Vec<u8>, String> {
     let mut up = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     up.set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;
-    up.write_all(request).map_err(|e| e.to_string())?;
+    let line_end = request
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .ok_or("no request line")?
+        + 2;
+    up.write_all(&request[..line_end])
+        .map_err(|e| e.to_string())?;
+    up.write_all(b"Connection: close\r\n")
+        .map_err(|e| e.to_string())?;
+    up.write_all(&request[line_end..])
+        .map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     up.read_to_end(&mut response).map_err(|e| e.to_string())?;
     Ok(response)

@@ -1,6 +1,8 @@
-//! One moto_server for one test: it binds a port the kernel picks on 127.0.0.1 (read back from
-//! its log, so parallel tests never race for a port), validates AMIs and instance types, and is
-//! killed when dropped.
+//! One moto_server for one test, behind the strict EC2 proxy (`bench/strict_ec2.py`): each binds
+//! a port the kernel picks on 127.0.0.1 (read back from its log, so parallel tests never race for
+//! a port); moto validates AMIs and instance types; the proxy answers as real EC2 does where moto
+//! is lenient (ClientToken replay, duplicate addresses, late interface detach, DryRun, throttling).
+//! Both are killed when dropped.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,7 +21,36 @@ pub struct MockEc2 {
     child: Child,
     port: u16,
     log: PathBuf,
+    strict: Option<Strict>,
     _dir: tempfile::TempDir,
+}
+
+/// How strict the proxy in front of moto is.
+#[derive(Debug, Clone)]
+pub struct Strictness {
+    /// EC2's request token buckets.
+    pub throttle: bool,
+    /// Seconds an interface stays attached after its instance is terminated.
+    pub detach_seconds: f64,
+    /// Actions answered `UnauthorizedOperation` (DryRun or not).
+    pub deny: Vec<&'static str>,
+}
+
+impl Default for Strictness {
+    fn default() -> Self {
+        Strictness {
+            throttle: false,
+            detach_seconds: 0.0,
+            deny: Vec::new(),
+        }
+    }
+}
+
+/// The strict EC2 proxy's process.
+struct Strict {
+    child: Child,
+    port: u16,
+    log: PathBuf,
 }
 
 /// `$KCLUSTER_MOTO_SERVER`, else `<repo>/.venv/bin/moto_server`; a failure saying how to install
@@ -38,8 +69,20 @@ fn moto_server() -> PathBuf {
 }
 
 impl MockEc2 {
-    /// Starts moto_server and waits until it answers.
+    /// Starts moto_server behind the strict proxy (default strictness) and waits until both answer.
     pub fn start() -> MockEc2 {
+        MockEc2::strict(Strictness::default())
+    }
+
+    /// Starts moto_server behind the strict proxy and waits until both answer.
+    pub fn strict(strictness: Strictness) -> MockEc2 {
+        let mut mock = MockEc2::moto();
+        mock.strict = Some(mock.start_strict(&strictness));
+        mock
+    }
+
+    /// Starts moto_server alone and waits until it answers.
+    fn moto() -> MockEc2 {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("moto.log");
         let out = std::fs::File::create(&log).expect("moto log file");
@@ -58,10 +101,67 @@ impl MockEc2 {
             child,
             port: 0,
             log,
+            strict: None,
             _dir: dir,
         };
         mock.port = mock.wait_until_answering();
         mock
+    }
+
+    /// Starts `bench/strict_ec2.py` in front of moto; its port is read from its first line.
+    fn start_strict(&self, s: &Strictness) -> Strict {
+        let log = self._dir.path().join("strict.log");
+        let out = std::fs::File::create(&log).expect("proxy log file");
+        let err = out.try_clone().expect("proxy log file");
+        let python = moto_server().with_file_name("python3");
+        let mut cmd = Command::new(if python.is_file() {
+            python
+        } else {
+            PathBuf::from("python3")
+        });
+        cmd.arg(support::repo().join("bench/strict_ec2.py"))
+            .args(["--listen", "127.0.0.1:0", "--upstream"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["--detach-seconds", &s.detach_seconds.to_string()]);
+        if s.throttle {
+            cmd.arg("--throttle");
+        }
+        if !s.deny.is_empty() {
+            cmd.args(["--deny", &s.deny.join(",")]);
+        }
+        let child = cmd
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start bench/strict_ec2.py: {e}"));
+        let mut strict = Strict {
+            child,
+            port: 0,
+            log,
+        };
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            let text = std::fs::read_to_string(&strict.log).unwrap_or_default();
+            if let Some(p) = text
+                .lines()
+                .find_map(|l| l.split("listening on 127.0.0.1:").nth(1))
+                .and_then(|p| p.split(',').next())
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                strict.port = p;
+                return strict;
+            }
+            if let Ok(Some(status)) = strict.child.try_wait() {
+                panic!("bench/strict_ec2.py exited ({status}) at start:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bench/strict_ec2.py did not start within {START_LIMIT:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Reads the port from moto's "Running on http://127.0.0.1:PORT" line, then polls
@@ -97,18 +197,30 @@ impl MockEc2 {
         }
     }
 
+    /// The port of the EC2 clients talk to: the strict proxy.
     pub fn port(&self) -> u16 {
-        self.port
+        self.strict.as_ref().map_or(self.port, |s| s.port)
     }
 
     /// The endpoint URL to give the AWS SDK.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
     /// What moto_server printed so far (one line per request), for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The strict proxy's counts: requests by action, and its own answers by error code.
+    pub fn strict_stats(&self) -> serde_json::Value {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port())).expect("strict proxy");
+        s.write_all(b"GET /__stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("stats request");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("stats response");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats: {e}: {text}"))
     }
 }
 
@@ -129,6 +241,10 @@ fn answers(port: u16) -> bool {
 
 impl Drop for MockEc2 {
     fn drop(&mut self) {
+        if let Some(s) = &mut self.strict {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""A strict EC2 in front of moto: answers as real EC2 does where moto is lenient.
+
+moto accepts things EC2 refuses, so a test that passes on moto alone proves little about EC2.
+This proxy (asyncio, standard library only, built on latency_proxy.py) sits between a client and
+moto and adds, per account and region:
+
+- ClientToken replay (RunInstances, CreateNetworkInterface): the same token returns the first
+  answer again for 24 hours, whatever happened to the resource since; the same token with other
+  parameters is `IdempotentParameterMismatch`.
+- CreateNetworkInterface on a private address another interface of the subnet holds is
+  `InvalidIPAddress.InUse`.
+- An interface stays attached to its instance for --detach-seconds after the instance is
+  terminated (DescribeNetworkInterfaces shows it `in-use`, then `available` without attachment);
+  RunInstances on an interface still attached is `InvalidNetworkInterface.InUse`, and so is
+  DeleteNetworkInterface.
+- DryRun: `DryRunOperation` (412), or `UnauthorizedOperation` (403) for a denied action, which is
+  also refused when sent for real.
+- Request throttling with EC2's token buckets (--throttle): one bucket per action, RunInstances
+  5 tokens refilled at 2 per second, other mutating actions 50 at 5 per second, Describe/Get/List
+  100 at 20 per second; an empty bucket answers 503 `RequestLimitExceeded`.
+
+    strict_ec2.py --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT [--throttle]
+                  [--detach-seconds 3] [--deny RunInstances,CreateTags] [--latency-ms 0]
+
+    GET  /__stats          requests by action (as latency_proxy), plus "strict": the answers it gave
+                           itself, by error code, and "replayed" ClientTokens
+    POST /__strict/deny    body: comma-separated actions denied from now on (empty: none)
+
+Only 127.0.0.1 is accepted for --listen and --upstream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field
+
+import latency_proxy as lp
+
+DEFAULT_ACCOUNT = "123456789012"
+# How long EC2 remembers a ClientToken.
+TOKEN_LIFETIME_S = 24 * 3600
+# Token buckets (size, refill per second), from "Request throttling for the Amazon EC2 API".
+RUN_INSTANCES_BUCKET = (5.0, 2.0)
+MUTATING_BUCKET = (50.0, 5.0)
+NON_MUTATING_BUCKET = (100.0, 20.0)
+# Actions whose ClientToken makes them idempotent.
+TOKENED = {"RunInstances", "CreateNetworkInterface"}
+
+Response = tuple[str, list[tuple[str, str]], bytes]
+
+
+def bucket_of(action: str) -> tuple[float, float]:
+    if action == "RunInstances":
+        return RUN_INSTANCES_BUCKET
+    if action.startswith(("Describe", "Get", "List")):
+        return NON_MUTATING_BUCKET
+    return MUTATING_BUCKET
+
+
+class TokenBucket:
+    """Holds up to `size` tokens, refilled continuously at `refill` per second; starts full."""
+
+    def __init__(self, size: float, refill: float, now: float) -> None:
+        self.size, self.refill, self.tokens, self.last = size, refill, size, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.size, self.tokens + (now - self.last) * self.refill)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def ec2_error(code: str, message: str) -> Response:
+    status = {
+        "RequestLimitExceeded": "503 Service Unavailable",
+        "UnauthorizedOperation": "403 Forbidden",
+        "DryRunOperation": "412 Precondition Failed",
+    }.get(code, "400 Bad Request")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+        f"<Code>{code}</Code><Message>{message}</Message>"
+        "</Error></Errors><RequestID>strict-ec2</RequestID></Response>"
+    ).encode()
+    return f"HTTP/1.1 {status}", [("Content-Type", "text/xml;charset=UTF-8")], body
+
+
+def top_level_items(xml: str, set_name: str) -> list[tuple[int, int]]:
+    """Spans of the `<item>` elements directly inside `<set_name>` (items nest in EC2's XML)."""
+    spans = []
+    start = xml.find(f"<{set_name}>")
+    if start < 0:
+        return spans
+    depth, item_start = 0, 0
+    for m in re.compile(rf"<item>|</item>|</{set_name}>").finditer(xml, start):
+        tag = m.group(0)
+        if tag == "<item>":
+            if depth == 0:
+                item_start = m.start()
+            depth += 1
+        elif tag == "</item>":
+            depth -= 1
+            if depth == 0:
+                spans.append((item_start, m.end()))
+        elif depth == 0:
+            break
+    return spans
+
+
+def element(xml: str, name: str) -> str | None:
+    m = re.search(rf"<{name}>([^<]*)</{name}>", xml)
+    return m.group(1) if m else None
+
+
+class Stats(lp.Stats):
+    """Requests by action, plus the answers the strict layer gave itself (by error code, and
+    `replayed` for ClientToken replays)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: Counter[str] = Counter()
+
+    def snapshot(self) -> dict:
+        return {**super().snapshot(), "strict": dict(sorted(self.outcomes.items()))}
+
+    def reset(self) -> dict:
+        before = super().reset()
+        self.outcomes.clear()
+        return before
+
+
+@dataclass
+class Account:
+    """What the strict layer remembers for one account and region."""
+
+    tokens: dict[tuple[str, str], tuple[float, tuple, Response]] = field(default_factory=dict)
+    token_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    terminated_at: dict[str, float] = field(default_factory=dict)
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+
+class StrictEc2(lp.Proxy):
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        latency_s: float,
+        stats: Stats,
+        throttle: bool,
+        detach_s: float,
+        deny: set[str],
+        clock=time.monotonic,
+    ) -> None:
+        super().__init__(upstream, latency_s, 100, stats)
+        self.throttle = throttle
+        self.detach_s = detach_s
+        self.deny = set(deny)
+        self.clock = clock
+        self.accounts: dict[tuple[str, str], Account] = {}
+        self.stats: Stats = stats
+
+    async def respond(self, method: str, target: str, request: lp.Message) -> Response:
+        path = target.partition("?")[0]
+        if path == "/__strict/deny" and method == "POST":
+            self.deny = {a.strip() for a in request.body.decode().split(",") if a.strip()}
+            return lp.json_response({"deny": sorted(self.deny)})
+        params = dict(urllib.parse.parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
+        action = params.get("Action")
+        if method != "POST" or not action or request.header("x-amz-target"):
+            return await super().respond(method, target, request)
+        self.stats.count(action)
+        await asyncio.sleep(self.latency_s)
+        account = self.account(request)
+        refusal = self.refuse(account, action, params)
+        if refusal is not None:
+            return refusal
+        return await self.strict(account, action, params, request)
+
+    def account(self, request: lp.Message) -> Account:
+        m = re.search(r"Credential=[^/]*/[^/]*/([^/]*)/", request.header("authorization") or "")
+        key = (request.header("x-moto-account-id") or DEFAULT_ACCOUNT, m.group(1) if m else "")
+        return self.accounts.setdefault(key, Account())
+
+    def refuse(self, account: Account, action: str, params: dict[str, str]) -> Response | None:
+        """Throttling, denial and DryRun: answered without asking moto."""
+        now = self.clock()
+        if self.throttle:
+            bucket = account.buckets.get(action)
+            if bucket is None:
+                bucket = account.buckets[action] = TokenBucket(*bucket_of(action), now)
+            if not bucket.take(now):
+                return self.refused("RequestLimitExceeded", "Request limit exceeded.")
+        if action in self.deny:
+            return self.refused("UnauthorizedOperation", "You are not authorized to perform this operation.")
+        if params.get("DryRun", "").lower() == "true":
+            return self.refused("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+        return None
+
+    async def strict(self, account: Account, action: str, params: dict[str, str], request: lp.Message) -> Response:
+        token = params.get("ClientToken")
+        if action in TOKENED and token:
+            key = (action, token)
+            lock = account.token_locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                fingerprint = tuple(sorted((k, v) for k, v in params.items() if k not in ("ClientToken", "Version")))
+                known = account.tokens.get(key)
+                if known is not None and self.clock() - known[0] < TOKEN_LIFETIME_S:
+                    if known[1] != fingerprint:
+                        return self.refused(
+                            "IdempotentParameterMismatch",
+                            f"Arguments on this idempotent request are inconsistent with arguments used in "
+                            f"previous request(s) with the same client token '{token}'.",
+                        )
+                    self.stats.outcomes["replayed"] += 1
+                    return known[2]
+                response = await self.checked(account, action, params, request)
+                if response[0].split(" ")[1] == "200":
+                    account.tokens[key] = (self.clock(), fingerprint, response)
+                return response
+        return await self.checked(account, action, params, request)
+
+    def refused(self, code: str, message: str) -> Response:
+        self.stats.outcomes[code] += 1
+        return ec2_error(code, message)
+
+    async def checked(self, account: Account, action: str, params: dict[str, str], request: lp.Message) -> Response:
+        """The checks moto does not make, then moto itself."""
+        if action == "RunInstances":
+            enis = [v for k, v in params.items() if re.fullmatch(r"NetworkInterface\.\d+\.NetworkInterfaceId", k)]
+            for eni in enis:
+                if await self.attached(account, request, eni):
+                    return self.refused("InvalidNetworkInterface.InUse", f"Interface: [{eni}] in use.")
+        elif action == "DeleteNetworkInterface":
+            eni = params.get("NetworkInterfaceId", "")
+            if await self.attached(account, request, eni):
+                return self.refused(
+                    "InvalidNetworkInterface.InUse", f"The network interface '{eni}' is currently in use."
+                )
+        elif action == "CreateNetworkInterface" and params.get("PrivateIpAddress"):
+            address, subnet = params["PrivateIpAddress"], params.get("SubnetId", "")
+            found = await self.upstream_call(
+                request, {"Action": "DescribeNetworkInterfaces", "Filter.1.Name": "subnet-id", "Filter.1.Value.1": subnet}
+            )
+            xml = found[2].decode("utf-8", "replace")
+            held = [xml[a:b] for a, b in top_level_items(xml, "networkInterfaceSet")]
+            if any(element(item, "privateIpAddress") == address for item in held):
+                return self.refused("InvalidIPAddress.InUse", f"The specified address {address} is already in use.")
+        response = await self.to_moto(request)
+        if response[0].split(" ")[1] != "200":
+            return response
+        if action == "TerminateInstances":
+            now = self.clock()
+            for k, v in params.items():
+                if re.fullmatch(r"InstanceId\.\d+", k):
+                    account.terminated_at.setdefault(v, now)
+        elif action == "DescribeNetworkInterfaces":
+            response = self.detach_finished(account, response)
+        return response
+
+    def detached(self, account: Account, instance_id: str) -> bool:
+        """Whether an interface attached to `instance_id` has been let go by EC2."""
+        t = account.terminated_at.get(instance_id)
+        return t is not None and self.clock() >= t + self.detach_s
+
+    async def attached(self, account: Account, request: lp.Message, eni: str) -> bool:
+        found = await self.upstream_call(
+            request, {"Action": "DescribeNetworkInterfaces", "NetworkInterfaceId.1": eni}
+        )
+        xml = found[2].decode("utf-8", "replace")
+        for a, b in top_level_items(xml, "networkInterfaceSet"):
+            attachment = re.search(r"<attachment>.*?</attachment>", xml[a:b])
+            if attachment:
+                instance = element(attachment.group(0), "instanceId")
+                return instance is not None and not self.detached(account, instance)
+        return False
+
+    def detach_finished(self, account: Account, response: Response) -> Response:
+        """Rewrites interfaces whose instance was terminated long enough ago as `available`."""
+        status, headers, body = response
+        xml = body.decode("utf-8")
+        out, last = [], 0
+        for a, b in top_level_items(xml, "networkInterfaceSet"):
+            item = xml[a:b]
+            attachment = re.search(r"<attachment>.*?</attachment>", item)
+            if attachment and self.detached(account, element(attachment.group(0), "instanceId") or ""):
+                item = item.replace(attachment.group(0), "", 1).replace(
+                    "<status>in-use</status>", "<status>available</status>", 1
+                )
+            out.append(xml[last:a] + item)
+            last = b
+        out.append(xml[last:])
+        return status, headers, "".join(out).encode()
+
+    async def to_moto(self, request: lp.Message) -> Response:
+        async with self.upstream_slots:
+            return await self.forward(request, no_body=False)
+
+    async def upstream_call(self, like: lp.Message, params: dict[str, str]) -> Response:
+        """A request of the proxy's own to moto, as the same account and region as `like`."""
+        body = urllib.parse.urlencode({**params, "Version": "2016-11-15"}).encode()
+        keep = ("authorization", "host", "x-moto-account-id")
+        headers = [(k, v) for k, v in like.headers if k.lower() in keep]
+        headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+        return await self.to_moto(lp.Message("POST / HTTP/1.1", headers, body))
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    proxy = StrictEc2(
+        args.upstream, args.latency_ms / 1000.0, Stats(), args.throttle, args.detach_seconds, set(args.deny)
+    )
+    throttle = "on" if args.throttle else "off"
+    await lp.serve(proxy, args.listen, args.stats_file, f"throttle {throttle}, detach {args.detach_seconds} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", type=lp.split_host_port, required=True, help="127.0.0.1:PORT (0 picks one)")
+    parser.add_argument("--upstream", type=lp.split_host_port, required=True, help="127.0.0.1:PORT of moto")
+    parser.add_argument("--throttle", action="store_true", help="EC2's request token buckets")
+    parser.add_argument(
+        "--detach-seconds", type=float, default=3.0, help="interface detach delay after termination (default 3)"
+    )
+    parser.add_argument(
+        "--deny", type=lambda s: [a for a in s.split(",") if a], default=[], help="actions answered UnauthorizedOperation"
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to each request (default 0)")
+    parser.add_argument("--stats-file", help="where to write the stats JSON on SIGTERM/SIGINT")
+    args = parser.parse_args()
+    if args.latency_ms < 0 or args.detach_seconds < 0:
+        parser.error("--latency-ms and --detach-seconds must be >= 0")
+    if args.upstream[1] == 0:
+        parser.error("--upstream needs a port")
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
