@@ -228,14 +228,20 @@ impl Run<'_> {
         &mut self,
         interfaces: &BTreeMap<String, String>,
     ) -> Result<(), ApplyError> {
-        let todo: Vec<(String, InstanceSpec)> = self
+        let todo: Vec<(String, (bool, InstanceSpec))> = self
             .plan
             .nodes
             .iter()
             .filter(|n| n.instance == Action::Create && n.interface != Action::Replace)
             .filter_map(|n| {
                 let eni = interfaces.get(&n.node)?;
-                Some((format!("instance.{}", n.node), self.instance_spec(n, eni)))
+                // An interface that existed before this apply records the generation first,
+                // so the launch's ClientToken is never used again.
+                let record = n.interface == Action::NoOp;
+                Some((
+                    format!("instance.{}", n.node),
+                    (record, self.instance_spec(n, eni)),
+                ))
             })
             .collect();
         if todo.is_empty() {
@@ -247,7 +253,13 @@ impl Run<'_> {
             todo,
             self.settings.parallelism,
             self.reporter,
-            |spec| async move { ec2.run_instance(&spec).await },
+            |(record, spec)| async move {
+                if record {
+                    ec2.set_tags(&spec.interface_id, &generation_tag(&spec))
+                        .await?;
+                }
+                ec2.run_instance(&spec).await
+            },
         )
         .await;
         let mut launched: Vec<String> = done.into_iter().map(|(_, id)| id).collect();
@@ -290,8 +302,7 @@ impl Run<'_> {
             if n.interface == Action::NoOp
                 && let Some(eni) = &n.interface_id
             {
-                let mut t = crate::ec2::Tags::new();
-                t.insert(tags::GENERATION.into(), n.generation.to_string());
+                let t = generation_tag(&self.instance_spec(n, eni));
                 self.ec2.set_tags(eni, &t).await.map_err(|e| fail(&e))?;
             }
             // 2. Stop the old instance and wait until it is gone.
@@ -408,6 +419,15 @@ impl Run<'_> {
     async fn wait_for(&self, ids: &[String], state: InstanceState) -> Result<(), ApplyError> {
         wait_for(self.ec2, &self.plan.cluster, ids, state, self.settings).await
     }
+}
+
+/// The generation tag of a launch, as its interface records it.
+fn generation_tag(spec: &InstanceSpec) -> crate::ec2::Tags {
+    spec.tags
+        .iter()
+        .filter(|(k, _)| k.as_str() == tags::GENERATION)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Runs `task` over named items with at most `parallelism` requests in flight, reporting a step
@@ -754,6 +774,25 @@ mod tests {
         assert_eq!(live["broker-2"][0].instance_type, "m5.2xlarge");
         assert_eq!(live["broker-2"][0].tag(tags::GENERATION), Some("2"));
         assert!(!plan_for(&ec2, &bigger).await.has_changes());
+    }
+
+    #[tokio::test]
+    async fn node_terminated_outside_kcluster_is_relaunched_with_a_fresh_client_token() {
+        let ec2 = fake();
+        let c = cluster("lost", 3, "m5.xlarge");
+        converge(&ec2, &c).await;
+        let lost = live_by_node(&ec2)["broker-2"][0].clone();
+        ec2.terminate_instances(std::slice::from_ref(&lost.id))
+            .await
+            .expect("terminated by hand");
+        let plan = plan_for(&ec2, &c).await;
+        let b2 = plan.node("broker-2").expect("broker-2");
+        assert_eq!((b2.instance, b2.generation), (Action::Create, 2));
+        converge(&ec2, &c).await;
+        let back = &live_by_node(&ec2)["broker-2"][0];
+        assert_ne!(back.id, lost.id);
+        assert_eq!(back.primary_interface, lost.primary_interface);
+        assert!(!plan_for(&ec2, &c).await.has_changes());
     }
 
     #[tokio::test]

@@ -309,6 +309,19 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
     let duplicates: Vec<String> = live.iter().skip(1).map(|i| i.id.clone()).collect();
 
     let (instance, instance_reasons, generation) = match current {
+        // A kept interface may have carried instances before (terminated outside kcluster, or
+        // by an interrupted replacement). EC2 answers a ClientToken it has seen with that launch
+        // for 24 hours, terminated or not, so the launch is a generation no instance has had.
+        None if interface == Action::NoOp => {
+            let seen = observed
+                .instances
+                .iter()
+                .filter(|i| i.tag(tags::NODE) == Some(name.as_str()))
+                .map(|i| generation_of(&i.tags))
+                .max()
+                .unwrap_or(0);
+            (Action::Create, vec![], eni_generation.max(seen) + 1)
+        }
         None => (Action::Create, vec![], eni_generation),
         Some(i) => {
             let mut reasons = Vec::new();
