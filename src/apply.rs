@@ -247,6 +247,12 @@ impl Run<'_> {
         if todo.is_empty() {
             return Ok(());
         }
+        let kept: Vec<String> = todo
+            .iter()
+            .filter(|(_, (record, _))| *record)
+            .map(|(_, (_, spec))| spec.interface_id.clone())
+            .collect();
+        self.wait_until_detached(&kept).await?;
         let ec2 = self.ec2;
         let (done, failures) = in_parallel(
             "launch instances",
@@ -331,7 +337,11 @@ impl Run<'_> {
                 id
             } else {
                 match interfaces.get(&n.node) {
-                    Some(id) => id.clone(),
+                    Some(id) => {
+                        // EC2 detaches the interface some seconds after the termination.
+                        self.wait_until_detached(std::slice::from_ref(id)).await?;
+                        id.clone()
+                    }
                     None => return Err(fail(&"its network interface is missing")),
                 }
             };
@@ -418,6 +428,43 @@ impl Run<'_> {
 
     async fn wait_for(&self, ids: &[String], state: InstanceState) -> Result<(), ApplyError> {
         wait_for(self.ec2, &self.plan.cluster, ids, state, self.settings).await
+    }
+
+    /// Polls the cluster's interfaces (one Describe call per poll) until none of `ids` is
+    /// attached: RunInstances on an interface still attached fails with
+    /// `InvalidNetworkInterface.InUse`.
+    async fn wait_until_detached(&self, ids: &[String]) -> Result<(), ApplyError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        const STAGE: &str = "waiting for network interfaces";
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        loop {
+            let found = self
+                .ec2
+                .find_network_interfaces(&self.plan.cluster)
+                .await
+                .map_err(|e| ApplyError::one(STAGE, ids.join(", "), e))?;
+            let attached: Vec<String> = found
+                .iter()
+                .filter(|n| ids.contains(&n.id))
+                .filter_map(|n| Some(format!("{} (on {})", n.id, n.instance_id.as_ref()?)))
+                .collect();
+            if attached.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApplyError::one(
+                    STAGE,
+                    attached.join(", "),
+                    format!(
+                        "still attached after {:?}; EC2 detaches an interface once its instance has terminated",
+                        self.settings.timeout
+                    ),
+                ));
+            }
+            tokio::time::sleep(self.settings.poll).await;
+        }
     }
 }
 

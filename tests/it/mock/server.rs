@@ -40,7 +40,7 @@ impl Default for Strictness {
     fn default() -> Self {
         Strictness {
             throttle: false,
-            detach_seconds: 0.0,
+            detach_seconds: 2.0,
             deny: Vec::new(),
         }
     }
