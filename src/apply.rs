@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use crate::desired::client_token;
 use crate::ec2::{
-    Ec2, Ec2Error, InstanceSpec, InstanceState, InterfaceSpec, SecurityGroupSpec, tags,
+    Ec2, Ec2Error, InstanceSpec, InstanceState, InterfaceSpec, Rule, SecurityGroupSpec, tags,
 };
 use crate::plan::{Action, NodeChange, OrphanKind, Plan};
 use crate::progress::Reporter;
@@ -116,11 +116,16 @@ impl Run<'_> {
                     vpc_id: g.vpc_id.clone(),
                     tags: g.tags.clone(),
                 };
-                let id = self
-                    .ec2
-                    .create_security_group(&spec)
-                    .await
-                    .map_err(|e| ApplyError::one(STAGE, &resource, e))?;
+                let id = match self.ec2.create_security_group(&spec).await {
+                    Ok(id) => id,
+                    // A retry after EC2 created the group but its answer was lost: the group
+                    // with kcluster's name and the cluster's tag in the VPC is the one it made.
+                    Err(e) if e.code == "InvalidGroup.Duplicate" => self
+                        .own_group(&spec)
+                        .await?
+                        .ok_or_else(|| ApplyError::one(STAGE, &resource, e))?,
+                    Err(e) => return Err(ApplyError::one(STAGE, &resource, e)),
+                };
                 self.reporter.step(&resource);
                 self.reporter.finish();
                 id
@@ -133,12 +138,52 @@ impl Run<'_> {
                 .map_err(|e| ApplyError::one(STAGE, &resource, e))?;
         }
         if !g.authorize.is_empty() {
-            self.ec2
-                .authorize_ingress(&id, &g.authorize)
-                .await
-                .map_err(|e| ApplyError::one(STAGE, &resource, e))?;
+            match self.ec2.authorize_ingress(&id, &g.authorize).await {
+                Ok(()) => {}
+                // EC2 adds all rules of a request or none. A duplicate means a retry after an
+                // answer that was lost, or a rule added meanwhile: add only what is missing.
+                Err(e) if e.code == "InvalidPermission.Duplicate" => {
+                    let have = self
+                        .ec2
+                        .find_security_groups(&self.plan.cluster)
+                        .await
+                        .map_err(|e| ApplyError::one(STAGE, &resource, e))?
+                        .into_iter()
+                        .find(|x| x.id == id)
+                        .map(|x| x.rules)
+                        .unwrap_or_default();
+                    let missing: Vec<Rule> = g
+                        .authorize
+                        .iter()
+                        .filter(|r| !have.contains(r))
+                        .cloned()
+                        .collect();
+                    if !missing.is_empty() {
+                        self.ec2
+                            .authorize_ingress(&id, &missing)
+                            .await
+                            .map_err(|e| ApplyError::one(STAGE, &resource, e))?;
+                    }
+                }
+                Err(e) => return Err(ApplyError::one(STAGE, &resource, e)),
+            }
         }
         Ok(id)
+    }
+
+    /// The id of the group `spec` describes if it exists with the cluster's tag.
+    async fn own_group(&self, spec: &SecurityGroupSpec) -> Result<Option<String>, ApplyError> {
+        let groups = self
+            .ec2
+            .find_security_groups(&self.plan.cluster)
+            .await
+            .map_err(|e| {
+                ApplyError::one("security group", format!("security_group.{}", spec.name), e)
+            })?;
+        Ok(groups
+            .into_iter()
+            .find(|g| g.name == spec.name && g.vpc_id == spec.vpc_id)
+            .map(|g| g.id))
     }
 
     fn interface_spec(&self, n: &NodeChange, group_id: &str) -> InterfaceSpec {

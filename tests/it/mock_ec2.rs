@@ -1339,3 +1339,48 @@ fn node_terminated_outside_kcluster_comes_back_on_the_next_apply() {
         Some(enis["broker-2"].0.as_str())
     );
 }
+
+/// Applies `t` through a proxy that drops EC2's answer to the first `action` (EC2 did the work;
+/// the SDK retries); the apply must succeed without a second resource.
+fn apply_with_dropped_answer(f: &Fixture, t: &Topology, action: &str) -> Run {
+    let gate = Gate::drop_one_answer(f.mock.port(), action, 0);
+    let run = Kc::new(&gate.endpoint())
+        .args(["apply", "--yes", "--api-calls", "-f", &f.file(t)])
+        .run();
+    let counts = gate.counts();
+    assert!(counts.errors.is_empty(), "the gate failed: {counts:?}");
+    assert_eq!(counts.swallowed, 1, "{counts:?}");
+    run.ok()
+}
+
+#[test]
+fn dropped_answer_to_create_network_interface_is_retried_with_its_client_token() {
+    let f = Fixture::new();
+    let t = Topology::minimal("eniretry");
+    apply_with_dropped_answer(&f, &t, "CreateNetworkInterface");
+    // The SDK fills CreateNetworkInterface's ClientToken and sends the same one again.
+    assert_eq!(f.mock.strict_stats()["strict"]["replayed"], 1);
+    let all = nodes(3, 3);
+    f.one_interface_per_node("eniretry", &all);
+    f.one_instance_per_node("eniretry", &all);
+}
+
+#[test]
+fn dropped_answer_to_create_security_group_adopts_the_group_kcluster_made() {
+    let f = Fixture::new();
+    let t = Topology::minimal("sgretry");
+    apply_with_dropped_answer(&f, &t, "CreateSecurityGroup");
+    assert_eq!(f.ec2.groups("sgretry").len(), 1);
+    f.one_instance_per_node("sgretry", &nodes(3, 3));
+}
+
+#[test]
+fn dropped_answer_to_authorize_ingress_counts_the_rules_as_added() {
+    let f = Fixture::new();
+    let t = Topology::minimal("ruleretry");
+    apply_with_dropped_answer(&f, &t, "AuthorizeSecurityGroupIngress");
+    f.one_instance_per_node("ruleretry", &nodes(3, 3));
+    f.kc(["plan", "--detailed-exitcode", "-f", &f.file(&t)])
+        .run()
+        .ok();
+}

@@ -1,7 +1,8 @@
 //! A proxy in front of moto that stops kcluster at a chosen EC2 call without racing it: requests
 //! pass through, but from the (n+1)th request of one action on, the request still reaches moto
 //! and moto's answer is swallowed, so EC2 has done the work and kcluster waits for an answer that
-//! never comes. The test then kills kcluster at a known point.
+//! never comes. The test then kills kcluster at a known point. Or, as after a network fault, the
+//! answer to one request is dropped by closing the connection, and later requests pass.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -27,6 +28,8 @@ struct Shared {
     upstream: u16,
     action: String,
     pass: usize,
+    /// Drop one answer by closing the connection, instead of holding every later one.
+    drop_one: bool,
     counts: Mutex<Counts>,
     changed: Condvar,
     closed: AtomicBool,
@@ -42,6 +45,16 @@ impl Gate {
     /// A proxy to moto on `upstream` that answers the first `pass` requests of EC2 action
     /// `action` (e.g. `RunInstances`) and swallows the answers to the later ones.
     pub fn start(upstream: u16, action: &str, pass: usize) -> Gate {
+        Gate::with(upstream, action, pass, false)
+    }
+
+    /// A proxy to moto on `upstream` that answers every request, except that the answer to the
+    /// `(pass + 1)`th request of `action` is dropped: moto did the work, the connection closes.
+    pub fn drop_one_answer(upstream: u16, action: &str, pass: usize) -> Gate {
+        Gate::with(upstream, action, pass, true)
+    }
+
+    fn with(upstream: u16, action: &str, pass: usize, drop_one: bool) -> Gate {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("proxy binds");
         let port = listener.local_addr().expect("proxy address").port();
         listener.set_nonblocking(true).expect("non-blocking accept");
@@ -49,6 +62,7 @@ impl Gate {
             upstream,
             action: format!("Action={action}"),
             pass,
+            drop_one,
             counts: Mutex::new(Counts::default()),
             changed: Condvar::new(),
             closed: AtomicBool::new(false),
@@ -141,12 +155,21 @@ impl Shared {
         let swallow = gated && {
             let mut c = self.lock();
             c.seen += 1;
-            c.seen > self.pass
+            if self.drop_one {
+                c.seen == self.pass + 1
+            } else {
+                c.seen > self.pass
+            }
         };
         let response = match forward(self.upstream, &request) {
             Ok(r) => r,
             Err(e) => return self.error(format!("forwarding to moto: {e}")),
         };
+        if swallow && self.drop_one {
+            self.lock().swallowed += 1;
+            self.changed.notify_all();
+            return; // closes the connection unanswered
+        }
         if swallow {
             self.lock().swallowed += 1;
             self.changed.notify_all();
