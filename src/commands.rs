@@ -10,6 +10,7 @@ use crate::apply::{self, Settings};
 use crate::cli::{self, ApplyArgs, AwsArgs, CheckArgs, DestroyArgs, Output, PlanArgs, StatusArgs};
 use crate::cluster::Cluster;
 use crate::destroy::{self, Inventory};
+use crate::ec2::paced::Paced;
 use crate::ec2::sdk::{Connection, SdkEc2};
 use crate::ec2::{Ec2, tags};
 use crate::error::{Error, Result};
@@ -18,13 +19,14 @@ use crate::render::{self, Renderer};
 use crate::terminal::Terminal;
 use crate::workflow;
 
-async fn connect(aws: &AwsArgs, region: &str) -> Result<SdkEc2> {
+async fn connect(aws: &AwsArgs, region: &str) -> Result<Paced<SdkEc2>> {
     SdkEc2::connect(&Connection {
         profile: aws.profile.clone(),
         region: Some(region.to_string()),
         endpoint_url: aws.endpoint_url.clone(),
     })
     .await
+    .map(|ec2| Paced::new(ec2, Settings::default().timeout))
     .map_err(|e| Error::Usage(e.to_string()))
 }
 

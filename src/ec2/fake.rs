@@ -27,6 +27,8 @@ struct State {
     parameters: BTreeMap<String, String>,
     /// Operation name → how many more calls succeed before one fails.
     fail_after: BTreeMap<String, u32>,
+    /// Operation name → how many next calls fail, and with which error code.
+    failing: BTreeMap<String, (u32, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +69,13 @@ impl FakeEc2 {
         self.lock().fail_after.insert(operation.to_string(), ok);
     }
 
+    /// Makes the next `count` calls of `operation` fail with error `code` (e.g. throttling).
+    pub fn fail_with(&self, operation: &str, count: u32, code: &str) {
+        self.lock()
+            .failing
+            .insert(operation.to_string(), (count, code.to_string()));
+    }
+
     /// All instances, terminated ones included.
     pub fn instances(&self) -> Vec<Instance> {
         self.lock().instances.values().cloned().collect()
@@ -102,6 +111,12 @@ impl FakeEc2 {
     fn call(&self, operation: &'static str) -> Ec2Result<()> {
         self.calls.count(operation);
         let mut s = self.lock();
+        if let Some((n, code)) = s.failing.get_mut(operation)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(Ec2Error::new(operation, code.clone(), "injected failure"));
+        }
         if let Some(n) = s.fail_after.get_mut(operation) {
             if *n == 0 {
                 s.fail_after.remove(operation);

@@ -4,6 +4,7 @@
 //! the API requests it makes, by operation.
 
 pub mod fake;
+pub mod paced;
 pub mod sdk;
 
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{HttpTokensState, Instance, VolumeType};
 use serde_json::json;
 
-use mock::{Account, Gate, Kc, Launch, MockEc2, Run, Topology, tag};
+use mock::{Account, Gate, Kc, Launch, MockEc2, Run, Strictness, Topology, tag};
 
 /// A moto_server, the SDK's view of its eu-west-1, and a directory for topology files.
 struct Fixture {
@@ -23,7 +23,12 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let mock = MockEc2::start();
+        Fixture::with(Strictness::default())
+    }
+
+    /// A fixture whose strict EC2 is `strictness`.
+    fn with(strictness: Strictness) -> Fixture {
+        let mock = MockEc2::strict(strictness);
         let ec2 = Account::connect(&mock.endpoint(), "eu-west-1");
         Fixture {
             mock,
@@ -1383,4 +1388,25 @@ fn dropped_answer_to_authorize_ingress_counts_the_rules_as_added() {
     f.kc(["plan", "--detailed-exitcode", "-f", &f.file(&t)])
         .run()
         .ok();
+}
+
+#[test]
+fn throttled_apply_paces_launches_to_ec2s_token_buckets_and_is_never_refused() {
+    let f = Fixture::new();
+    let t = Topology::minimal("paced").brokers(21);
+    let started = std::time::Instant::now();
+    f.apply(&t);
+    let took = started.elapsed();
+    f.one_instance_per_node("paced", &nodes(3, 21));
+    let stats = f.mock.strict_stats();
+    assert_eq!(
+        stats["strict"].get("RequestLimitExceeded"),
+        None,
+        "kcluster waits for the bucket instead of being refused: {stats}"
+    );
+    // RunInstances: 24 launches from a bucket of 5 refilled at 2 per second.
+    assert!(
+        took >= Duration::from_secs_f64((24.0 - 5.0) / 2.0),
+        "faster than EC2's RunInstances bucket allows: {took:?}"
+    );
 }

@@ -11,5 +11,5 @@ mod topology;
 pub use account::{AMI, Account, Launch, tag};
 pub use gate::Gate;
 pub use kc::{Kc, Run};
-pub use server::MockEc2;
+pub use server::{MockEc2, Strictness};
 pub use topology::Topology;

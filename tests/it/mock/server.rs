@@ -39,7 +39,7 @@ pub struct Strictness {
 impl Default for Strictness {
     fn default() -> Self {
         Strictness {
-            throttle: false,
+            throttle: true,
             detach_seconds: 2.0,
             deny: Vec::new(),
         }
@@ -69,11 +69,6 @@ fn moto_server() -> PathBuf {
 }
 
 impl MockEc2 {
-    /// Starts moto_server behind the strict proxy (default strictness) and waits until both answer.
-    pub fn start() -> MockEc2 {
-        MockEc2::strict(Strictness::default())
-    }
-
     /// Starts moto_server behind the strict proxy and waits until both answer.
     pub fn strict(strictness: Strictness) -> MockEc2 {
         let mut mock = MockEc2::moto();
