@@ -131,6 +131,9 @@ pub struct ApplyArgs {
     /// AWS requests in flight at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+    /// Remove the cluster's lease left by a run that was killed, then take it.
+    #[arg(long)]
+    pub break_lease: bool,
 }
 
 #[derive(Args, Debug)]
@@ -157,6 +160,9 @@ pub struct DestroyArgs {
     pub yes: bool,
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+    /// Remove the cluster's lease left by a run that was killed, then take it.
+    #[arg(long)]
+    pub break_lease: bool,
 }
 
 #[derive(Args, Debug)]

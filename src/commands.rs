@@ -14,6 +14,7 @@ use crate::ec2::paced::Paced;
 use crate::ec2::sdk::{Connection, SdkEc2};
 use crate::ec2::{Ec2, tags};
 use crate::error::{Error, Result};
+use crate::lease::Lease;
 use crate::plan::Observed;
 use crate::render::{self, Renderer};
 use crate::terminal::Terminal;
@@ -102,7 +103,39 @@ fn sample_topic(cluster: &Cluster, partitions: Option<u32>, rf: Option<u32>) -> 
     (p, rf.unwrap_or_else(|| cluster.replication_factor()))
 }
 
+/// Runs `run` holding the cluster's lease (taken through a client of its own).
+async fn leased<F>(
+    aws: &AwsArgs,
+    cluster: &str,
+    region: &str,
+    command: &str,
+    break_lease: bool,
+    run: F,
+) -> Result<i32>
+where
+    F: std::future::Future<Output = Result<i32>>,
+{
+    let ec2 = connect(aws, region).await?;
+    let lease = Lease::acquire(&ec2, cluster, command, break_lease).await?;
+    let result = run.await;
+    lease.release(&ec2).await;
+    result
+}
+
 pub async fn apply(a: ApplyArgs) -> Result<i32> {
+    let c = cli::load_to_build(&a.file.file)?.cluster;
+    leased(
+        &a.aws,
+        &c.name,
+        &c.region,
+        "apply",
+        a.break_lease,
+        apply_held(&a),
+    )
+    .await
+}
+
+async fn apply_held(a: &ApplyArgs) -> Result<i32> {
     let loaded = cli::load_to_build(&a.file.file)?;
     let cluster = &loaded.cluster;
     let renderer = renderer(&a.templates)?;
@@ -160,7 +193,21 @@ pub async fn apply(a: ApplyArgs) -> Result<i32> {
 }
 
 pub async fn destroy(a: DestroyArgs) -> Result<i32> {
-    let (name, region) = match (&a.file, &a.cluster, &a.region) {
+    let (name, region) = destroy_target(&a)?;
+    leased(
+        &a.aws,
+        &name,
+        &region,
+        "destroy",
+        a.break_lease,
+        destroy_held(&a, &name, &region),
+    )
+    .await
+}
+
+/// The cluster `destroy` is asked to remove, and its region.
+fn destroy_target(a: &DestroyArgs) -> Result<(String, String)> {
+    Ok(match (&a.file, &a.cluster, &a.region) {
         (Some(f), _, _) => {
             let loaded = cli::load(f)?;
             (loaded.cluster.name, loaded.cluster.region)
@@ -171,7 +218,11 @@ pub async fn destroy(a: DestroyArgs) -> Result<i32> {
                 "name the cluster: -f FILE, or --cluster NAME --region REGION".into(),
             ));
         }
-    };
+    })
+}
+
+async fn destroy_held(a: &DestroyArgs, name: &str, region: &str) -> Result<i32> {
+    let (name, region) = (name.to_string(), region.to_string());
     let ec2 = connect(&a.aws, &region).await?;
     let inventory = Inventory::read(&ec2, &name)
         .await

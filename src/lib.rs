@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod ec2;
 pub mod error;
 pub mod kafka_config;
+pub mod lease;
 pub mod live;
 pub mod plan;
 pub mod progress;

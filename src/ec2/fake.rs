@@ -438,6 +438,22 @@ impl Ec2 for FakeEc2 {
         Ok(self.lock().user_data.get(instance_id).cloned())
     }
 
+    async fn create_parameter(&self, name: &str, value: &str) -> Ec2Result<Option<String>> {
+        self.call("PutParameter")?;
+        let mut s = self.lock();
+        if let Some(held) = s.parameters.get(name) {
+            return Ok(Some(held.clone()));
+        }
+        s.parameters.insert(name.into(), value.into());
+        Ok(None)
+    }
+
+    async fn delete_parameter(&self, name: &str) -> Ec2Result<()> {
+        self.call("DeleteParameter")?;
+        self.lock().parameters.remove(name);
+        Ok(())
+    }
+
     fn calls(&self) -> BTreeMap<String, u64> {
         self.calls.snapshot()
     }

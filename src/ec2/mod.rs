@@ -275,6 +275,11 @@ pub trait Ec2: Send + Sync {
     async fn resolve_parameter(&self, name: &str) -> Ec2Result<String>;
     /// The user-data an instance was launched with, as EC2 returns it (decoded from base64).
     async fn user_data(&self, instance_id: &str) -> Ec2Result<Option<Vec<u8>>>;
+    /// Creates SSM parameter `name` holding `value` unless it exists (overwrite off): `None`
+    /// when this call created it, else the value it already holds.
+    async fn create_parameter(&self, name: &str, value: &str) -> Ec2Result<Option<String>>;
+    /// Deletes SSM parameter `name`; one that does not exist is not an error.
+    async fn delete_parameter(&self, name: &str) -> Ec2Result<()>;
 
     /// API requests made so far, by operation.
     fn calls(&self) -> BTreeMap<String, u64>;

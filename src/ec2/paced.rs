@@ -225,6 +225,14 @@ impl<E: Ec2> Ec2 for Paced<E> {
         .await
     }
 
+    async fn create_parameter(&self, name: &str, value: &str) -> Ec2Result<Option<String>> {
+        self.inner.create_parameter(name, value).await
+    }
+
+    async fn delete_parameter(&self, name: &str) -> Ec2Result<()> {
+        self.inner.delete_parameter(name).await
+    }
+
     fn calls(&self) -> BTreeMap<String, u64> {
         self.inner.calls()
     }

@@ -610,6 +610,44 @@ impl Ec2 for SdkEc2 {
             .map_err(|e| Ec2Error::new(OP, "BadUserData", e.to_string()))
     }
 
+    async fn create_parameter(&self, name: &str, value: &str) -> Ec2Result<Option<String>> {
+        const OP: &str = "PutParameter";
+        self.calls.count(OP);
+        let put = self
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(false)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == Some("ParameterAlreadyExists") => {
+                match self.resolve_parameter(name).await {
+                    Ok(held) => Ok(Some(held)),
+                    // Released in between: the next attempt finds it free.
+                    Err(e) if e.code == "ParameterNotFound" => {
+                        Ok(Some("a run that has just ended".into()))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(aws_error(&self.endpoint, OP, e)),
+        }
+    }
+
+    async fn delete_parameter(&self, name: &str) -> Ec2Result<()> {
+        const OP: &str = "DeleteParameter";
+        self.calls.count(OP);
+        match self.ssm.delete_parameter().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ParameterNotFound") => Ok(()),
+            Err(e) => Err(aws_error(&self.endpoint, OP, e)),
+        }
+    }
+
     fn calls(&self) -> BTreeMap<String, u64> {
         self.calls.snapshot()
     }

@@ -53,6 +53,20 @@ impl Fixture {
             .ok()
     }
 
+    /// `apply` after a run that was killed: its lease is left behind, so break it.
+    fn apply_after_kill(&self, t: &Topology) -> Run {
+        self.kc([
+            "apply",
+            "--yes",
+            "--api-calls",
+            "--break-lease",
+            "-f",
+            &self.file(t),
+        ])
+        .run()
+        .ok()
+    }
+
     /// The cluster's live instances by node, each node with exactly one (fails otherwise).
     fn one_instance_per_node(&self, cluster: &str, nodes: &[String]) -> BTreeMap<String, Instance> {
         let mut by_node: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
@@ -762,7 +776,7 @@ fn apply_killed_while_creating_interfaces_then_rerun_converges_without_duplicate
     assert_eq!(enis.len(), 6, "the kill left 6 of 18 interfaces");
     assert_eq!(f.ec2.instances("killed").len(), 0, "and no instance");
 
-    let calls = f.apply(&t).api_calls();
+    let calls = f.apply_after_kill(&t).api_calls();
     assert_eq!(calls.get("CreateNetworkInterface"), Some(&12), "{calls:?}");
     assert_eq!(calls.get("RunInstances"), Some(&18), "{calls:?}");
     assert_eq!(calls.get("CreateSecurityGroup"), None, "{calls:?}");
@@ -786,7 +800,7 @@ fn apply_killed_while_launching_instances_then_rerun_converges_without_duplicate
     assert_eq!(launched.len(), 6, "the kill left 6 of 18 instances");
     assert_eq!(f.ec2.interfaces("killed").len(), 18);
 
-    let calls = f.apply(&t).api_calls();
+    let calls = f.apply_after_kill(&t).api_calls();
     assert_eq!(calls.get("RunInstances"), Some(&12), "{calls:?}");
     assert_eq!(calls.get("CreateNetworkInterface"), None, "{calls:?}");
     assert_eq!(calls.get("TerminateInstances"), None, "{calls:?}");
@@ -839,7 +853,7 @@ fn replacement_killed_at(action: &str, cluster: &str) {
         "broker-1's old instance was terminated before the kill"
     );
 
-    f.apply(&t);
+    f.apply_after_kill(&t);
     let after = f.one_instance_per_node(cluster, &all);
     assert_eq!(
         f.one_interface_per_node(cluster, &all),
@@ -1409,4 +1423,36 @@ fn throttled_apply_paces_launches_to_ec2s_token_buckets_and_is_never_refused() {
         took >= Duration::from_secs_f64((24.0 - 5.0) / 2.0),
         "faster than EC2's RunInstances bucket allows: {took:?}"
     );
+}
+
+#[test]
+fn a_second_apply_or_destroy_while_one_runs_is_refused_naming_the_holder() {
+    let f = Fixture::new();
+    let t = Topology::minimal("leased");
+    let file = f.file(&t);
+    // The first apply gets stuck: EC2 never answers its launches.
+    let gate = Gate::start(f.mock.port(), "RunInstances", 0);
+    let mut first = Kc::new(&gate.endpoint())
+        .args(["apply", "--yes", "-f", &file])
+        .start();
+    gate.wait_until("the first apply to launch", Duration::from_secs(60), |c| {
+        c.swallowed >= 1 || !c.errors.is_empty()
+    });
+    for command in ["apply", "destroy"] {
+        let second = f.kc([command, "--yes", "-f", &file]).run().expect_code(1);
+        for part in ["held by `kcluster apply` by ", " since ", "--break-lease"] {
+            assert!(second.stderr.contains(part), "{part}: {}", second.stderr);
+        }
+    }
+    assert!(first.is_running(), "the first apply went on undisturbed");
+    first.kill();
+    drop(gate);
+
+    // The killed run's lease is left behind until someone breaks it.
+    f.kc(["apply", "--yes", "-f", &file]).run().expect_code(1);
+    f.kc(["apply", "--yes", "--break-lease", "-f", &file])
+        .run()
+        .ok();
+    f.one_instance_per_node("leased", &nodes(3, 3));
+    f.kc(["destroy", "--yes", "-f", &file]).run().ok();
 }
