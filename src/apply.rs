@@ -887,6 +887,49 @@ mod tests {
         assert!(!plan_for(&ec2, &c).await.has_changes());
     }
 
+    fn load(yaml: &str) -> Cluster {
+        match crate::topology::load("test.yaml", yaml.as_bytes()) {
+            Ok(l) => l.cluster,
+            Err(r) => panic!("{r}"),
+        }
+    }
+
+    const ZONES_A_NAMED: &str = "zones:\n  - {name: eu-west-1a, cidr: 172.31.0.0/20, subnet: subnet-00000000}\n  - {name: eu-west-1b, cidr: 172.31.16.0/20}\n  - {name: eu-west-1c, cidr: 172.31.32.0/20}\n";
+
+    #[tokio::test]
+    async fn zones_without_a_subnet_take_their_default_subnet_when_another_names_its_own() {
+        let ec2 = fake();
+        let c = load(&format!("name: mixed\nregion: eu-west-1\n{ZONES_A_NAMED}"));
+        let plan = plan_for(&ec2, &c).await;
+        let subnets: std::collections::BTreeSet<&str> = plan
+            .nodes
+            .iter()
+            .map(|n| n.desired.subnet_id.as_str())
+            .collect();
+        assert_eq!(
+            subnets.into_iter().collect::<Vec<_>>(),
+            vec!["subnet-00000000", "subnet-00000001", "subnet-00000002"]
+        );
+    }
+
+    #[tokio::test]
+    async fn network_vpc_other_than_the_subnets_vpc_is_refused() {
+        let ec2 = fake();
+        let c = load(
+            "name: elsewhere\nregion: eu-west-1\nnetwork: {vpc: vpc-0123456789abcdef0}\nzones:\n  - {name: eu-west-1a, cidr: 172.31.0.0/20, subnet: subnet-00000000}\n  - {name: eu-west-1b, cidr: 172.31.16.0/20, subnet: subnet-00000001}\n  - {name: eu-west-1c, cidr: 172.31.32.0/20, subnet: subnet-00000002}\n",
+        );
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &c, &r)
+            .await
+            .expect_err("VPC mismatch")
+            .to_string();
+        assert!(
+            err.contains("zone eu-west-1a: subnet subnet-00000000 is in vpc-default, but `network.vpc` is vpc-0123456789abcdef0"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 3, "one line per zone: {err}");
+    }
+
     #[tokio::test]
     async fn duplicates_and_unknown_nodes_are_removed() {
         let ec2 = fake();

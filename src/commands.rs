@@ -282,9 +282,7 @@ pub async fn status(a: StatusArgs) -> Result<i32> {
     let loaded = cli::load(&a.file.file)?;
     let cluster = &loaded.cluster;
     let ec2 = connect(&a.aws, &cluster.region).await?;
-    let observed = Observed::read(&ec2, &cluster.name, &workflow::subnet_ids(cluster))
-        .await
-        .map_err(|e| Error::Aws(e.to_string()))?;
+    let observed = workflow::observe(&ec2, cluster).await?;
     let rows = status_rows(cluster, &observed);
     match a.output {
         Output::Json => println!(

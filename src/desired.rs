@@ -74,6 +74,15 @@ pub enum DesiredError {
     },
     #[error("the zones' subnets are in different VPCs ({0})")]
     MixedVpcs(String),
+    #[error(
+        "zone {zone}: subnet {subnet} is in {actual}, but `network.vpc` is {expected}; the security group would be made in another VPC than the nodes, so fix `network.vpc` or the zone's subnet"
+    )]
+    VpcMismatch {
+        zone: String,
+        subnet: String,
+        actual: String,
+        expected: String,
+    },
     #[error("no rendered files for {0}")]
     NotRendered(String),
 }
@@ -170,6 +179,16 @@ pub fn zone_subnets(
                 subnet: s.id.clone(),
                 expected: zone.cidr.to_string(),
                 actual: s.cidr.to_string(),
+            });
+        }
+        if let Some(vpc) = &cluster.network.vpc_id
+            && &s.vpc_id != vpc
+        {
+            errors.push(DesiredError::VpcMismatch {
+                zone: zone.name.clone(),
+                subnet: s.id.clone(),
+                actual: s.vpc_id.clone(),
+                expected: vpc.clone(),
             });
         }
         if !vpcs.contains(&s.vpc_id) {

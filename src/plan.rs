@@ -22,10 +22,34 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Reads the cluster's resources. `subnet_ids` empty means the default VPC's default subnets.
-    pub async fn read(ec2: &dyn Ec2, cluster: &str, subnet_ids: &[String]) -> Ec2Result<Observed> {
+    /// Reads the cluster's resources: the subnets `subnet_ids` names, plus the default VPC's
+    /// default subnets when `default_subnets` (some zone names no subnet).
+    pub async fn read(
+        ec2: &dyn Ec2,
+        cluster: &str,
+        subnet_ids: &[String],
+        default_subnets: bool,
+    ) -> Ec2Result<Observed> {
+        let subnets = async {
+            let (mut named, defaults) = futures::try_join!(
+                async {
+                    match subnet_ids.is_empty() {
+                        true => Ok(Vec::new()),
+                        false => ec2.describe_subnets(subnet_ids).await,
+                    }
+                },
+                async {
+                    match default_subnets {
+                        true => ec2.describe_subnets(&[]).await,
+                        false => Ok(Vec::new()),
+                    }
+                },
+            )?;
+            named.extend(defaults.into_iter().filter(|d| !subnet_ids.contains(&d.id)));
+            Ok(named)
+        };
         let (subnets, groups, interfaces, instances) = futures::try_join!(
-            ec2.describe_subnets(subnet_ids),
+            subnets,
             ec2.find_security_groups(cluster),
             ec2.find_network_interfaces(cluster),
             ec2.find_instances(cluster),

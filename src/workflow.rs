@@ -9,13 +9,22 @@ use crate::error::Error;
 use crate::plan::{self, Observed, Plan};
 use crate::render::Renderer;
 
-/// The subnet ids the topology names (empty: the default VPC's default subnets).
+/// The subnet ids the topology names.
 pub fn subnet_ids(cluster: &Cluster) -> Vec<String> {
     cluster
         .zones
         .iter()
         .filter_map(|z| z.subnet_id.clone())
         .collect()
+}
+
+/// Reads the cluster from EC2, with the subnets of every zone: those named, and the default
+/// subnets for the zones that name none.
+pub async fn observe(ec2: &dyn Ec2, cluster: &Cluster) -> Result<Observed, Error> {
+    let defaults = cluster.zones.iter().any(|z| z.subnet_id.is_none());
+    Observed::read(ec2, &cluster.name, &subnet_ids(cluster), defaults)
+        .await
+        .map_err(|e| Error::Aws(e.to_string()))
 }
 
 /// Reads the cluster from EC2 and diffs it with the topology.
@@ -25,9 +34,7 @@ pub async fn make_plan(
     renderer: &Renderer,
 ) -> Result<(Plan, Observed), Error> {
     let renders = renderer.render_all(cluster)?;
-    let observed = Observed::read(ec2, &cluster.name, &subnet_ids(cluster))
-        .await
-        .map_err(|e| Error::Aws(e.to_string()))?;
+    let observed = observe(ec2, cluster).await?;
     let image = match &cluster.ami {
         Ami::Id(id) => id.clone(),
         Ami::SsmParameter(p) => ec2
@@ -61,9 +68,7 @@ pub async fn check_report(
     if let Some(ec2) = live {
         let observed = match observed {
             Some(o) => o,
-            None => Observed::read(ec2, &cluster.name, &subnet_ids(cluster))
-                .await
-                .map_err(|e| Error::Aws(e.to_string()))?,
+            None => observe(ec2, cluster).await?,
         };
         if observed.live_instances().next().is_none() {
             report.add_live([check::Finding::warning(
