@@ -696,6 +696,7 @@ mod tests {
             ("eu-west-1c", "172.31.32.0/20"),
         ]);
         f.set_parameter(AL2023, "ami-0123456789abcdef0");
+        f.set_image("ami-0123456789abcdef0", "/dev/xvda", "x86_64");
         f
     }
 
@@ -784,7 +785,11 @@ mod tests {
             assert!(!p.has_changes());
             counts.push(describe_calls(&ec2.calls()) - before);
         }
-        assert_eq!(counts, vec![4, 4], "subnets, groups, interfaces, instances");
+        assert_eq!(
+            counts,
+            vec![5, 5],
+            "subnets, groups, interfaces, instances, image"
+        );
     }
 
     #[tokio::test]
@@ -928,6 +933,37 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.lines().count(), 3, "one line per zone: {err}");
+    }
+
+    #[tokio::test]
+    async fn root_volume_goes_on_the_images_root_device() {
+        let ec2 = fake();
+        ec2.set_image("ami-0123456789abcdef0", "/dev/sda1", "x86_64");
+        let plan = plan_for(&ec2, &cluster("ubuntu", 3, "m5.xlarge")).await;
+        for n in &plan.nodes {
+            let devices: Vec<&str> = n
+                .desired
+                .volumes
+                .iter()
+                .map(|v| v.device.as_str())
+                .collect();
+            assert_eq!(devices, vec!["/dev/sda1", "/dev/sdf"], "{}", n.node);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_image_that_does_not_exist_is_refused_by_plan() {
+        let ec2 = fake();
+        ec2.set_parameter(AL2023, "ami-0000000000000dead");
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &cluster("ghost", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("no such image")
+            .to_string();
+        assert!(
+            err.contains("the image ami-0000000000000dead does not exist in eu-west-1"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::cluster::{self, Cluster, Node, Role};
-use crate::ec2::{Rule, Source, Subnet, Tags, VolumeSpec, tags};
+use crate::ec2::{Image, Rule, Source, Subnet, Tags, VolumeSpec, tags};
 use crate::render::{JMX_PORT, NodeRender};
 
 /// The root volume of every instance; the image's own root is replaced by an encrypted gp3 one.
-pub const ROOT_DEVICE: &str = "/dev/xvda";
 pub const ROOT_SIZE_GIB: u32 = 20;
 /// The data volume's device name; the bootstrap script mounts it.
 pub const DATA_DEVICE: &str = "/dev/sdf";
@@ -216,7 +215,7 @@ pub fn desired(
     cluster: &Cluster,
     renders: &[NodeRender],
     subnets: &[Subnet],
-    image_id: &str,
+    image: &Image,
 ) -> Result<Desired, Vec<DesiredError>> {
     let (vpc_id, zone_subnet) = zone_subnets(cluster, subnets)?;
     let group = DesiredGroup {
@@ -243,13 +242,13 @@ pub fn desired(
             subnet_id: zone_subnet.get(&node.zone).cloned().unwrap_or_default(),
             interface_tags: node_tags(cluster, node),
             instance_type: spec.instance_type.clone(),
-            image: image_id.to_string(),
+            image: image.id.clone(),
             image_source: cluster.ami.image_id(),
             user_data: render.user_data.clone(),
             config_hash,
             volumes: vec![
                 VolumeSpec {
-                    device: ROOT_DEVICE.into(),
+                    device: image.root_device.clone(),
                     size_gib: ROOT_SIZE_GIB,
                     iops: 3000,
                     throughput_mibps: 125,

@@ -42,6 +42,16 @@ pub async fn make_plan(
             .await
             .map_err(|e| Error::Aws(format!("cannot resolve the AMI parameter {p}: {e}")))?,
     };
+    let image = ec2
+        .describe_image(&image)
+        .await
+        .map_err(|e| Error::Aws(e.to_string()))?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "the image {image} does not exist in {} or this account may not use it: fix `ami`",
+                cluster.region
+            ))
+        })?;
     let desired =
         desired::desired(cluster, &renders, &observed.subnets, &image).map_err(|errs| {
             Error::Usage(

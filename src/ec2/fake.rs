@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    CallCounter, Ec2, Ec2Error, Ec2Result, Instance, InstanceSpec, InstanceState, InterfaceSpec,
-    NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, tags,
+    CallCounter, Ec2, Ec2Error, Ec2Result, Image, Instance, InstanceSpec, InstanceState,
+    InterfaceSpec, NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, tags,
 };
 
 #[derive(Debug, Default)]
@@ -25,6 +25,7 @@ struct State {
     interface_groups: BTreeMap<String, String>,
     tokens: BTreeMap<String, String>,
     parameters: BTreeMap<String, String>,
+    images: BTreeMap<String, Image>,
     /// Operation name → how many more calls succeed before one fails.
     fail_after: BTreeMap<String, u32>,
     /// Operation name → how many next calls fail, and with which error code.
@@ -67,6 +68,18 @@ impl FakeEc2 {
     /// Makes the call after the next `ok` successful calls of `operation` fail (once).
     pub fn fail_after(&self, operation: &str, ok: u32) {
         self.lock().fail_after.insert(operation.to_string(), ok);
+    }
+
+    /// Registers an image with its root device and architecture.
+    pub fn set_image(&self, id: &str, root_device: &str, architecture: &str) {
+        self.lock().images.insert(
+            id.into(),
+            Image {
+                id: id.into(),
+                root_device: root_device.into(),
+                architecture: architecture.into(),
+            },
+        );
     }
 
     /// Makes the next `count` calls of `operation` fail with error `code` (e.g. throttling).
@@ -422,6 +435,11 @@ impl Ec2 for FakeEc2 {
             }
         }
         Ok(())
+    }
+
+    async fn describe_image(&self, id: &str) -> Ec2Result<Option<Image>> {
+        self.call("DescribeImages")?;
+        Ok(self.lock().images.get(id).cloned())
     }
 
     async fn resolve_parameter(&self, name: &str) -> Ec2Result<String> {

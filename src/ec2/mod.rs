@@ -204,6 +204,16 @@ impl Instance {
     }
 }
 
+/// A machine image, as far as launching from it matters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Image {
+    pub id: String,
+    /// Where the image's root volume is attached, e.g. `/dev/xvda` or `/dev/sda1`.
+    pub root_device: String,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+}
+
 /// A security group to create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecurityGroupSpec {
@@ -271,6 +281,8 @@ pub trait Ec2: Send + Sync {
 
     async fn run_instance(&self, spec: &InstanceSpec) -> Ec2Result<String>;
     async fn terminate_instances(&self, ids: &[String]) -> Ec2Result<()>;
+    /// The image with this id, or `None` when the region has none the account may use.
+    async fn describe_image(&self, id: &str) -> Ec2Result<Option<Image>>;
     /// The value of an SSM parameter, e.g. the AMI id behind Amazon Linux's public parameter.
     async fn resolve_parameter(&self, name: &str) -> Ec2Result<String>;
     /// The user-data an instance was launched with, as EC2 returns it (decoded from base64).

@@ -213,6 +213,11 @@ impl<E: Ec2> Ec2 for Paced<E> {
             .await
     }
 
+    async fn describe_image(&self, id: &str) -> Ec2Result<Option<crate::ec2::Image>> {
+        self.paced("DescribeImages", || self.inner.describe_image(id))
+            .await
+    }
+
     async fn resolve_parameter(&self, name: &str) -> Ec2Result<String> {
         self.paced("GetParameter", || self.inner.resolve_parameter(name))
             .await

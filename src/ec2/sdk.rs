@@ -574,6 +574,24 @@ impl Ec2 for SdkEc2 {
         Ok(())
     }
 
+    async fn describe_image(&self, id: &str) -> Ec2Result<Option<super::Image>> {
+        const OP: &str = "DescribeImages";
+        self.calls.count(OP);
+        let out = match self.client.describe_images().image_ids(id).send().await {
+            Ok(out) => out,
+            Err(e) if e.code().is_some_and(|c| c.starts_with("InvalidAMIID.")) => return Ok(None),
+            Err(e) => return Err(aws_error(&self.endpoint, OP, e)),
+        };
+        Ok(out.images().first().map(|i| super::Image {
+            id: id.to_string(),
+            root_device: i.root_device_name().unwrap_or("/dev/xvda").to_string(),
+            architecture: i
+                .architecture()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default(),
+        }))
+    }
+
     async fn resolve_parameter(&self, name: &str) -> Ec2Result<String> {
         const OP: &str = "GetParameter";
         self.calls.count(OP);

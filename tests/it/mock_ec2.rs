@@ -1456,3 +1456,21 @@ fn a_second_apply_or_destroy_while_one_runs_is_refused_naming_the_holder() {
     f.one_instance_per_node("leased", &nodes(3, 3));
     f.kc(["destroy", "--yes", "-f", &file]).run().ok();
 }
+
+#[test]
+fn root_volume_goes_on_the_images_own_root_device() {
+    let f = Fixture::new();
+    // moto's SUSE image, whose root device is /dev/sda (AL2023's is /dev/xvda).
+    let t = Topology::minimal("sles").image("ami-fa7cdd89");
+    f.apply(&t);
+    let instances = f.one_instance_per_node("sles", &nodes(3, 3));
+    for (node, i) in &instances {
+        let devices: Vec<&str> = i
+            .block_device_mappings()
+            .iter()
+            .filter_map(|b| b.device_name())
+            .collect();
+        assert_eq!(devices, vec!["/dev/sda", "/dev/sdf"], "{node}");
+        assert_eq!(i.root_device_name(), Some("/dev/sda"), "{node}");
+    }
+}

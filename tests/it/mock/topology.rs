@@ -30,6 +30,8 @@ pub struct Topology {
     broker_pins: Vec<(u32, usize, String)>,
     /// Brokers moved to another zone (id, zone index), their addresses left to kcluster.
     broker_zones: Vec<(u32, usize)>,
+    /// The machine image, when not moto's AL2023.
+    image: Option<String>,
 }
 
 impl Topology {
@@ -44,7 +46,14 @@ impl Topology {
             zookeeper_pins: Vec::new(),
             broker_pins: Vec::new(),
             broker_zones: Vec::new(),
+            image: None,
         }
+    }
+
+    /// Launches from `image` (an `ami-…` moto knows) instead of AL2023.
+    pub fn image(mut self, image: &str) -> Topology {
+        self.image = Some(image.into());
+        self
     }
 
     pub fn brokers(mut self, count: u32) -> Topology {
@@ -92,7 +101,11 @@ impl Topology {
         let mut y = minimal
             .replace("\nname: demo\n", &format!("\nname: {}\n", self.name))
             .replace("eu-west-1", &self.region);
-        let _ = write!(y, "ami:\n  id: {}\n", ami(&self.region));
+        let image = self
+            .image
+            .clone()
+            .unwrap_or_else(|| ami(&self.region).to_string());
+        let _ = write!(y, "ami:\n  id: {image}\n");
         let zones = ["a", "b", "c"];
         let nodes = |y: &mut String, pins: &[(u32, usize, String)]| {
             let _ = writeln!(y, "  nodes:");
