@@ -26,6 +26,7 @@ moto and adds, per account and region:
     GET  /__stats          requests by action (as latency_proxy), plus "strict": the answers it gave
                            itself, by error code, and "replayed" ClientTokens
     POST /__strict/deny    body: comma-separated actions denied from now on (empty: none)
+    POST /__strict/throttle  body `on` or `off`; every bucket starts full again
 
 Only 127.0.0.1 is accepted for --listen and --upstream.
 """
@@ -171,6 +172,11 @@ class StrictEc2(lp.Proxy):
         if path == "/__strict/deny" and method == "POST":
             self.deny = {a.strip() for a in request.body.decode().split(",") if a.strip()}
             return lp.json_response({"deny": sorted(self.deny)})
+        if path == "/__strict/throttle" and method == "POST":
+            self.throttle = request.body.strip() == b"on"
+            for account in self.accounts.values():
+                account.buckets.clear()  # full again
+            return lp.json_response({"throttle": self.throttle})
         params = dict(urllib.parse.parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         action = params.get("Action")
         if method != "POST" or not action or request.header("x-amz-target"):

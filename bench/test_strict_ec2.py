@@ -157,6 +157,11 @@ class StrictEc2Test(unittest.TestCase):
         self.assertEqual(codes, ["DryRunOperation"] * 5 + ["RequestLimitExceeded"])
         stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__stats").read())
         self.assertGreaterEqual(stats["strict"]["RequestLimitExceeded"], 1)
+        for switch, expected in ((b"off", "DryRunOperation"), (b"on", "DryRunOperation")):
+            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__strict/throttle", data=switch).read()
+            code = self.error_code(self.ec2.run_instances, ImageId=AMI, InstanceType="m5.large", MinCount=1,
+                                   MaxCount=1, DryRun=True)
+            self.assertEqual(code, expected, f"throttle {switch!r}: off, or on with a full bucket")
 
 
 if __name__ == "__main__":
