@@ -16,6 +16,8 @@ moto and adds, per account and region:
   DeleteNetworkInterface.
 - DryRun: `DryRunOperation` (412), or `UnauthorizedOperation` (403) for a denied action, which is
   also refused when sent for real.
+- No capacity for instance types named with --no-capacity: RunInstances of them answers
+  `InsufficientInstanceCapacity` (HTTP 500, as EC2 does), until POST /__strict/capacity.
 - Request throttling with EC2's token buckets (--throttle): one bucket per action, RunInstances
   5 tokens refilled at 2 per second, other mutating actions 50 at 5 per second, Describe/Get/List
   100 at 20 per second; an empty bucket answers 503 `RequestLimitExceeded`.
@@ -27,6 +29,7 @@ moto and adds, per account and region:
                            itself, by error code, and "replayed" ClientTokens
     POST /__strict/deny    body: comma-separated actions denied from now on (empty: none)
     POST /__strict/throttle  body `on` or `off`; every bucket starts full again
+    POST /__strict/capacity  body: comma-separated instance types without capacity from now on
 
 Only 127.0.0.1 is accepted for --listen and --upstream.
 """
@@ -84,6 +87,7 @@ def ec2_error(code: str, message: str) -> Response:
     status = {
         "RequestLimitExceeded": "503 Service Unavailable",
         "UnauthorizedOperation": "403 Forbidden",
+        "InsufficientInstanceCapacity": "500 Internal Server Error",
         "DryRunOperation": "412 Precondition Failed",
     }.get(code, "400 Bad Request")
     body = (
@@ -158,11 +162,13 @@ class StrictEc2(lp.Proxy):
         detach_s: float,
         deny: set[str],
         clock=time.monotonic,
+        no_capacity: set[str] | None = None,
     ) -> None:
         super().__init__(upstream, latency_s, 100, stats)
         self.throttle = throttle
         self.detach_s = detach_s
         self.deny = set(deny)
+        self.no_capacity = set(no_capacity or ())
         self.clock = clock
         self.accounts: dict[tuple[str, str], Account] = {}
         self.stats: Stats = stats
@@ -172,6 +178,9 @@ class StrictEc2(lp.Proxy):
         if path == "/__strict/deny" and method == "POST":
             self.deny = {a.strip() for a in request.body.decode().split(",") if a.strip()}
             return lp.json_response({"deny": sorted(self.deny)})
+        if path == "/__strict/capacity" and method == "POST":
+            self.no_capacity = {t.strip() for t in request.body.decode().split(",") if t.strip()}
+            return lp.json_response({"no_capacity": sorted(self.no_capacity)})
         if path == "/__strict/throttle" and method == "POST":
             self.throttle = request.body.strip() == b"on"
             for account in self.accounts.values():
@@ -207,6 +216,11 @@ class StrictEc2(lp.Proxy):
             return self.refused("UnauthorizedOperation", "You are not authorized to perform this operation.")
         if params.get("DryRun", "").lower() == "true":
             return self.refused("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+        if action == "RunInstances" and params.get("InstanceType") in self.no_capacity:
+            t = params["InstanceType"]
+            return self.refused(
+                "InsufficientInstanceCapacity", f"We currently do not have sufficient {t} capacity in the zone."
+            )
         return None
 
     async def strict(self, account: Account, action: str, params: dict[str, str], request: lp.Message) -> Response:
@@ -319,7 +333,13 @@ class StrictEc2(lp.Proxy):
 
 async def main_async(args: argparse.Namespace) -> None:
     proxy = StrictEc2(
-        args.upstream, args.latency_ms / 1000.0, Stats(), args.throttle, args.detach_seconds, set(args.deny)
+        args.upstream,
+        args.latency_ms / 1000.0,
+        Stats(),
+        args.throttle,
+        args.detach_seconds,
+        set(args.deny),
+        no_capacity=set(args.no_capacity),
     )
     throttle = "on" if args.throttle else "off"
     await lp.serve(proxy, args.listen, args.stats_file, f"throttle {throttle}, detach {args.detach_seconds} s")
@@ -335,6 +355,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--deny", type=lambda s: [a for a in s.split(",") if a], default=[], help="actions answered UnauthorizedOperation"
+    )
+    parser.add_argument(
+        "--no-capacity", type=lambda s: [t for t in s.split(",") if t], default=[],
+        help="instance types RunInstances has no capacity for"
     )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to each request (default 0)")
     parser.add_argument("--stats-file", help="where to write the stats JSON on SIGTERM/SIGINT")

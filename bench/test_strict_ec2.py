@@ -150,6 +150,17 @@ class StrictEc2Test(unittest.TestCase):
         code = self.error_code(self.ec2.create_tags, Resources=[self.subnet], Tags=[{"Key": "k", "Value": "v"}])
         self.assertEqual(code, "UnauthorizedOperation", "denied for real too")
 
+    def test_no_capacity_for_an_instance_type_until_restored(self) -> None:
+        url = f"http://127.0.0.1:{self.port}/__strict/capacity"
+        urllib.request.urlopen(url, data=b"m5.large").read()
+        time.sleep(0.5)
+        code = self.error_code(self.ec2.run_instances, ImageId=AMI, InstanceType="m5.large", MinCount=1,
+                               MaxCount=1)
+        self.assertEqual(code, "InsufficientInstanceCapacity")
+        urllib.request.urlopen(url, data=b"").read()
+        time.sleep(0.5)
+        self.ec2.run_instances(ImageId=AMI, InstanceType="m5.large", MinCount=1, MaxCount=1)
+
     def test_zz_run_instances_bucket_throttles_the_sixth_call_at_once(self) -> None:
         time.sleep(3)  # let the RunInstances bucket fill up again
         codes = [self.error_code(self.ec2.run_instances, ImageId=AMI, InstanceType="m5.large", MinCount=1,

@@ -34,6 +34,8 @@ pub struct Strictness {
     pub detach_seconds: f64,
     /// Actions answered `UnauthorizedOperation` (DryRun or not).
     pub deny: Vec<&'static str>,
+    /// Instance types RunInstances has no capacity for (`InsufficientInstanceCapacity`).
+    pub no_capacity: Vec<&'static str>,
 }
 
 impl Default for Strictness {
@@ -42,6 +44,7 @@ impl Default for Strictness {
             throttle: true,
             detach_seconds: 2.0,
             deny: Vec::new(),
+            no_capacity: Vec::new(),
         }
     }
 }
@@ -123,6 +126,9 @@ impl MockEc2 {
         }
         if !s.deny.is_empty() {
             cmd.args(["--deny", &s.deny.join(",")]);
+        }
+        if !s.no_capacity.is_empty() {
+            cmd.args(["--no-capacity", &s.no_capacity.join(",")]);
         }
         let child = cmd
             .env("PYTHONUNBUFFERED", "1")
@@ -209,9 +215,25 @@ impl MockEc2 {
 
     /// The strict proxy's counts: requests by action, and its own answers by error code.
     pub fn strict_stats(&self) -> serde_json::Value {
+        self.strict_call("GET /__stats", "")
+    }
+
+    /// Gives RunInstances capacity back for every instance type.
+    pub fn restore_capacity(&self) {
+        self.strict_call("POST /__strict/capacity", "");
+    }
+
+    /// A request to the strict proxy's own endpoints; its JSON answer.
+    fn strict_call(&self, request_line: &str, body: &str) -> serde_json::Value {
         let mut s = TcpStream::connect(("127.0.0.1", self.port())).expect("strict proxy");
-        s.write_all(b"GET /__stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .expect("stats request");
+        s.write_all(
+            format!(
+                "{request_line} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .expect("request to the strict proxy");
         let mut text = String::new();
         s.read_to_string(&mut text).expect("stats response");
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
