@@ -787,8 +787,8 @@ mod tests {
         }
         assert_eq!(
             counts,
-            vec![5, 5],
-            "subnets, groups, interfaces, instances, image"
+            vec![7, 7],
+            "subnets, groups, interfaces, instances, image, type offerings, type architectures"
         );
     }
 
@@ -962,6 +962,42 @@ mod tests {
             .to_string();
         assert!(
             err.contains("the image ami-0000000000000dead does not exist in eu-west-1"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn plan_refuses_types_not_offered_or_of_another_architecture_and_denied_calls() {
+        let ec2 = fake();
+        ec2.set_instance_type("m5.xlarge", "x86_64", &["eu-west-1a", "eu-west-1b"]);
+        ec2.set_instance_type(
+            "m7g.large",
+            "arm64",
+            &["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+        );
+        ec2.deny("RunInstances");
+        let c = cluster("picky", 3, "m5.xlarge");
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &c, &r)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            vec![
+                "instance type m5.xlarge is not offered in eu-west-1c: choose another type, or move its nodes to a zone that offers it",
+                "ec2:RunInstances is denied to these credentials (DryRun answered UnauthorizedOperation): allow it in their IAM policy",
+            ]
+        );
+        let arm = cluster("arm", 3, "m7g.large");
+        let err = make_plan(&ec2, &arm, &r)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.starts_with(
+                "instance type m7g.large runs arm64, but the image ami-0123456789abcdef0 is x86_64"
+            ),
             "{err}"
         );
     }

@@ -17,6 +17,7 @@ pub mod kafka_config;
 pub mod lease;
 pub mod live;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod render;
 pub mod suggest;

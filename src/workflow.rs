@@ -61,6 +61,12 @@ pub async fn make_plan(
                     .join("\n"),
             )
         })?;
+    let problems = crate::preflight::check(ec2, &desired, &image)
+        .await
+        .map_err(|e| Error::Aws(e.to_string()))?;
+    if !problems.is_empty() {
+        return Err(Error::Usage(problems.join("\n")));
+    }
     Ok((plan::plan(&desired, &observed), observed))
 }
 

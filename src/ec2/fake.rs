@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    CallCounter, Ec2, Ec2Error, Ec2Result, Image, Instance, InstanceSpec, InstanceState,
+    CallCounter, DryRun, Ec2, Ec2Error, Ec2Result, Image, Instance, InstanceSpec, InstanceState,
     InterfaceSpec, NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, tags,
 };
 
@@ -26,6 +26,10 @@ struct State {
     tokens: BTreeMap<String, String>,
     parameters: BTreeMap<String, String>,
     images: BTreeMap<String, Image>,
+    /// Operations the caller may not make.
+    denied: Vec<String>,
+    /// Instance type → (architecture, zones it is offered in); unknown types are x86_64 everywhere.
+    instance_types: BTreeMap<String, (String, Vec<String>)>,
     /// Operation name → how many more calls succeed before one fails.
     fail_after: BTreeMap<String, u32>,
     /// Operation name → how many next calls fail, and with which error code.
@@ -79,6 +83,22 @@ impl FakeEc2 {
                 root_device: root_device.into(),
                 architecture: architecture.into(),
             },
+        );
+    }
+
+    /// Denies `operation` to the caller (`UnauthorizedOperation`, DryRun or not).
+    pub fn deny(&self, operation: &str) {
+        self.lock().denied.push(operation.into());
+    }
+
+    /// Declares an instance type's architecture and the zones that offer it.
+    pub fn set_instance_type(&self, name: &str, architecture: &str, zones: &[&str]) {
+        self.lock().instance_types.insert(
+            name.into(),
+            (
+                architecture.into(),
+                zones.iter().map(|z| z.to_string()).collect(),
+            ),
         );
     }
 
@@ -435,6 +455,51 @@ impl Ec2 for FakeEc2 {
             }
         }
         Ok(())
+    }
+
+    async fn dry_run(&self, call: &DryRun) -> Ec2Result<bool> {
+        self.call("DryRun")?;
+        Ok(!self.lock().denied.iter().any(|d| d == call.operation()))
+    }
+
+    async fn instance_type_offerings(
+        &self,
+        types: &[String],
+        zones: &[String],
+    ) -> Ec2Result<Vec<(String, String)>> {
+        self.call("DescribeInstanceTypeOfferings")?;
+        let s = self.lock();
+        let mut out = Vec::new();
+        for t in types {
+            for z in zones {
+                let offered = s
+                    .instance_types
+                    .get(t)
+                    .is_none_or(|(_, offered)| offered.contains(z));
+                if offered {
+                    out.push((t.clone(), z.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn instance_type_architectures(
+        &self,
+        types: &[String],
+    ) -> Ec2Result<BTreeMap<String, Vec<String>>> {
+        self.call("DescribeInstanceTypes")?;
+        let s = self.lock();
+        Ok(types
+            .iter()
+            .map(|t| {
+                let arch = s
+                    .instance_types
+                    .get(t)
+                    .map_or("x86_64".to_string(), |(a, _)| a.clone());
+                (t.clone(), vec![arch])
+            })
+            .collect())
     }
 
     async fn describe_image(&self, id: &str) -> Ec2Result<Option<Image>> {

@@ -214,6 +214,32 @@ pub struct Image {
     pub architecture: String,
 }
 
+/// A mutating call asked with DryRun, so that EC2 says whether the caller may make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DryRun {
+    CreateSecurityGroup {
+        vpc_id: String,
+    },
+    CreateNetworkInterface {
+        subnet_id: String,
+    },
+    RunInstances {
+        image_id: String,
+        instance_type: String,
+        subnet_id: String,
+    },
+}
+
+impl DryRun {
+    pub fn operation(&self) -> &'static str {
+        match self {
+            DryRun::CreateSecurityGroup { .. } => "CreateSecurityGroup",
+            DryRun::CreateNetworkInterface { .. } => "CreateNetworkInterface",
+            DryRun::RunInstances { .. } => "RunInstances",
+        }
+    }
+}
+
 /// A security group to create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecurityGroupSpec {
@@ -283,6 +309,20 @@ pub trait Ec2: Send + Sync {
     async fn terminate_instances(&self, ids: &[String]) -> Ec2Result<()>;
     /// The image with this id, or `None` when the region has none the account may use.
     async fn describe_image(&self, id: &str) -> Ec2Result<Option<Image>>;
+    /// Whether the caller may make `call` (EC2's DryRun): `false` when EC2 answers
+    /// `UnauthorizedOperation`.
+    async fn dry_run(&self, call: &DryRun) -> Ec2Result<bool>;
+    /// Which of `types` are offered in which of `zones`, as (type, zone) pairs.
+    async fn instance_type_offerings(
+        &self,
+        types: &[String],
+        zones: &[String],
+    ) -> Ec2Result<Vec<(String, String)>>;
+    /// The architectures each of `types` supports; a type that does not exist is absent.
+    async fn instance_type_architectures(
+        &self,
+        types: &[String],
+    ) -> Ec2Result<BTreeMap<String, Vec<String>>>;
     /// The value of an SSM parameter, e.g. the AMI id behind Amazon Linux's public parameter.
     async fn resolve_parameter(&self, name: &str) -> Ec2Result<String>;
     /// The user-data an instance was launched with, as EC2 returns it (decoded from base64).

@@ -213,6 +213,33 @@ impl<E: Ec2> Ec2 for Paced<E> {
             .await
     }
 
+    async fn dry_run(&self, call: &crate::ec2::DryRun) -> Ec2Result<bool> {
+        // A DryRun spends a token of the call's own bucket.
+        self.paced(call.operation(), || self.inner.dry_run(call))
+            .await
+    }
+
+    async fn instance_type_offerings(
+        &self,
+        types: &[String],
+        zones: &[String],
+    ) -> Ec2Result<Vec<(String, String)>> {
+        self.paced("DescribeInstanceTypeOfferings", || {
+            self.inner.instance_type_offerings(types, zones)
+        })
+        .await
+    }
+
+    async fn instance_type_architectures(
+        &self,
+        types: &[String],
+    ) -> Ec2Result<BTreeMap<String, Vec<String>>> {
+        self.paced("DescribeInstanceTypes", || {
+            self.inner.instance_type_architectures(types)
+        })
+        .await
+    }
+
     async fn describe_image(&self, id: &str) -> Ec2Result<Option<crate::ec2::Image>> {
         self.paced("DescribeImages", || self.inner.describe_image(id))
             .await

@@ -574,6 +574,137 @@ impl Ec2 for SdkEc2 {
         Ok(())
     }
 
+    async fn dry_run(&self, call: &super::DryRun) -> Ec2Result<bool> {
+        use super::DryRun;
+        let op = call.operation();
+        self.calls.count("DryRun");
+        // EC2 answers a DryRun with an error either way: DryRunOperation means allowed.
+        let code = |e: Option<&str>| e.map(String::from);
+        let answer = match call {
+            DryRun::CreateSecurityGroup { vpc_id } => self
+                .client
+                .create_security_group()
+                .group_name("kcluster-preflight")
+                .description("kcluster preflight")
+                .vpc_id(vpc_id)
+                .dry_run(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (code(e.code()), aws_error(&self.endpoint, op, e))),
+            DryRun::CreateNetworkInterface { subnet_id } => self
+                .client
+                .create_network_interface()
+                .subnet_id(subnet_id)
+                .dry_run(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (code(e.code()), aws_error(&self.endpoint, op, e))),
+            DryRun::RunInstances {
+                image_id,
+                instance_type,
+                subnet_id,
+            } => self
+                .client
+                .run_instances()
+                .image_id(image_id)
+                .instance_type(InstanceType::from(instance_type.as_str()))
+                .subnet_id(subnet_id)
+                .min_count(1)
+                .max_count(1)
+                .dry_run(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| (code(e.code()), aws_error(&self.endpoint, op, e))),
+        };
+        match answer {
+            Ok(()) => Ok(true),
+            Err((Some(c), _)) if c == "DryRunOperation" => Ok(true),
+            Err((Some(c), _)) if c == "UnauthorizedOperation" => Ok(false),
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    async fn instance_type_offerings(
+        &self,
+        types: &[String],
+        zones: &[String],
+    ) -> Ec2Result<Vec<(String, String)>> {
+        const OP: &str = "DescribeInstanceTypeOfferings";
+        let mut pages = self
+            .client
+            .describe_instance_type_offerings()
+            .location_type(aws_sdk_ec2::types::LocationType::AvailabilityZone)
+            .filters(
+                Filter::builder()
+                    .name("instance-type")
+                    .set_values(Some(types.to_vec()))
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("location")
+                    .set_values(Some(zones.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.calls.count(OP);
+            let page = page.map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            for o in page.instance_type_offerings() {
+                if let (Some(t), Some(z)) = (o.instance_type(), o.location()) {
+                    out.push((t.as_str().to_string(), z.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn instance_type_architectures(
+        &self,
+        types: &[String],
+    ) -> Ec2Result<BTreeMap<String, Vec<String>>> {
+        const OP: &str = "DescribeInstanceTypes";
+        let mut out = BTreeMap::new();
+        // One request per type: EC2 fails the whole request when one type does not exist.
+        for t in types {
+            self.calls.count(OP);
+            let answer = self
+                .client
+                .describe_instance_types()
+                .instance_types(InstanceType::from(t.as_str()))
+                .send()
+                .await;
+            let page = match answer {
+                Ok(page) => page,
+                Err(e)
+                    if e.code()
+                        .is_some_and(|c| c.starts_with("InvalidInstanceType")) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(aws_error(&self.endpoint, OP, e)),
+            };
+            for i in page.instance_types() {
+                let archs = i
+                    .processor_info()
+                    .map(|p| {
+                        p.supported_architectures()
+                            .iter()
+                            .map(|a| a.as_str().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.insert(t.clone(), archs);
+            }
+        }
+        Ok(out)
+    }
+
     async fn describe_image(&self, id: &str) -> Ec2Result<Option<super::Image>> {
         const OP: &str = "DescribeImages";
         self.calls.count(OP);

@@ -180,7 +180,7 @@ fn changes(plan: &serde_json::Value) -> BTreeSet<(String, String)> {
 fn mutating(calls: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     calls
         .iter()
-        .filter(|(k, _)| !k.starts_with("Describe") && !k.starts_with("Get"))
+        .filter(|(k, _)| !k.starts_with("Describe") && !k.starts_with("Get") && *k != "DryRun")
         .map(|(k, v)| (k.clone(), *v))
         .collect()
 }
@@ -408,8 +408,11 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
     let applied_large = plan(&large);
 
     assert!(
-        empty_small.keys().all(|k| k.starts_with("Describe")) && !empty_small.is_empty(),
-        "plan only describes: {empty_small:?}"
+        empty_small
+            .keys()
+            .all(|k| k.starts_with("Describe") || k == "DryRun")
+            && !empty_small.is_empty(),
+        "plan only describes and asks DryRun: {empty_small:?}"
     );
     assert_eq!(empty_small, empty_large, "empty account: 6 vs 30 nodes");
     assert_eq!(applied_small, applied_large, "after apply: 6 vs 30 nodes");
@@ -1478,4 +1481,44 @@ fn root_volume_goes_on_the_images_own_root_device() {
         assert_eq!(devices, vec!["/dev/sda", "/dev/sdf"], "{node}");
         assert_eq!(i.root_device_name(), Some("/dev/sda"), "{node}");
     }
+}
+
+#[test]
+fn plan_names_each_call_ec2_denies_before_anything_is_created() {
+    let f = Fixture::with(Strictness {
+        deny: vec!["CreateNetworkInterface", "RunInstances"],
+        ..Strictness::default()
+    });
+    let t = Topology::minimal("denied");
+    let run = f
+        .kc(["apply", "--yes", "-f", &f.file(&t)])
+        .run()
+        .expect_code(1);
+    for op in ["CreateNetworkInterface", "RunInstances"] {
+        assert!(
+            run.stderr
+                .contains(&format!("ec2:{op} is denied to these credentials")),
+            "{op}: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stderr.contains("CreateSecurityGroup"),
+        "{}",
+        run.stderr
+    );
+    assert!(f.ec2.groups("denied").is_empty(), "nothing was created");
+}
+
+#[test]
+fn plan_refuses_an_instance_type_that_does_not_exist() {
+    let f = Fixture::new();
+    let t = Topology::minimal("bogus").broker_type("bogus.xlarge");
+    let run = f.kc(["plan", "-f", &f.file(&t)]).run().expect_code(1);
+    assert!(
+        run.stderr
+            .contains("instance type bogus.xlarge does not exist in eu-west-1"),
+        "{}",
+        run.stderr
+    );
 }

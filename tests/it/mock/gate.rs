@@ -149,9 +149,10 @@ impl Shared {
             Ok(r) => r,
             Err(e) => return self.error(format!("reading a request: {e}")),
         };
-        let gated = String::from_utf8_lossy(&body)
-            .split('&')
-            .any(|kv| kv == self.action);
+        // A DryRun request changes nothing: it is never gated.
+        let form = String::from_utf8_lossy(&body);
+        let gated = form.split('&').any(|kv| kv == self.action)
+            && !form.split('&').any(|kv| kv == "DryRun=true");
         let swallow = gated && {
             let mut c = self.lock();
             c.seen += 1;
