@@ -475,41 +475,49 @@ impl Run<'_> {
         wait_for(self.ec2, &self.plan.cluster, ids, state, self.settings).await
     }
 
-    /// Polls the cluster's interfaces (one Describe call per poll) until none of `ids` is
-    /// attached: RunInstances on an interface still attached fails with
-    /// `InvalidNetworkInterface.InUse`.
     async fn wait_until_detached(&self, ids: &[String]) -> Result<(), ApplyError> {
-        if ids.is_empty() {
+        wait_until_detached(self.ec2, &self.plan.cluster, ids, self.settings).await
+    }
+}
+
+/// Polls the cluster's interfaces (one Describe call per poll) until none of `ids` is attached:
+/// RunInstances on an interface still attached fails with `InvalidNetworkInterface.InUse`, and so
+/// does DeleteNetworkInterface.
+pub async fn wait_until_detached(
+    ec2: &dyn Ec2,
+    cluster: &str,
+    ids: &[String],
+    settings: &Settings,
+) -> Result<(), ApplyError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    const STAGE: &str = "waiting for network interfaces";
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    loop {
+        let found = ec2
+            .find_network_interfaces(cluster)
+            .await
+            .map_err(|e| ApplyError::one(STAGE, ids.join(", "), e))?;
+        let attached: Vec<String> = found
+            .iter()
+            .filter(|n| ids.contains(&n.id))
+            .filter_map(|n| Some(format!("{} (on {})", n.id, n.instance_id.as_ref()?)))
+            .collect();
+        if attached.is_empty() {
             return Ok(());
         }
-        const STAGE: &str = "waiting for network interfaces";
-        let deadline = tokio::time::Instant::now() + self.settings.timeout;
-        loop {
-            let found = self
-                .ec2
-                .find_network_interfaces(&self.plan.cluster)
-                .await
-                .map_err(|e| ApplyError::one(STAGE, ids.join(", "), e))?;
-            let attached: Vec<String> = found
-                .iter()
-                .filter(|n| ids.contains(&n.id))
-                .filter_map(|n| Some(format!("{} (on {})", n.id, n.instance_id.as_ref()?)))
-                .collect();
-            if attached.is_empty() {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ApplyError::one(
-                    STAGE,
-                    attached.join(", "),
-                    format!(
-                        "still attached after {:?}; EC2 detaches an interface once its instance has terminated",
-                        self.settings.timeout
-                    ),
-                ));
-            }
-            tokio::time::sleep(self.settings.poll).await;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApplyError::one(
+                STAGE,
+                attached.join(", "),
+                format!(
+                    "still attached after {:?}; EC2 detaches an interface once its instance has terminated",
+                    settings.timeout
+                ),
+            ));
         }
+        tokio::time::sleep(settings.poll).await;
     }
 }
 

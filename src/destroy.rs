@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::apply::{
     ApplyError, Settings, delete_interface, delete_when_free, in_parallel, wait_for,
+    wait_until_detached,
 };
 use crate::ec2::{Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, tags};
 use crate::progress::Reporter;
@@ -126,6 +127,15 @@ pub async fn destroy(
             reporter.step(id);
         }
         reporter.finish();
+        // Wait with one Describe per poll for EC2 to detach the interfaces of the instances
+        // just terminated, rather than spend a delete request per interface and poll.
+        let detaching: Vec<String> = inventory
+            .interfaces
+            .iter()
+            .filter(|n| n.instance_id.as_ref().is_some_and(|i| ids.contains(i)))
+            .map(|n| n.id.clone())
+            .collect();
+        wait_until_detached(ec2, &inventory.cluster, &detaching, settings).await?;
     }
     if !inventory.interfaces.is_empty() {
         let (_, failures) = in_parallel(
