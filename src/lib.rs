@@ -13,6 +13,7 @@ pub mod destroy;
 pub mod diagnostic;
 pub mod ec2;
 pub mod error;
+pub mod exporters;
 pub mod kafka_config;
 pub mod live;
 pub mod plan;
