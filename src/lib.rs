@@ -16,6 +16,7 @@ pub mod error;
 pub mod exporters;
 pub mod kafka_config;
 pub mod live;
+pub mod monitoring;
 pub mod plan;
 pub mod progress;
 pub mod render;

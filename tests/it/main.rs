@@ -7,6 +7,7 @@ mod examples;
 mod kafka;
 mod local;
 mod mock_ec2;
+mod monitoring;
 mod render_golden;
 mod support;
 mod validators;
