@@ -1,6 +1,7 @@
 //! kcluster's integration tests, compiled as one binary. Each module is one area; `support` holds
 //! the shared helpers (running the binary, temporary directories, example topologies).
 
+mod alerts;
 mod bad_corpus;
 mod drill;
 mod examples;

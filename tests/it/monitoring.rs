@@ -189,7 +189,7 @@ fn node_exporter_metrics() -> BTreeSet<String> {
 
 /// The metric names a PromQL expression reads: identifiers outside strings and label matchers
 /// that are followed by a label matcher, or contain an underscore and are not a function call.
-fn metric_names(expr: &str) -> BTreeSet<String> {
+pub fn metric_names(expr: &str) -> BTreeSet<String> {
     let chars: Vec<char> = expr.chars().collect();
     let mut names = BTreeSet::new();
     let (mut i, mut braces, mut parens_after_by) = (0, 0, false);

@@ -1,6 +1,6 @@
-//! Prometheus metrics as the nodes' exporters serve them: a plain HTTP GET of `/metrics` and the
-//! metric names of the text exposition format, and the names a rendered JMX exporter rules file
-//! promises.
+//! Prometheus metrics as the nodes' exporters serve them: a plain HTTP GET (of `/metrics`, or of
+//! Prometheus's API), the metric names of the text exposition format, and the names a rendered
+//! JMX exporter rules file promises.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -19,7 +19,7 @@ pub fn scrape(address: Ipv4Addr, port: u16) -> Result<BTreeSet<String>, String> 
 }
 
 /// An HTTP/1.0 GET; the body when the status is 200.
-fn get(address: Ipv4Addr, port: u16, path: &str) -> Result<String, String> {
+pub fn get(address: Ipv4Addr, port: u16, path: &str) -> Result<String, String> {
     let fail = |e: std::io::Error| format!("GET http://{address}:{port}{path}: {e}");
     let mut stream = TcpStream::connect_timeout(&(address, port).into(), Duration::from_secs(5))
         .map_err(fail)?;
