@@ -260,24 +260,12 @@ fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolv
 /// The metric names the alert rules and the dashboard read from the JMX exporter agents (all
 /// but node_exporter's `node_*`).
 fn agent_metrics_read() -> BTreeSet<String> {
-    let rules: serde_yaml::Value = serde_yaml::from_str(monitoring::ALERTS).expect("rules");
-    let dashboard: Value = serde_json::from_str(monitoring::DASHBOARD).expect("dashboard");
-    let exprs = rules["groups"]
-        .as_sequence()
-        .expect("groups")
-        .iter()
-        .flat_map(|g| g["rules"].as_sequence().expect("rules").iter())
-        .map(|r| r["expr"].as_str().expect("expr").to_string())
-        .chain(
-            dashboard["panels"]
-                .as_array()
-                .expect("panels")
-                .iter()
-                .flat_map(|p| p["targets"].as_array().expect("targets").iter())
-                .map(|t| t["expr"].as_str().expect("expr").to_string()),
-        );
-    exprs
-        .flat_map(|e| crate::monitoring::metric_names(&e))
+    use crate::monitoring::{dashboard_exprs, metric_names, rule_exprs};
+    rule_exprs()
+        .into_iter()
+        .map(|(_, expr)| expr)
+        .chain(dashboard_exprs())
+        .flat_map(|e| metric_names(&e))
         .filter(|n| !n.starts_with("node_"))
         .collect()
 }

@@ -91,7 +91,7 @@ fn alert_names() -> BTreeSet<String> {
 }
 
 /// (alert name, expression) of every alert rule.
-fn rule_exprs() -> Vec<(String, String)> {
+pub fn rule_exprs() -> Vec<(String, String)> {
     let doc: serde_yaml::Value = serde_yaml::from_str(monitoring::ALERTS).expect("rules YAML");
     doc["groups"]
         .as_sequence()
@@ -108,7 +108,7 @@ fn rule_exprs() -> Vec<(String, String)> {
 }
 
 /// Every expression of the dashboard's panels.
-fn dashboard_exprs() -> Vec<String> {
+pub fn dashboard_exprs() -> Vec<String> {
     let doc: serde_json::Value = serde_json::from_str(monitoring::DASHBOARD).expect("JSON");
     doc["panels"]
         .as_array()
