@@ -84,3 +84,31 @@ ensure_kafka() {
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="${dir}/lib"
   touch "${dir}/complete"
 }
+
+# The Prometheus JMX exporter agent the rendered units load (kcluster's pin, src/exporters.rs).
+JMX_EXPORTER_VERSION="1.0.1"
+JMX_EXPORTER_SHA256="7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1"
+
+# Copies the JMX exporter agent jar from Maven Central into target/jmx-exporter/<version>/, apart
+# from Kafka's lib directory (an agent is not on the classpath), and checks its SHA-256.
+ensure_jmx_exporter() {
+  local dir="${REPO}/target/jmx-exporter/${JMX_EXPORTER_VERSION}"
+  local jar="${dir}/jmx_prometheus_javaagent-${JMX_EXPORTER_VERSION}.jar"
+  if [ -f "${jar}" ] && echo "${JMX_EXPORTER_SHA256}  ${jar}" | sha256sum --check --strict --status; then
+    return 0
+  fi
+  if ! command -v mvn >/dev/null; then
+    echo "mvn is not installed: apt-get install --no-install-recommends maven openjdk-17-jdk-headless" >&2
+    return 1
+  fi
+  echo "fetching the JMX exporter agent ${JMX_EXPORTER_VERSION} from Maven Central into ${dir}" >&2
+  mvn -q -B -Dstyle.color=never -f "${REPO}/tests/kafka/pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:${JMX_EXPORTER_VERSION}" \
+    -DoutputDirectory="${dir}"
+  if ! echo "${JMX_EXPORTER_SHA256}  ${jar}" | sha256sum --check --strict --status; then
+    echo "${jar} does not have the pinned SHA-256 ${JMX_EXPORTER_SHA256}" >&2
+    rm -f "${jar}"
+    return 1
+  fi
+}

@@ -28,6 +28,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write every file each node gets into DIR/<node-name>/.
     Render(RenderArgs),
+    /// Write what Prometheus and Grafana need to watch the cluster into DIR: prometheus.yml
+    /// (every node's exporters as targets), the alert rules and a dashboard.
+    Monitoring(MonitoringArgs),
     /// Print the JSON Schema of the topology file.
     Schema,
     /// Show what apply would do: read-only (exit 0; with --detailed-exitcode 2 when there are changes).
@@ -235,6 +238,15 @@ pub struct RenderArgs {
     pub templates: TemplatesArg,
 }
 
+#[derive(Args, Debug)]
+pub struct MonitoringArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Where to write prometheus.yml, kcluster-alerts.yml and grafana-dashboard.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -252,6 +264,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate(a) => validate(a),
         Command::Render(a) => render_cmd(a),
+        Command::Monitoring(a) => monitoring_cmd(a),
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&topology::json_schema())
                 .map_err(|e| Error::Failed(e.to_string()))?;
@@ -445,6 +458,22 @@ fn client_config(a: ClientConfigArgs) -> Result<i32> {
         eprintln!("warning: {w}");
     }
     print!("{}", config.properties);
+    Ok(0)
+}
+
+fn monitoring_cmd(a: MonitoringArgs) -> Result<i32> {
+    let loaded = load_to_build(&a.file.file)?;
+    let files = crate::monitoring::files(&loaded.cluster);
+    crate::monitoring::write_to(&files, &a.out).map_err(|source| Error::Write {
+        path: a.out.clone(),
+        source,
+    })?;
+    println!(
+        "wrote {} for cluster {} into {}",
+        files.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+        loaded.cluster.name,
+        a.out.display()
+    );
     Ok(0)
 }
 

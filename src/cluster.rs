@@ -76,6 +76,9 @@ pub struct Network {
     /// CIDRs allowed to reach the brokers' client listener.
     pub client_cidrs: Vec<Ipv4Net>,
     pub client_port: u16,
+    /// CIDRs allowed to reach the exporters (JMX exporter and node_exporter) besides the
+    /// cluster's own members.
+    pub monitoring_cidrs: Vec<Ipv4Net>,
     pub ssh: Option<Ssh>,
 }
 

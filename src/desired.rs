@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cluster::{self, Cluster, Node, Role};
 use crate::ec2::{Image, Rule, Source, Subnet, Tags, VolumeSpec, tags};
+use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
 use crate::render::{JMX_PORT, NodeRender};
 
 /// The root volume of every instance; the image's own root is replaced by an encrypted gp3 one.
@@ -102,7 +103,8 @@ fn node_tags(cluster: &Cluster, node: &Node) -> Tags {
 }
 
 /// The security group's ingress: ZooKeeper, inter-broker and JMX only within the group; the client
-/// listener to the group and the client CIDRs; SSH only to the CIDRs the topology names.
+/// listener to the group and the client CIDRs; the exporters to the group and the monitoring
+/// CIDRs; SSH only to the CIDRs the topology names.
 pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
     let within = |port: u16| Rule::tcp(port, Source::Group);
     let mut rules = vec![
@@ -111,10 +113,16 @@ pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
         within(cluster::ZK_ELECTION_PORT),
         within(cluster::INTERNAL_PORT),
         within(JMX_PORT),
+        within(JMX_EXPORTER_PORT),
+        within(NODE_EXPORTER_PORT),
         within(cluster.network.client_port),
     ];
     for c in &cluster.network.client_cidrs {
         rules.push(Rule::tcp(cluster.network.client_port, Source::Cidr(*c)));
+    }
+    for c in &cluster.network.monitoring_cidrs {
+        rules.push(Rule::tcp(JMX_EXPORTER_PORT, Source::Cidr(*c)));
+        rules.push(Rule::tcp(NODE_EXPORTER_PORT, Source::Cidr(*c)));
     }
     if let Some(ssh) = &cluster.network.ssh {
         for c in &ssh.cidrs {

@@ -9,6 +9,7 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
 use crate::cluster::{self, Cluster, Node, Role};
+use crate::exporters::{self, EXPORTERS};
 
 /// EC2 refuses user-data larger than this (raw bytes, before base64).
 pub const USER_DATA_LIMIT: usize = 16 * 1024;
@@ -27,7 +28,19 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "kafka.service.j2",
         include_str!("../templates/kafka.service.j2"),
     ),
+    (
+        "jmx-exporter-kafka.yaml.j2",
+        include_str!("../templates/jmx-exporter-kafka.yaml.j2"),
+    ),
+    (
+        "jmx-exporter-zookeeper.yaml.j2",
+        include_str!("../templates/jmx-exporter-zookeeper.yaml.j2"),
+    ),
     ("myid.j2", include_str!("../templates/myid.j2")),
+    (
+        "node-exporter.service.j2",
+        include_str!("../templates/node-exporter.service.j2"),
+    ),
     (
         "server.properties.j2",
         include_str!("../templates/server.properties.j2"),
@@ -204,6 +217,7 @@ impl Renderer {
             kafka_home => KAFKA_HOME,
             service => service,
             bootstrap_path => BOOTSTRAP_PATH,
+            exporters => Value::from(minijinja::value::Serde(&EXPORTERS)),
             ports => context! {
                 client => cluster.network.client_port,
                 internal => cluster::INTERNAL_PORT,
@@ -211,6 +225,8 @@ impl Renderer {
                 zookeeper_peer => cluster::ZK_PEER_PORT,
                 zookeeper_election => cluster::ZK_ELECTION_PORT,
                 jmx => JMX_PORT,
+                jmx_exporter => exporters::JMX_EXPORTER_PORT,
+                node_exporter => exporters::NODE_EXPORTER_PORT,
             },
         };
         let mut files = Vec::new();
@@ -237,6 +253,18 @@ impl Renderer {
             &format!("{service}.service"),
             &format!("{service}.service.j2"),
             &format!("/etc/systemd/system/{service}.service"),
+            "0644",
+        )?;
+        add(
+            "jmx-exporter.yaml",
+            &format!("jmx-exporter-{service}.yaml.j2"),
+            exporters::JMX_EXPORTER_CONFIG,
+            "0644",
+        )?;
+        add(
+            "node-exporter.service",
+            "node-exporter.service.j2",
+            "/etc/systemd/system/node-exporter.service",
             "0644",
         )?;
         add(

@@ -5,7 +5,7 @@ mod render;
 pub mod rules;
 mod simulate;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::collections::BTreeSet;
 

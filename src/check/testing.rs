@@ -78,6 +78,7 @@ pub fn test_cluster(
             vpc_id: None,
             client_cidrs: vec![],
             client_port: 9092,
+            monitoring_cidrs: vec![],
             ssh: None,
         },
         tags: BTreeMap::new(),

@@ -156,6 +156,10 @@ pub struct RawNetwork {
     pub client_cidrs: Option<Vec<String>>,
     /// The client listener's port. Default 9092.
     pub client_port: Option<u16>,
+    /// CIDRs allowed to scrape every node's Prometheus exporters (the JMX exporter on port 11001,
+    /// node_exporter on 11002), e.g. your Prometheus server's subnet. The cluster's own members
+    /// can always reach them. Default: none.
+    pub monitoring_cidrs: Option<Vec<String>>,
     /// SSH access; omit for none (use SSM Session Manager).
     pub ssh: Option<RawSsh>,
 }

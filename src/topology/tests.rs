@@ -496,14 +496,72 @@ fn client_listener_open_to_the_internet_is_a_warning() {
 }
 
 #[test]
+fn monitoring_cidr_that_does_not_parse_is_refused() {
+    let r = refused(&with(
+        "network:\n  monitoring_cidrs: [10.9.0.0/24, prometheus]\n",
+    ));
+    error(
+        only(&r),
+        "network.monitoring_cidrs[1]",
+        "`prometheus` is not an IPv4 CIDR",
+        Some("write it like `10.0.0.0/16`"),
+        Some((11, 35)),
+    );
+}
+
+#[test]
+fn exporters_open_to_the_internet_is_a_warning() {
+    let l = accepted(&with("network:\n  monitoring_cidrs: [0.0.0.0/0]\n"));
+    expect(
+        only(&l.warnings),
+        Severity::Warning,
+        "network.monitoring_cidrs",
+        "the exporters are open to the whole internet (0.0.0.0/0) and answer anyone",
+        Some("list the CIDRs your Prometheus scrapes from"),
+        Some((11, 3)),
+    );
+}
+
+#[test]
+fn exporters_are_open_to_the_group_and_the_monitoring_cidrs_only() {
+    let l = accepted(&with("network:\n  monitoring_cidrs: [10.9.0.0/24]\n"));
+    let rules = crate::desired::group_rules(&l.cluster);
+    for port in [11001, 11002] {
+        let sources: Vec<_> = rules
+            .iter()
+            .filter(|r| r.ports == Some((port, port)))
+            .map(|r| r.source.clone())
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                crate::ec2::Source::Group,
+                crate::ec2::Source::Cidr("10.9.0.0/24".parse().unwrap())
+            ],
+            "port {port}"
+        );
+    }
+    let none = accepted(&with(""));
+    assert!(
+        crate::desired::group_rules(&none.cluster)
+            .iter()
+            .filter(|r| matches!(r.ports, Some((11001, 11001) | (11002, 11002))))
+            .all(|r| r.source == crate::ec2::Source::Group),
+        "without monitoring_cidrs only the group reaches the exporters"
+    );
+}
+
+#[test]
 fn client_port_that_kcluster_uses_or_below_1024_is_refused() {
-    for port in [80, 2181, 2888, 3888, 9093] {
+    for port in [80, 2181, 2888, 3888, 9093, 9999, 11001, 11002] {
         let r = refused(&with(&format!("network:\n  client_port: {port}\n")));
         error(
             only(&r),
             "network.client_port",
             &format!("port {port} is not available for the client listener"),
-            Some("use a port from 1024 up other than 2181, 2888, 3888 and 9093, e.g. 9092"),
+            Some(
+                "use a port from 1024 up other than 2181, 2888, 3888, 9093, 9999, 11001 and 11002, e.g. 9092",
+            ),
             Some((11, 3)),
         );
     }

@@ -475,6 +475,21 @@ impl Checker {
         out
     }
 
+    /// `network.<field>`: CIDRs a port is opened to, with a warning when one is the whole internet.
+    fn open_cidrs(
+        &mut self,
+        field: &str,
+        list: &[String],
+        warning: &str,
+        fix: &str,
+    ) -> Vec<Ipv4Net> {
+        let cidrs = self.cidrs(p(&["network", field]), list);
+        if cidrs.iter().any(|c| c.prefix_len() == 0) {
+            self.warn(p(&["network", field]), warning, fix);
+        }
+        cidrs
+    }
+
     fn network(&mut self, raw: &RawTopology, zones: &[Zone]) -> Option<Network> {
         let n = raw.network.clone().unwrap_or_default();
         if let Some(vpc) = &n.vpc
@@ -487,18 +502,22 @@ impl Checker {
             );
         }
         let client_cidrs = match &n.client_cidrs {
-            Some(list) => {
-                let cidrs = self.cidrs(p(&["network", "client_cidrs"]), list);
-                if cidrs.iter().any(|c| c.prefix_len() == 0) {
-                    self.warn(
-                        p(&["network", "client_cidrs"]),
-                        "the client listener is open to the whole internet (0.0.0.0/0) and speaks plaintext",
-                        "list the CIDRs of your clients' networks",
-                    );
-                }
-                cidrs
-            }
+            Some(list) => self.open_cidrs(
+                "client_cidrs",
+                list,
+                "the client listener is open to the whole internet (0.0.0.0/0) and speaks plaintext",
+                "list the CIDRs of your clients' networks",
+            ),
             None => zones.iter().map(|z| z.cidr).collect(),
+        };
+        let monitoring_cidrs = match &n.monitoring_cidrs {
+            Some(list) => self.open_cidrs(
+                "monitoring_cidrs",
+                list,
+                "the exporters are open to the whole internet (0.0.0.0/0) and answer anyone",
+                "list the CIDRs your Prometheus scrapes from",
+            ),
+            None => Vec::new(),
         };
         let client_port = n.client_port.unwrap_or(defaults::CLIENT_PORT);
         let reserved = [
@@ -506,13 +525,16 @@ impl Checker {
             crate::cluster::ZK_PEER_PORT,
             crate::cluster::ZK_ELECTION_PORT,
             crate::cluster::INTERNAL_PORT,
+            crate::render::JMX_PORT,
+            crate::exporters::JMX_EXPORTER_PORT,
+            crate::exporters::NODE_EXPORTER_PORT,
             22,
         ];
         if client_port < 1024 || reserved.contains(&client_port) {
             self.error(
                 p(&["network", "client_port"]),
                 format!("port {client_port} is not available for the client listener"),
-                "use a port from 1024 up other than 2181, 2888, 3888 and 9093, e.g. 9092",
+                "use a port from 1024 up other than 2181, 2888, 3888, 9093, 9999, 11001 and 11002, e.g. 9092",
             );
         }
         let ssh = match &n.ssh {
@@ -539,6 +561,7 @@ impl Checker {
             vpc_id: n.vpc.clone(),
             client_cidrs,
             client_port,
+            monitoring_cidrs,
             ssh,
         })
     }

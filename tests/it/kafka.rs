@@ -1,6 +1,7 @@
 //! Real Kafka reads the rendered files: brokers booted from kcluster's `server.properties` and
 //! units register with the racks the topology gives them, every rendered setting works (the
-//! ZooKeeper chroot, both listeners, the inter-broker listener, JMX), and Kafka's own rack-aware
+//! ZooKeeper chroot, both listeners, the inter-broker listener, JMX, the JMX exporter agent with
+//! its rendered rules), and Kafka's own rack-aware
 //! assignment agrees with what `kcluster check` says about it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,10 +9,11 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use kcluster::cluster::{self, Cluster, Role};
+use kcluster::exporters::JMX_EXPORTER_PORT;
 use kcluster::render::JMX_PORT;
 use serde_json::Value;
 
-use crate::local::{LocalCluster, clients};
+use crate::local::{LocalCluster, clients, metrics};
 use crate::support;
 
 fn fixture(name: &str) -> Cluster {
@@ -186,6 +188,38 @@ fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
         )
         .unwrap_or_else(|e| local.fail(&e));
         assert_eq!(urp, "0", "{}: under-replicated partitions", node.name);
+    }
+
+    // 5. The JMX exporter agent of every node serves each metric its rendered rules name, on
+    //    the node's own address.
+    let nodes: Vec<(String, Ipv4Addr, String)> = [Role::Zookeeper, Role::Broker]
+        .into_iter()
+        .flat_map(|role| local.running(role))
+        .map(|n| {
+            let rules = std::fs::read_to_string(n.rendered_file("jmx-exporter.yaml"))
+                .expect("rendered rules");
+            (n.name.clone(), n.address, rules)
+        })
+        .collect();
+    for (name, address, rules) in nodes {
+        let expected = metrics::rule_names(&rules);
+        let served = local.wait(
+            &format!("{name}'s JMX exporter to serve its rules' metrics"),
+            Duration::from_secs(60),
+            |_| {
+                let served = metrics::scrape(address, JMX_EXPORTER_PORT)?;
+                let missing: Vec<_> = expected.difference(&served).collect();
+                if missing.is_empty() {
+                    Ok(served)
+                } else {
+                    Err(format!("missing {missing:?}"))
+                }
+            },
+        );
+        assert!(
+            served.contains("jvm_memory_used_bytes"),
+            "{name}: {served:?}"
+        );
     }
 }
 

@@ -1,12 +1,14 @@
 //! kcluster's integration tests, compiled as one binary. Each module is one area; `support` holds
 //! the shared helpers (running the binary, temporary directories, example topologies).
 
+mod alerts;
 mod bad_corpus;
 mod drill;
 mod examples;
 mod kafka;
 mod local;
 mod mock_ec2;
+mod monitoring;
 mod render_golden;
 mod support;
 mod validators;

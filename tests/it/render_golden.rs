@@ -61,7 +61,9 @@ fn every_node_gets_the_files_of_its_role() {
             let expected: &[&str] = if node.node.starts_with("zookeeper-") {
                 &[
                     "bootstrap.sh",
+                    "jmx-exporter.yaml",
                     "myid",
+                    "node-exporter.service",
                     "sysctl.conf",
                     "user-data",
                     "zookeeper.properties",
@@ -70,7 +72,9 @@ fn every_node_gets_the_files_of_its_role() {
             } else {
                 &[
                     "bootstrap.sh",
+                    "jmx-exporter.yaml",
                     "kafka.service",
+                    "node-exporter.service",
                     "server.properties",
                     "sysctl.conf",
                     "user-data",

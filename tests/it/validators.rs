@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use kcluster::cluster::Cluster;
+use kcluster::exporters;
 use kcluster::kafka_config::BrokerConfigs;
 use kcluster::render::{self, NodeFile, NodeRender, Options, Renderer};
 
@@ -291,7 +292,8 @@ fn every_unit_passes_systemd_analyze_verify_silently() {
     let corpus = corpus();
     let mut units = files_named(&corpus, "kafka.service");
     units.extend(files_named(&corpus, "zookeeper.service"));
-    assert!(units.len() >= 99, "only {} units", units.len());
+    units.extend(files_named(&corpus, "node-exporter.service"));
+    assert!(units.len() >= 198, "only {} units", units.len());
     let problems: Vec<String> = units
         .iter()
         .filter_map(|(label, unit)| {
@@ -303,7 +305,7 @@ fn every_unit_passes_systemd_analyze_verify_silently() {
 }
 
 /// A directory that `systemd-analyze verify --root` treats as the node's filesystem: the OS's
-/// units, and stand-ins for the Kafka scripts the rendered units run.
+/// units, and stand-ins for the Kafka scripts and node_exporter the rendered units run.
 struct SystemdRoot {
     dir: tempfile::TempDir,
 }
@@ -321,8 +323,15 @@ impl SystemdRoot {
             .join(render::KAFKA_HOME.trim_start_matches('/'))
             .join("bin");
         std::fs::create_dir_all(&bin).expect("stand-in directory");
-        for script in KAFKA_SCRIPTS {
-            let path = bin.join(script);
+        let node_exporter = dir
+            .path()
+            .join(exporters::NODE_EXPORTER_BINARY.trim_start_matches('/'));
+        std::fs::create_dir_all(node_exporter.parent().expect("a directory")).expect("bin dir");
+        for path in KAFKA_SCRIPTS
+            .iter()
+            .map(|script| bin.join(script))
+            .chain([node_exporter])
+        {
             std::fs::write(&path, "#!/bin/sh\nexit 0\n").expect("stand-in");
             set_mode(&path, 0o755);
         }
@@ -441,21 +450,29 @@ fn bootstrap_settings_evaluate_to_the_topology_values() {
                 .lines()
                 .filter(|l| l.starts_with("readonly "))
                 .collect();
-            let show =
-                "printf '%s\\n' \"$KAFKA_URL\" \"$KAFKA_SHA512\" \"$KAFKA_HOME\" \"$DATA_DIR\"";
+            let show = "printf '%s\\n' \"$KAFKA_URL\" \"$KAFKA_SHA512\" \"$KAFKA_HOME\" \"$DATA_DIR\" \
+                 \"$JMX_EXPORTER_URL\" \"$JMX_EXPORTER_SHA256\" \"$JMX_EXPORTER_JAR\" \
+                 \"$NODE_EXPORTER_URL\" \"$NODE_EXPORTER_SHA256\" \"$NODE_EXPORTER_BINARY\"";
             let out = support::run_bounded(
                 Command::new(&bash)
                     .arg("-c")
                     .arg(format!("set -eu\n{}\n{show}", settings.join("\n"))),
                 TOOL_LIMIT,
             );
-            let expected = format!(
-                "{}\n{}\n{}\n{}\n",
-                r.cluster.kafka.url,
-                r.cluster.kafka.sha512,
+            let expected = [
+                r.cluster.kafka.url.as_str(),
+                &r.cluster.kafka.sha512,
                 render::KAFKA_HOME,
-                kcluster::cluster::DATA_DIR
-            );
+                kcluster::cluster::DATA_DIR,
+                exporters::JMX_EXPORTER_URL,
+                exporters::JMX_EXPORTER_SHA256,
+                exporters::JMX_EXPORTER_JAR,
+                exporters::NODE_EXPORTER_URL,
+                exporters::NODE_EXPORTER_SHA256,
+                exporters::NODE_EXPORTER_BINARY,
+            ]
+            .map(|v| format!("{v}\n"))
+            .concat();
             let got = String::from_utf8_lossy(&out.stdout);
             if !out.status.success() || got != expected {
                 problems.push(format!(

@@ -15,11 +15,13 @@ pub const KAFKA_VERSION: &str = "3.9.2";
 
 const JAVA_INSTALL: &str = "apt-get install --no-install-recommends openjdk-17-jdk-headless";
 
-/// Kafka's jars for one version, and the tests' probe compiled against them.
+/// Kafka's jars for one version, the tests' probe compiled against them, and the JMX exporter
+/// agent jar the rendered units load.
 pub struct Kafka {
     lib: PathBuf,
     probe: PathBuf,
     java: PathBuf,
+    jmx_exporter: PathBuf,
 }
 
 /// Kafka [`KAFKA_VERSION`], checked once per test process; fails with the command that fetches
@@ -74,7 +76,12 @@ impl Kafka {
             }
             let _ = std::fs::remove_dir_all(&staging);
         }
-        Kafka { lib, probe, java }
+        Kafka {
+            lib,
+            probe,
+            java,
+            jmx_exporter: jmx_exporter_jar(),
+        }
     }
 
     /// A JVM running `main` from Kafka's jars (and the probe), with a small heap: for tools.
@@ -96,9 +103,16 @@ impl Kafka {
     }
 
     /// The JVM a rendered systemd unit starts, as Kafka's start scripts build it: `unit` is the
-    /// rendered unit, `config` where the test put the node's rendered properties file, `log_dir`
-    /// the directory that stands in for the unit's `LOG_DIR`.
-    pub fn service(&self, unit: &str, config: &Path, log_dir: &Path) -> Command {
+    /// rendered unit, `config` where the test put the node's rendered properties file,
+    /// `agent_config` where it put the rendered JMX exporter rules, `log_dir` the directory that
+    /// stands in for the unit's `LOG_DIR`.
+    pub fn service(
+        &self,
+        unit: &str,
+        config: &Path,
+        agent_config: &Path,
+        log_dir: &Path,
+    ) -> Command {
         let service = Unit::parse(unit);
         let (main, name) = match service.start_script.as_str() {
             "kafka-server-start.sh" => ("kafka.Kafka", "kafkaServer"),
@@ -145,11 +159,54 @@ impl Kafka {
         }
         cmd.arg("-cp").arg(self.classpath());
         if let Some(opts) = env("KAFKA_OPTS") {
+            // The unit loads the JMX exporter agent from where the bootstrap installs it on a
+            // node, with the rules where the node's files put them; here those two paths (and
+            // nothing else of the option) are mapped to the jar fetched for the tests and the
+            // node's rendered rules, as the data directory is moved.
+            let agent = format!("-javaagent:{}=", kcluster::exporters::JMX_EXPORTER_JAR);
+            assert!(
+                opts.contains(&agent) && opts.contains(kcluster::exporters::JMX_EXPORTER_CONFIG),
+                "the unit's KAFKA_OPTS does not load the JMX exporter agent as installed: {opts}"
+            );
+            let opts = opts
+                .replace(
+                    &agent,
+                    &format!("-javaagent:{}=", self.jmx_exporter.display()),
+                )
+                .replace(
+                    kcluster::exporters::JMX_EXPORTER_CONFIG,
+                    &agent_config.display().to_string(),
+                );
             cmd.args(opts.split_whitespace());
         }
         cmd.arg(main).arg(config);
         cmd
     }
+}
+
+/// The JMX exporter agent jar `scripts/fetch-kafka` put in `target/jmx-exporter/`, checked
+/// against kcluster's pinned SHA-256 (the one every node's bootstrap verifies).
+fn jmx_exporter_jar() -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let version = kcluster::exporters::JMX_EXPORTER_VERSION;
+    let jar = support::repo()
+        .join("target/jmx-exporter")
+        .join(version)
+        .join(format!("jmx_prometheus_javaagent-{version}.jar"));
+    let bytes = std::fs::read(&jar).unwrap_or_else(|e| {
+        panic!(
+            "the JMX exporter agent {version} is not at {} ({e}); fetch it from Maven Central: \
+             scripts/fetch-kafka",
+            jar.display()
+        )
+    });
+    assert_eq!(
+        hex::encode(Sha256::digest(&bytes)),
+        kcluster::exporters::JMX_EXPORTER_SHA256,
+        "{} is not the jar kcluster pins",
+        jar.display()
+    );
+    jar
 }
 
 /// What the harness reads from a rendered systemd unit.

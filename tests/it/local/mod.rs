@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod jvm;
+pub mod metrics;
 pub mod process;
 pub mod zk;
 
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kcluster::cluster::{self, Cluster, Role};
+use kcluster::exporters::JMX_EXPORTER_PORT;
 use kcluster::render::{JMX_PORT, Options, Renderer};
 
 use self::jvm::kafka;
@@ -50,6 +52,13 @@ pub struct LocalNode {
     process: Option<Watchdog>,
 }
 
+impl LocalNode {
+    /// Where the harness put one of the node's rendered files (by its render name).
+    pub fn rendered_file(&self, name: &str) -> PathBuf {
+        self.home.join("rendered").join(name)
+    }
+}
+
 impl LocalCluster {
     /// Renders every node of `cluster` into a temporary directory, its data volume moved there
     /// too. Starts nothing.
@@ -64,11 +73,13 @@ impl LocalCluster {
                     cluster::ZK_PEER_PORT,
                     cluster::ZK_ELECTION_PORT,
                     JMX_PORT,
+                    JMX_EXPORTER_PORT,
                 ],
                 Role::Broker => &[
                     cluster.network.client_port,
                     cluster::INTERNAL_PORT,
                     JMX_PORT,
+                    JMX_EXPORTER_PORT,
                 ],
             };
             for &port in ports {
@@ -171,7 +182,12 @@ impl LocalCluster {
         let i = self.index(name);
         let node = &mut self.nodes[i];
         if node.process.is_none() {
-            let cmd = kafka().service(&node.unit, &node.config, &node.home.join("logs"));
+            let cmd = kafka().service(
+                &node.unit,
+                &node.config,
+                &node.rendered_file("jmx-exporter.yaml"),
+                &node.home.join("logs"),
+            );
             let unit = jvm::Unit::parse(&node.unit);
             node.process = Some(if unit.restart_on_failure {
                 Watchdog::start_restarting(&cmd, &node.log, unit.restart_delay)

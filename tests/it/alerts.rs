@@ -1,0 +1,271 @@
+//! The monitoring files at work: a rendered cluster on loopback, every node with its JMX exporter
+//! agent, scraped by a real Prometheus (Debian's) running the configuration and alert rules
+//! `kcluster monitoring` writes. Every metric the alerts and the dashboard read from the agents
+//! is in what Prometheus scraped; killing a zone sends the zone-down, node-down and
+//! under-replicated-partitions alerts to firing in Prometheus's own API, and they resolve once
+//! the zone is back.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kcluster::cluster::Cluster;
+use kcluster::monitoring::{self, JMX_JOB, PROMETHEUS_FILE};
+use serde_json::Value;
+
+use crate::local::process::Watchdog;
+use crate::local::{LocalCluster, clients, metrics};
+use crate::support;
+
+const PROMETHEUS: &str = "apt-get install --no-install-recommends prometheus";
+/// The test's copy of prometheus.yml scrapes every 5 s (timeout 5 s) and evaluates every second
+/// instead of every 30 s, so that the alerts' own `for:` durations (unchanged) dominate the
+/// test's length. (A 1 s scrape timeout is too short for a JVM on a busy 2-core machine.)
+const SCRAPE_INTERVAL: &str = "5s";
+const EVALUATION_INTERVAL: &str = "1s";
+/// Alerts with `for: 1m` after a condition that itself takes up to ~30 s (ISR shrink after
+/// `replica.lag.time.max.ms`) to appear.
+const ALERT_LIMIT: Duration = Duration::from_secs(240);
+
+/// A Prometheus server on 127.0.0.1 with a temporary storage directory; it dies with the test.
+struct Prometheus {
+    port: u16,
+    _process: Watchdog,
+}
+
+impl Prometheus {
+    fn start(dir: &Path) -> Prometheus {
+        let program = support::require_tool("prometheus", PROMETHEUS);
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut cmd = Command::new(program);
+        cmd.arg(format!(
+            "--config.file={}",
+            dir.join(PROMETHEUS_FILE).display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .current_dir(dir);
+        let process = Watchdog::start(&cmd, &dir.join("prometheus.log"));
+        Prometheus {
+            port,
+            _process: process,
+        }
+    }
+
+    fn api(&self, path: &str) -> Result<Value, String> {
+        let body = metrics::get(Ipv4Addr::LOCALHOST, self.port, path)?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| format!("{path}: {e}"))?;
+        if v["status"] != "success" {
+            return Err(format!("{path}: {v}"));
+        }
+        Ok(v["data"].clone())
+    }
+
+    /// (alert name, its labels as `k=v` text, state) of every pending or firing alert.
+    fn alerts(&self) -> Result<Vec<(String, String, String)>, String> {
+        let data = self.api("/api/v1/alerts")?;
+        Ok(data["alerts"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                let labels = a["labels"].as_object().cloned().unwrap_or_default();
+                let text = labels
+                    .iter()
+                    .filter(|(k, _)| *k != "alertname")
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                (
+                    labels["alertname"].as_str().unwrap_or("").to_string(),
+                    text,
+                    a["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// The monitoring files for `cluster` in `dir`, the Prometheus configuration with short intervals
+/// (its targets are the fixture's loopback addresses already, so nothing else changes).
+fn write_monitoring(cluster: &Cluster, dir: &Path) {
+    let files = monitoring::files(cluster);
+    monitoring::write_to(&files, dir).expect("monitoring files");
+    let path = dir.join(PROMETHEUS_FILE);
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).expect("config")).expect("YAML");
+    config["global"]["scrape_interval"] = SCRAPE_INTERVAL.into();
+    config["global"]["scrape_timeout"] = SCRAPE_INTERVAL.into();
+    config["global"]["evaluation_interval"] = EVALUATION_INTERVAL.into();
+    std::fs::write(&path, serde_yaml::to_string(&config).expect("YAML")).expect("config");
+}
+
+/// Whether alert `name` fires, with the label `label` (`k=v`) when one is given.
+fn firing(alerts: &[(String, String, String)], name: &str, label: Option<&str>) -> bool {
+    alerts.iter().any(|(n, l, s)| {
+        n == name && s == "firing" && label.is_none_or(|label| l.split(',').any(|kv| kv == label))
+    })
+}
+
+#[test]
+fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolve() {
+    let cluster = support::load(&support::repo().join("tests/it/fixtures/kafka-3x3.yaml"));
+    let zone = cluster.zones[0].name.clone();
+    let mut local = LocalCluster::boot(&cluster);
+    clients::probe(
+        &["create", &local.bootstrap(), "watched", "6", "3"],
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| local.fail(&e));
+
+    let dir = local.dir().join("prometheus");
+    write_monitoring(&cluster, &dir);
+    let prometheus = Prometheus::start(&dir);
+    let targets = cluster.nodes.len();
+    local.wait(
+        "Prometheus to scrape every node's JMX exporter",
+        Duration::from_secs(60),
+        |_| {
+            let data = prometheus.api("/api/v1/targets")?;
+            let up = data["activeTargets"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|t| t["labels"]["job"] == JMX_JOB && t["health"] == "up")
+                .count();
+            if up == targets {
+                Ok(())
+            } else {
+                Err(format!("{up} of {targets} JMX exporter targets up"))
+            }
+        },
+    );
+
+    // Every metric the alerts and the dashboard read from the agents, and every metric the
+    // rendered rules name, was scraped (node_exporter does not run here; monitoring.rs checks
+    // its metrics against a real one).
+    let mut wanted = agent_metrics_read();
+    for node in [&local.nodes[0], local.nodes.last().expect("a broker")] {
+        let rules = std::fs::read_to_string(node.rendered_file("jmx-exporter.yaml"))
+            .expect("rendered rules");
+        wanted.extend(metrics::rule_names(&rules));
+    }
+    local.wait(
+        "every metric the alerts and dashboard read to be scraped",
+        Duration::from_secs(30),
+        |_| {
+            let names: BTreeSet<String> = prometheus
+                .api("/api/v1/label/__name__/values")?
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            let missing: Vec<_> = wanted.difference(&names).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not scraped: {missing:?}"))
+            }
+        },
+    );
+    local.wait(
+        "a healthy cluster to have no alert pending or firing",
+        Duration::from_secs(90),
+        |_| {
+            let alerts = prometheus.alerts()?;
+            if alerts.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{alerts:?}"))
+            }
+        },
+    );
+
+    let killed_at = Instant::now();
+    let killed = local.kill_zone(&zone);
+    let zone_label = format!("zone={zone}");
+    let mut zone_down_after = None;
+    let mut urp_after = None;
+    let alerts = local.wait(
+        "the zone-down and under-replicated-partitions alerts to fire",
+        ALERT_LIMIT,
+        |_| {
+            let alerts = prometheus.alerts()?;
+            if zone_down_after.is_none() && firing(&alerts, "KafkaZoneDown", Some(&zone_label)) {
+                zone_down_after = Some(killed_at.elapsed());
+            }
+            if urp_after.is_none() && firing(&alerts, "KafkaUnderReplicatedPartitions", None) {
+                urp_after = Some(killed_at.elapsed());
+            }
+            if zone_down_after.is_some() && urp_after.is_some() {
+                Ok(alerts)
+            } else {
+                Err(format!("{alerts:?}"))
+            }
+        },
+    );
+    for name in &killed {
+        assert!(
+            firing(&alerts, "KafkaNodeDown", Some(&format!("node={name}"))),
+            "{name} is down but KafkaNodeDown does not fire: {alerts:?}"
+        );
+    }
+    assert!(
+        alerts
+            .iter()
+            .all(|(n, _, _)| n != "ZooKeeperNoQuorum" && n != "KafkaOfflinePartitions"),
+        "two zones of three keep the quorum and every partition: {alerts:?}"
+    );
+
+    let returned_at = Instant::now();
+    local.start_zone(&zone);
+    local.wait(
+        "the alerts to resolve once the zone is back",
+        ALERT_LIMIT,
+        |_| {
+            let alerts = prometheus.alerts()?;
+            if alerts.iter().any(|(n, _, _)| {
+                matches!(
+                    n.as_str(),
+                    "KafkaZoneDown" | "KafkaNodeDown" | "KafkaUnderReplicatedPartitions"
+                )
+            }) {
+                Err(format!("{alerts:?}"))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    eprintln!(
+        "zone {zone} killed: KafkaZoneDown firing after {:?}, KafkaUnderReplicatedPartitions \
+         after {:?}; zone back: resolved after {:?}",
+        zone_down_after.unwrap_or_default(),
+        urp_after.unwrap_or_default(),
+        returned_at.elapsed()
+    );
+}
+
+/// The metric names the alert rules and the dashboard read from the JMX exporter agents (all
+/// but node_exporter's `node_*`).
+fn agent_metrics_read() -> BTreeSet<String> {
+    use crate::monitoring::{dashboard_exprs, metric_names, rule_exprs};
+    rule_exprs()
+        .into_iter()
+        .map(|(_, expr)| expr)
+        .chain(dashboard_exprs())
+        .flat_map(|e| metric_names(&e))
+        .filter(|n| !n.starts_with("node_"))
+        .collect()
+}
