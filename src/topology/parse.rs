@@ -27,10 +27,8 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
         return Err(vec![
             Diagnostic::error(
                 root,
-                format!(
-                    "the file is {} bytes; a topology file is at most {MAX_FILE_BYTES}",
-                    bytes.len()
-                ),
+                // The caller reads at most one byte past the limit, so the real size is unknown.
+                format!("the file is over 1 MiB; a topology file is at most 1 MiB ({MAX_FILE_BYTES} bytes)"),
             )
             .help("is this the right file?"),
         ]);
@@ -49,6 +47,8 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
             ]);
         }
     };
+    // A byte-order mark at the start is how some editors save UTF-8; it is not content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Some(at) = flow_too_deep(text) {
         return Err(vec![nested_too_deeply(Some(at))]);
     }

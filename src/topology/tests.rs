@@ -1251,7 +1251,7 @@ fn oversized_file_is_refused_before_parsing() {
     error(
         only(&r),
         "(top level)",
-        "the file is 1048577 bytes; a topology file is at most 1048576",
+        "the file is over 1 MiB; a topology file is at most 1 MiB (1048576 bytes)",
         Some("is this the right file?"),
         None,
     );
@@ -1261,6 +1261,33 @@ fn oversized_file_is_refused_before_parsing() {
     assert_eq!(
         refused_quickly(bytes).diagnostics[0].message,
         "the file is empty"
+    );
+}
+
+#[test]
+fn oversized_file_is_not_reported_as_the_bytes_read() {
+    // Regression: a 50 MB file was reported as "1048577 bytes", the number kcluster had read.
+    let mut bytes = b"# ".to_vec();
+    bytes.resize(MAX_FILE_BYTES + 1, b'x');
+    let r = refused_quickly(bytes);
+    assert!(!r.diagnostics[0].message.contains("1048577"), "{r}");
+    assert!(r.diagnostics[0].message.contains("over 1 MiB"), "{r}");
+}
+
+#[test]
+fn byte_order_mark_at_the_start_is_accepted() {
+    // Regression: a file saved with a UTF-8 BOM was refused as "more than one YAML document".
+    let l = accepted(&format!("\u{feff}{BASE}"));
+    assert_eq!(l.cluster.name, "demo");
+    // Positions are the editor's: the mark takes no column.
+    let r = refused(&format!("\u{feff}{}", with("brokers:\n  count: many\n")));
+    assert_eq!(
+        only(&r).location,
+        Some(Location {
+            line: 11,
+            column: 3
+        }),
+        "{r}"
     );
 }
 
@@ -1684,6 +1711,21 @@ fn reserved_tags_are_refused() {
             &format!("tag `{key}` is reserved"),
             Some("kcluster sets `Name` and `kcluster:*` itself; AWS owns `aws:*`"),
             Some((line, 3)),
+        );
+    }
+}
+
+#[test]
+fn aws_tag_prefix_in_any_letter_case_is_refused() {
+    // Regression: `AWS:` and `Aws:` passed; AWS reserves the prefix whatever its case.
+    let r = refused(&with(
+        "tags:\n  AWS:team: x\n  Aws:cost: y\n  aWs:z: w\n  awsome: ok\n",
+    ));
+    assert_eq!(r.diagnostics.len(), 3, "{r}");
+    for key in ["AWS:team", "Aws:cost", "aWs:z"] {
+        assert_eq!(
+            at(&r, &format!("tags.{key}")).message,
+            format!("tag `{key}` is reserved")
         );
     }
 }

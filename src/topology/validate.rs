@@ -570,7 +570,11 @@ impl Checker {
         let tags = raw.tags.clone().unwrap_or_default();
         for (k, v) in &tags {
             let path = p(&["tags"]).key(k.clone());
-            if k.starts_with("kcluster:") || k.starts_with("aws:") || k == "Name" {
+            // AWS reserves `aws:` in any letter case (`AWS:`, `Aws:` …).
+            let aws = k
+                .get(..4)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:"));
+            if k.starts_with("kcluster:") || aws || k == "Name" {
                 self.error(
                     path,
                     format!("tag `{k}` is reserved"),
