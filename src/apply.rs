@@ -43,7 +43,8 @@ pub struct Failure {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{stage} failed for {}:\n{}\nEverything created so far is tagged; run apply again to finish.", failures.len(), failures.iter().map(|f| format!("  {}: {}", f.resource, f.error)).collect::<Vec<_>>().join("\n"))]
+/// The command that ran it says how to finish (apply and destroy each name themselves).
+#[error("{stage} failed for {}:\n{}", failures.len(), failures.iter().map(|f| format!("  {}: {}", f.resource, f.error)).collect::<Vec<_>>().join("\n"))]
 pub struct ApplyError {
     pub stage: &'static str,
     pub failures: Vec<Failure>,

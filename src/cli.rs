@@ -83,13 +83,16 @@ fn parse_ride_out(text: &str) -> std::result::Result<u64, String> {
     }
 }
 
-/// How to reach AWS: the default credential chain, plus these overrides.
+/// How to reach AWS: the default credential chain, plus these overrides. Every setting that an
+/// environment variable can give is checked like a flag.
 #[derive(Args, Debug, Clone)]
 pub struct AwsArgs {
-    /// Named profile from ~/.aws/config.
-    #[arg(long, env = "AWS_PROFILE")]
+    /// Named profile from ~/.aws/config; given here, it decides the credentials even when
+    /// AWS_ACCESS_KEY_ID is set (AWS_PROFILE, as in the AWS CLI, does not beat those keys).
+    #[arg(long)]
     pub profile: Option<String>,
-    /// EC2 endpoint (e.g. a local mock); AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_EC2 work too.
+    /// Endpoint of every AWS service kcluster calls (e.g. a local mock); AWS_ENDPOINT_URL, or
+    /// AWS_ENDPOINT_URL_EC2, _SSM and _STS for one service, work too.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
     /// Print the number of AWS API requests by operation when done.
@@ -98,11 +101,46 @@ pub struct AwsArgs {
     /// Seconds between polls while waiting for instances.
     #[arg(
         long,
-        default_value_t = 5.0,
+        default_value = "5",
         hide = true,
-        env = "KCLUSTER_POLL_SECONDS"
+        env = "KCLUSTER_POLL_SECONDS",
+        value_parser = seconds("KCLUSTER_POLL_SECONDS", 0.0, 60.0)
     )]
     pub poll_seconds: f64,
+    /// Longest wait, in seconds, for instances to reach a state or for EC2 to release a network
+    /// interface or security group.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "900",
+        env = "KCLUSTER_WAIT_SECONDS",
+        value_parser = seconds("KCLUSTER_WAIT_SECONDS", 1.0, 86_400.0)
+    )]
+    pub wait_seconds: f64,
+    /// Longest wait, in seconds, for one answer from AWS (connecting included).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "30",
+        env = "KCLUSTER_AWS_TIMEOUT_SECONDS",
+        value_parser = seconds("KCLUSTER_AWS_TIMEOUT_SECONDS", 1.0, 600.0)
+    )]
+    pub aws_timeout_seconds: f64,
+}
+
+/// A parser of a number of seconds from `min` to `max`, for a flag that `env` can also set: NaN,
+/// infinities and out-of-range values are refused with a sentence that names both.
+fn seconds(
+    env: &'static str,
+    min: f64,
+    max: f64,
+) -> impl Fn(&str) -> std::result::Result<f64, String> + Clone + Send + Sync + 'static {
+    move |text: &str| match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds from {min} to {max} (from the flag or {env}), got `{text}`"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -268,7 +306,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&topology::json_schema())
                 .map_err(|e| Error::Failed(e.to_string()))?;
-            println!("{schema}");
+            crate::outln!("{schema}");
             Ok(0)
         }
         Command::Plan(a) => block_on(crate::commands::plan(a)),
@@ -331,7 +369,7 @@ pub fn load(file: &str) -> Result<Loaded> {
     let bytes = read_input(file)?;
     let loaded = topology::load(display_name(file), &bytes).map_err(Error::Invalid)?;
     if !loaded.warnings.diagnostics.is_empty() {
-        eprintln!("{}", loaded.warnings);
+        crate::errln!("{}", loaded.warnings);
     }
     Ok(loaded)
 }
@@ -344,7 +382,7 @@ pub fn load_to_build(file: &str) -> Result<Loaded> {
     let loaded =
         with_rack_rules(topology::load(display_name(file), &bytes)).map_err(Error::Invalid)?;
     if !loaded.warnings.diagnostics.is_empty() {
-        eprintln!("{}", loaded.warnings);
+        crate::errln!("{}", loaded.warnings);
     }
     Ok(loaded)
 }
@@ -385,7 +423,7 @@ fn validate(a: ValidateArgs) -> Result<i32> {
                 "file": report.file,
                 "diagnostics": report.diagnostics,
             });
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&json).unwrap_or_default()
             );
@@ -393,10 +431,10 @@ fn validate(a: ValidateArgs) -> Result<i32> {
         Output::Text => match &result {
             Ok(l) => {
                 if !report.diagnostics.is_empty() {
-                    eprintln!("{report}");
+                    crate::errln!("{report}");
                 }
                 let c = &l.cluster;
-                println!(
+                crate::outln!(
                     "{}: valid: cluster {} in {}, {} ZooKeeper nodes and {} brokers over {} zones",
                     report.file,
                     c.name,
@@ -406,7 +444,7 @@ fn validate(a: ValidateArgs) -> Result<i32> {
                     c.zones.len()
                 );
             }
-            Err(r) => eprintln!("{r}"),
+            Err(r) => crate::errln!("{r}"),
         },
     }
     Ok(if result.is_ok() { 0 } else { 1 })
@@ -491,7 +529,7 @@ fn render_cmd(a: RenderArgs) -> Result<i32> {
             source,
         })?;
     }
-    println!(
+    crate::outln!(
         "rendered {} nodes of cluster {} into {}",
         nodes.len(),
         loaded.cluster.name,

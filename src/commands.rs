@@ -13,8 +13,9 @@ use crate::destroy::{self, Inventory};
 use crate::ec2::paced::Paced;
 use crate::ec2::sdk::{Connection, SdkEc2};
 use crate::ec2::{Ec2, tags};
-use crate::error::{Error, Result};
+use crate::error::{Error, Finish, Result};
 use crate::lease::Lease;
+use crate::output;
 use crate::plan::Observed;
 use crate::render::{self, Renderer};
 use crate::terminal::Terminal;
@@ -25,17 +26,18 @@ async fn connect(aws: &AwsArgs, region: &str) -> Result<Paced<SdkEc2>> {
         profile: aws.profile.clone(),
         region: Some(region.to_string()),
         endpoint_url: aws.endpoint_url.clone(),
+        timeout: Some(Duration::from_secs_f64(aws.aws_timeout_seconds)),
     })
     .await
-    .map(|ec2| Paced::new(ec2, Settings::default().timeout))
+    .map(|ec2| Paced::new(ec2, Duration::from_secs_f64(aws.wait_seconds)))
     .map_err(|e| Error::Usage(e.to_string()))
 }
 
 fn settings(aws: &AwsArgs, parallelism: u16) -> Settings {
     Settings {
         parallelism: usize::from(parallelism),
-        poll: Duration::from_secs_f64(aws.poll_seconds.clamp(0.0, 60.0)),
-        ..Settings::default()
+        poll: Duration::from_secs_f64(aws.poll_seconds),
+        timeout: Duration::from_secs_f64(aws.wait_seconds),
     }
 }
 
@@ -44,7 +46,7 @@ fn print_calls(aws: &AwsArgs, ec2: &dyn Ec2) {
         let calls = ec2.calls();
         let total: u64 = calls.values().sum();
         let list: Vec<String> = calls.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        eprintln!("API calls: {total} ({})", list.join(", "));
+        crate::errln!("API calls: {total} ({})", list.join(", "));
     }
 }
 
@@ -55,12 +57,24 @@ fn renderer(templates: &cli::TemplatesArg) -> Result<Renderer> {
     })?)
 }
 
+/// Prints the account and region a command that changes EC2 acts on (before it asks), so a
+/// wrong profile or stray environment keys show before anything happens.
+async fn say_who(ec2: &Paced<SdkEc2>, region: &str) -> Result<()> {
+    let who = ec2.inner().identity().await.map_err(|e| {
+        Error::Aws(format!(
+            "cannot tell which AWS account these credentials act on: {e}"
+        ))
+    })?;
+    crate::outln!("AWS account {} ({}), region {region}", who.account, who.arn);
+    Ok(())
+}
+
 /// Asks on the terminal; refuses outright when stdin is not one.
 fn confirm(question: &str, expected: &str, refuse: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::Usage(refuse.to_string()));
     }
-    eprint!("{question} ");
+    crate::output::err(&format!("{question} "));
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()
@@ -76,8 +90,8 @@ pub async fn plan(a: PlanArgs) -> Result<i32> {
     let ec2 = connect(&a.aws, &loaded.cluster.region).await?;
     let (plan, _) = workflow::make_plan(&ec2, &loaded.cluster, &renderer).await?;
     match a.output {
-        Output::Text => print!("{}", plan.render_text()),
-        Output::Json => println!(
+        Output::Text => output::out(&plan.render_text()),
+        Output::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default()
         ),
@@ -123,6 +137,8 @@ where
 }
 
 pub async fn apply(a: ApplyArgs) -> Result<i32> {
+    // Once it changes EC2, apply's report must survive a closed stdout (`| head`).
+    output::keep_report_on_stderr();
     let c = cli::load_to_build(&a.file.file)?.cluster;
     leased(
         &a.aws,
@@ -140,35 +156,48 @@ async fn apply_held(a: &ApplyArgs) -> Result<i32> {
     let cluster = &loaded.cluster;
     let renderer = renderer(&a.templates)?;
     let ec2 = connect(&a.aws, &cluster.region).await?;
-    let (plan, mut observed) = workflow::make_plan(&ec2, cluster, &renderer).await?;
-    print!("{}", plan.render_text());
-    if plan.has_changes() {
-        if !a.yes {
-            let go = confirm(
-                &format!(
-                    "Apply these changes to cluster {}? Type `yes`:",
-                    cluster.name
-                ),
-                "yes",
-                "standard input is not a terminal, so kcluster cannot ask: re-run with --yes to apply without confirmation",
-            )?;
-            if !go {
-                println!("Apply cancelled; nothing was changed.");
-                return Ok(1);
-            }
+    say_who(&ec2, &cluster.region).await?;
+    let (plan, observed) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+    output::out(&plan.render_text());
+    if plan.has_changes() && !a.yes {
+        let go = confirm(
+            &format!(
+                "Apply these changes to cluster {}? Type `yes`:",
+                cluster.name
+            ),
+            "yes",
+            "standard input is not a terminal, so kcluster cannot ask: re-run with --yes to apply without confirmation",
+        )?;
+        if !go {
+            crate::outln!("Apply cancelled; nothing was changed.");
+            return Ok(1);
         }
+    }
+    let done = interruptible(
+        Finish::Apply,
+        converge(a, cluster, &renderer, &ec2, &plan, observed),
+    )
+    .await;
+    print_calls(&a.aws, &ec2);
+    done
+}
+
+/// Apply after the confirmation: execute the plan, plan again (must be empty), check.
+async fn converge(
+    a: &ApplyArgs,
+    cluster: &Cluster,
+    renderer: &Renderer,
+    ec2: &dyn Ec2,
+    plan: &crate::plan::Plan,
+    mut observed: Observed,
+) -> Result<i32> {
+    if plan.has_changes() {
         let reporter = Terminal::detect();
         let settings = settings(&a.aws, a.parallelism);
-        let outcome = tokio::select! {
-            r = apply::execute(&ec2, &plan, &settings, &reporter) => {
-                r.map_err(|e| { print_calls(&a.aws, &ec2); Error::Failed(e.to_string()) })?
-            }
-            _ = tokio::signal::ctrl_c() => {
-                print_calls(&a.aws, &ec2);
-                return Err(Error::Interrupted);
-            }
-        };
-        let (after, now) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+        let outcome = apply::execute(ec2, plan, &settings, &reporter)
+            .await
+            .map_err(|e| Error::Failed(format!("{e}\n({})", Finish::Apply.sentence())))?;
+        let (after, now) = workflow::make_plan(ec2, cluster, renderer).await?;
         observed = now;
         if after.has_changes() {
             return Err(Error::Failed(format!(
@@ -176,7 +205,7 @@ async fn apply_held(a: &ApplyArgs) -> Result<i32> {
                 after.render_text()
             )));
         }
-        println!(
+        crate::outln!(
             "Apply complete: {} instances launched, {} terminated, {} network interfaces created, {} deleted. Planning again shows no changes.",
             outcome.launched.len(),
             outcome.terminated.len(),
@@ -185,14 +214,22 @@ async fn apply_held(a: &ApplyArgs) -> Result<i32> {
         );
     }
     let (partitions, rf) = sample_topic(cluster, None, None);
-    let report =
-        workflow::check_report(cluster, partitions, rf, Some(&ec2), Some(observed)).await?;
-    print!("{}", report.render_text());
-    print_calls(&a.aws, &ec2);
+    let report = workflow::check_report(cluster, partitions, rf, Some(ec2), Some(observed)).await?;
+    output::out(&report.render_text());
     Ok(if report.ok() { 0 } else { 1 })
 }
 
+/// Runs `work` until it ends or Ctrl-C arrives (exit 130, saying how to finish). The handler is
+/// installed only here, so Ctrl-C at a confirmation prompt still ends kcluster at once.
+async fn interruptible(finish: Finish, work: impl Future<Output = Result<i32>>) -> Result<i32> {
+    tokio::select! {
+        r = work => r,
+        Ok(()) = tokio::signal::ctrl_c() => Err(Error::Interrupted { finish }),
+    }
+}
+
 pub async fn destroy(a: DestroyArgs) -> Result<i32> {
+    output::keep_report_on_stderr();
     let (name, region) = destroy_target(&a)?;
     leased(
         &a.aws,
@@ -224,18 +261,19 @@ fn destroy_target(a: &DestroyArgs) -> Result<(String, String)> {
 async fn destroy_held(a: &DestroyArgs, name: &str, region: &str) -> Result<i32> {
     let (name, region) = (name.to_string(), region.to_string());
     let ec2 = connect(&a.aws, &region).await?;
+    say_who(&ec2, &region).await?;
     let inventory = Inventory::read(&ec2, &name)
         .await
         .map_err(|e| Error::Aws(e.to_string()))?;
     if inventory.is_empty() {
-        println!(
+        crate::outln!(
             "Nothing carries the tag {}={name} in {region}; nothing to destroy.",
             tags::CLUSTER
         );
         print_calls(&a.aws, &ec2);
         return Ok(0);
     }
-    print!("{}", inventory.render_text());
+    output::out(&inventory.render_text());
     if !a.yes {
         let go = confirm(
             &format!(
@@ -246,19 +284,23 @@ async fn destroy_held(a: &DestroyArgs, name: &str, region: &str) -> Result<i32> 
             "standard input is not a terminal, so kcluster cannot ask: re-run with --yes to destroy without confirmation",
         )?;
         if !go {
-            println!("Destroy cancelled; nothing was changed.");
+            crate::outln!("Destroy cancelled; nothing was changed.");
             return Ok(1);
         }
     }
+    let done = interruptible(Finish::Destroy, remove(a, &name, &ec2, &inventory)).await;
+    print_calls(&a.aws, &ec2);
+    done
+}
+
+/// Destroy after the confirmation: remove everything, then read again (must find nothing).
+async fn remove(a: &DestroyArgs, name: &str, ec2: &dyn Ec2, inventory: &Inventory) -> Result<i32> {
     let reporter = Terminal::detect();
     let settings = settings(&a.aws, a.parallelism);
-    tokio::select! {
-        r = destroy::destroy(&ec2, &inventory, &settings, &reporter) => {
-            r.map_err(|e| Error::Failed(e.to_string()))?
-        }
-        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
-    }
-    let left = Inventory::read(&ec2, &name)
+    destroy::destroy(ec2, inventory, &settings, &reporter)
+        .await
+        .map_err(|e| Error::Failed(format!("{e}\n({})", Finish::Destroy.sentence())))?;
+    let left = Inventory::read(ec2, name)
         .await
         .map_err(|e| Error::Aws(e.to_string()))?;
     let remaining = left.instances.iter().filter(|i| i.state.is_live()).count()
@@ -270,11 +312,10 @@ async fn destroy_held(a: &DestroyArgs, name: &str, region: &str) -> Result<i32> 
             left.render_text()
         )));
     }
-    println!(
+    crate::outln!(
         "Destroyed cluster {name}: {} resources removed.",
         inventory.count()
     );
-    print_calls(&a.aws, &ec2);
     Ok(0)
 }
 
@@ -285,7 +326,7 @@ pub async fn status(a: StatusArgs) -> Result<i32> {
     let observed = workflow::observe(&ec2, cluster).await?;
     let rows = status_rows(cluster, &observed);
     match a.output {
-        Output::Json => println!(
+        Output::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({"cluster": cluster.name, "region": cluster.region, "nodes": rows})
@@ -293,13 +334,18 @@ pub async fn status(a: StatusArgs) -> Result<i32> {
             .unwrap_or_default()
         ),
         Output::Text => {
-            println!(
+            crate::outln!(
                 "{:<14} {:<10} {:>3}  {:<14} {:<21} {:<14} ADDRESS",
-                "NODE", "ROLE", "ID", "ZONE", "INSTANCE", "STATE"
+                "NODE",
+                "ROLE",
+                "ID",
+                "ZONE",
+                "INSTANCE",
+                "STATE"
             );
             for r in &rows {
                 let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-                println!(
+                crate::outln!(
                     "{:<14} {:<10} {:>3}  {:<14} {:<21} {:<14} {}",
                     s("node"),
                     s("role"),
@@ -372,8 +418,8 @@ pub async fn check(a: CheckArgs) -> Result<i32> {
     )
     .await?;
     match a.output {
-        Output::Text => print!("{}", report.render_text()),
-        Output::Json => println!(
+        Output::Text => output::out(&report.render_text()),
+        Output::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),

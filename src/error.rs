@@ -29,16 +29,35 @@ pub enum Error {
     /// The command did what it was asked, and what it found is a failure (e.g. `check`).
     #[error("{0}")]
     Failed(String),
-    #[error(
-        "interrupted: everything created so far carries the cluster's tags; run `kcluster apply` again to finish"
-    )]
-    Interrupted,
+    /// Ctrl-C: `finish` says how to finish what was interrupted.
+    #[error("interrupted: {}", finish.sentence())]
+    Interrupted { finish: Finish },
+}
+
+/// How to finish an apply or a destroy that stopped midway: run the same command again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Apply,
+    Destroy,
+}
+
+impl Finish {
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Finish::Apply => {
+                "everything created so far carries the cluster's tags; run `kcluster apply` again to finish"
+            }
+            Finish::Destroy => {
+                "what is left still carries the cluster's tags; run `kcluster destroy` again to finish removing it"
+            }
+        }
+    }
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Interrupted => 130,
+            Error::Interrupted { .. } => 130,
             _ => 1,
         }
     }

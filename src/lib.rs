@@ -18,6 +18,7 @@ pub mod kafka_config;
 pub mod lease;
 pub mod live;
 pub mod monitoring;
+pub mod output;
 pub mod plan;
 pub mod preflight;
 pub mod progress;

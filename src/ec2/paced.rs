@@ -90,6 +90,11 @@ pub struct Paced<E> {
 }
 
 impl<E: Ec2> Paced<E> {
+    /// The implementation behind the pacing (for calls outside the `Ec2` trait).
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+
     /// Paces `inner`; a throttled request is retried for up to `retry_for` from now.
     pub fn new(inner: E, retry_for: Duration) -> Paced<E> {
         Paced {

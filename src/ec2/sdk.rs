@@ -1,6 +1,7 @@
-//! The `Ec2` trait on the real aws-sdk-ec2 client: the default credential and region chain,
-//! `--profile`, `--region`, an endpoint override (`--endpoint-url`, `AWS_ENDPOINT_URL`,
-//! `AWS_ENDPOINT_URL_EC2`), adaptive retry for throttling, and readable errors.
+//! The `Ec2` trait on the real aws-sdk-ec2 client (and its SSM and STS neighbours): the default
+//! credential and region chain, an explicit `--profile` that beats the environment's keys,
+//! endpoint overrides (`--endpoint-url`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_EC2|SSM|STS`),
+//! bounded answer times, adaptive retry for throttling, and errors that name the endpoint.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,9 +29,13 @@ use super::{
 /// How to reach AWS, from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
+    /// An explicit profile: it decides the credentials, whatever the environment holds.
     pub profile: Option<String>,
     pub region: Option<String>,
+    /// One endpoint for every service (`--endpoint-url`).
     pub endpoint_url: Option<String>,
+    /// Longest wait for one answer from AWS (connecting included); `None` is 30 s.
+    pub timeout: Option<Duration>,
 }
 
 /// Why no client could be made: always something the user can fix.
@@ -44,27 +49,85 @@ pub enum ConnectError {
     NoRegion,
 }
 
+/// Where one AWS service is reached, and which setting chose it, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The service as people name it: `EC2`, `SSM`, `STS`.
+    pub service: &'static str,
+    pub url: String,
+    /// The settings that can change it, most specific first.
+    pub settings: String,
+}
+
+impl Endpoint {
+    /// The endpoint of `service` (`EC2`, `SSM`, `STS`), resolved as the SDK does:
+    /// `--endpoint-url`, then `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, then AWS's
+    /// own `https://<service>.<region>.amazonaws.com`.
+    pub fn resolve(
+        service: &'static str,
+        flag: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+        region: &str,
+    ) -> Endpoint {
+        let own = format!("AWS_ENDPOINT_URL_{service}");
+        let url = flag
+            .map(String::from)
+            .or_else(|| env(&own))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|| {
+                format!("https://{}.{region}.amazonaws.com", service.to_lowercase())
+            });
+        Endpoint {
+            service,
+            url,
+            settings: format!("--endpoint-url, {own} and AWS_ENDPOINT_URL"),
+        }
+    }
+}
+
+/// Who the credentials belong to (STS GetCallerIdentity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
 pub struct SdkEc2 {
     client: Client,
-    /// The endpoint in use, for messages.
-    endpoint: String,
     ssm: aws_sdk_ssm::Client,
+    sts: aws_sdk_sts::Client,
+    /// The endpoints in use, for messages.
+    ec2_endpoint: Endpoint,
+    ssm_endpoint: Endpoint,
+    sts_endpoint: Endpoint,
+    /// The answer timeout, for messages.
+    timeout: Duration,
     calls: CallCounter,
 }
 
 impl SdkEc2 {
     /// Builds a client from the default chain plus the overrides, and checks that credentials exist.
     pub async fn connect(conn: &Connection) -> Result<SdkEc2, ConnectError> {
+        let timeout = conn.timeout.unwrap_or(Duration::from_secs(30));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::adaptive().with_max_attempts(5))
             .timeout_config(
+                // An endpoint that accepts and never answers must not hold kcluster for minutes:
+                // each attempt is bounded, and so is the whole operation with its retries.
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .connect_timeout(timeout.min(Duration::from_secs(10)))
+                    .read_timeout(timeout)
+                    .operation_attempt_timeout(timeout)
+                    .operation_timeout(timeout * 2)
                     .build(),
             );
         if let Some(p) = &conn.profile {
-            loader = loader.profile_name(p);
+            // `profile_name` alone leaves the environment's keys first in the chain.
+            loader = loader.profile_name(p).credentials_provider(
+                aws_config::profile::ProfileFileCredentialsProvider::builder()
+                    .profile_name(p)
+                    .build(),
+            );
         }
         if let Some(r) = &conn.region {
             loader = loader.region(aws_config::Region::new(r.clone()));
@@ -73,9 +136,9 @@ impl SdkEc2 {
             loader = loader.endpoint_url(u);
         }
         let config = loader.load().await;
-        if config.region().is_none() {
+        let Some(region) = config.region().map(|r| r.to_string()) else {
             return Err(ConnectError::NoRegion);
-        }
+        };
         let profile = conn
             .profile
             .as_ref()
@@ -93,44 +156,90 @@ impl SdkEc2 {
                 detail: e.to_string(),
             });
         }
-        let endpoint = conn
-            .endpoint_url
-            .clone()
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL_EC2").ok())
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-            .unwrap_or_else(|| {
-                let region = config.region().map(|r| r.to_string()).unwrap_or_default();
-                format!("https://ec2.{region}.amazonaws.com")
-            });
+        let endpoint = |service| {
+            Endpoint::resolve(
+                service,
+                conn.endpoint_url.as_deref(),
+                |k| std::env::var(k).ok(),
+                &region,
+            )
+        };
         Ok(SdkEc2 {
             client: Client::new(&config),
-            endpoint,
             ssm: aws_sdk_ssm::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            ec2_endpoint: endpoint("EC2"),
+            ssm_endpoint: endpoint("SSM"),
+            sts_endpoint: endpoint("STS"),
+            timeout,
             calls: CallCounter::default(),
         })
     }
-}
 
-/// Turns an SDK error into an `Ec2Error` with AWS's code and message, or the transport failure.
-fn aws_error<E>(endpoint: &str, operation: &'static str, err: SdkError<E>) -> Ec2Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match &err {
-        SdkError::ServiceError(_) => Ec2Error::new(
-            operation,
-            err.code().unwrap_or("Unknown"),
-            err.message().unwrap_or("no message"),
-        ),
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Ec2Error::new(
-            operation,
-            "Unreachable",
-            format!(
-                "cannot reach the EC2 endpoint {endpoint} ({}); check the network, --endpoint-url and AWS_ENDPOINT_URL",
-                root_cause(&err)
+    /// The account and identity the credentials act as.
+    pub async fn identity(&self) -> Ec2Result<Identity> {
+        const OP: &str = "GetCallerIdentity";
+        self.calls.count(OP);
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| self.error(&self.sts_endpoint, OP, e))?;
+        Ok(Identity {
+            account: out.account().unwrap_or("unknown").to_string(),
+            arn: out.arn().unwrap_or("unknown").to_string(),
+        })
+    }
+
+    /// An EC2 failure of `operation`, naming EC2's endpoint when it is a transport failure.
+    fn ec2_error<E>(&self, operation: &'static str, err: SdkError<E>) -> Ec2Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.error(&self.ec2_endpoint, operation, err)
+    }
+
+    /// Turns an SDK error into an `Ec2Error` with AWS's code and message, or one sentence on the
+    /// transport failure that names the endpoint, what was waited on and the settings to check.
+    fn error<E>(&self, endpoint: &Endpoint, operation: &'static str, err: SdkError<E>) -> Ec2Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let Endpoint {
+            service,
+            url,
+            settings,
+        } = endpoint;
+        let timed_out = match &err {
+            SdkError::TimeoutError(_) => true,
+            SdkError::DispatchFailure(d) => d.is_timeout(),
+            _ => false,
+        };
+        match &err {
+            SdkError::ServiceError(_) => Ec2Error::new(
+                operation,
+                err.code().unwrap_or("Unknown"),
+                err.message().unwrap_or("no message"),
             ),
-        ),
-        _ => Ec2Error::new(operation, "Error", root_cause(&err)),
+            _ if timed_out => Ec2Error::new(
+                operation,
+                "Timeout",
+                format!(
+                    "the {service} endpoint {url} did not answer {operation} within {:?} (--aws-timeout-seconds, KCLUSTER_AWS_TIMEOUT_SECONDS); check the network and {settings}",
+                    self.timeout
+                ),
+            ),
+            SdkError::DispatchFailure(_) => Ec2Error::new(
+                operation,
+                "Unreachable",
+                format!(
+                    "cannot reach the {service} endpoint {url} ({}); check the network, {settings}",
+                    root_cause(&err)
+                ),
+            ),
+            _ => Ec2Error::new(operation, "Error", root_cause(&err)),
+        }
     }
 }
 
@@ -259,7 +368,7 @@ impl Ec2 for SdkEc2 {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
-            let page = page.map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            let page = page.map_err(|e| self.ec2_error(OP, e))?;
             for s in page.subnets() {
                 let (Some(id), Some(vpc), Some(zone), Some(cidr)) = (
                     s.subnet_id(),
@@ -291,10 +400,7 @@ impl Ec2 for SdkEc2 {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
-            for g in page
-                .map_err(|e| aws_error(&self.endpoint, OP, e))?
-                .security_groups()
-            {
+            for g in page.map_err(|e| self.ec2_error(OP, e))?.security_groups() {
                 let id = g.group_id().unwrap_or_default().to_string();
                 out.push(SecurityGroup {
                     rules: read_rules(&id, g.ip_permissions()),
@@ -320,7 +426,7 @@ impl Ec2 for SdkEc2 {
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
             for n in page
-                .map_err(|e| aws_error(&self.endpoint, OP, e))?
+                .map_err(|e| self.ec2_error(OP, e))?
                 .network_interfaces()
             {
                 let Some(address) = n.private_ip_address().and_then(|a| a.parse().ok()) else {
@@ -354,10 +460,7 @@ impl Ec2 for SdkEc2 {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
-            for r in page
-                .map_err(|e| aws_error(&self.endpoint, OP, e))?
-                .reservations()
-            {
+            for r in page.map_err(|e| self.ec2_error(OP, e))?.reservations() {
                 for i in r.instances() {
                     let state = i
                         .state()
@@ -407,7 +510,7 @@ impl Ec2 for SdkEc2 {
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, &spec.tags))
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.ec2_error(OP, e))?;
         out.group_id()
             .map(String::from)
             .ok_or_else(|| Ec2Error::new(OP, "NoId", "EC2 returned no group id"))
@@ -424,7 +527,7 @@ impl Ec2 for SdkEc2 {
             ))
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.ec2_error(OP, e))?;
         Ok(())
     }
 
@@ -439,7 +542,7 @@ impl Ec2 for SdkEc2 {
             ))
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.ec2_error(OP, e))?;
         Ok(())
     }
 
@@ -451,7 +554,7 @@ impl Ec2 for SdkEc2 {
             .group_id(group_id)
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.ec2_error(OP, e))?;
         Ok(())
     }
 
@@ -468,7 +571,7 @@ impl Ec2 for SdkEc2 {
             .tag_specifications(tag_spec(ResourceType::NetworkInterface, &spec.tags))
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.ec2_error(OP, e))?;
         out.network_interface()
             .and_then(|n| n.network_interface_id())
             .map(String::from)
@@ -483,7 +586,7 @@ impl Ec2 for SdkEc2 {
             .network_interface_id(id)
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.ec2_error(OP, e))?;
         Ok(())
     }
 
@@ -496,7 +599,7 @@ impl Ec2 for SdkEc2 {
             .set_tags(Some(sdk_tags(t)))
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.ec2_error(OP, e))?;
         Ok(())
     }
 
@@ -548,10 +651,7 @@ impl Ec2 for SdkEc2 {
         if let Some(k) = &spec.key_name {
             req = req.key_name(k);
         }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+        let out = req.send().await.map_err(|e| self.ec2_error(OP, e))?;
         out.instances()
             .first()
             .and_then(|i| i.instance_id())
@@ -569,7 +669,7 @@ impl Ec2 for SdkEc2 {
                 .set_instance_ids(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+                .map_err(|e| self.ec2_error(OP, e))?;
         }
         Ok(())
     }
@@ -591,7 +691,7 @@ impl Ec2 for SdkEc2 {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| (code(e.code()), aws_error(&self.endpoint, op, e))),
+                .map_err(|e| (code(e.code()), self.ec2_error(op, e))),
             DryRun::CreateNetworkInterface { subnet_id } => self
                 .client
                 .create_network_interface()
@@ -600,7 +700,7 @@ impl Ec2 for SdkEc2 {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| (code(e.code()), aws_error(&self.endpoint, op, e))),
+                .map_err(|e| (code(e.code()), self.ec2_error(op, e))),
             DryRun::RunInstances {
                 image_id,
                 instance_type,
@@ -617,7 +717,7 @@ impl Ec2 for SdkEc2 {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| (code(e.code()), aws_error(&self.endpoint, op, e))),
+                .map_err(|e| (code(e.code()), self.ec2_error(op, e))),
         };
         match answer {
             Ok(()) => Ok(true),
@@ -654,7 +754,7 @@ impl Ec2 for SdkEc2 {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             self.calls.count(OP);
-            let page = page.map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            let page = page.map_err(|e| self.ec2_error(OP, e))?;
             for o in page.instance_type_offerings() {
                 if let (Some(t), Some(z)) = (o.instance_type(), o.location()) {
                     out.push((t.as_str().to_string(), z.to_string()));
@@ -687,7 +787,7 @@ impl Ec2 for SdkEc2 {
                 {
                     continue;
                 }
-                Err(e) => return Err(aws_error(&self.endpoint, OP, e)),
+                Err(e) => return Err(self.ec2_error(OP, e)),
             };
             for i in page.instance_types() {
                 let archs = i
@@ -711,7 +811,7 @@ impl Ec2 for SdkEc2 {
         let out = match self.client.describe_images().image_ids(id).send().await {
             Ok(out) => out,
             Err(e) if e.code().is_some_and(|c| c.starts_with("InvalidAMIID.")) => return Ok(None),
-            Err(e) => return Err(aws_error(&self.endpoint, OP, e)),
+            Err(e) => return Err(self.ec2_error(OP, e)),
         };
         Ok(out.images().first().map(|i| super::Image {
             id: id.to_string(),
@@ -732,7 +832,7 @@ impl Ec2 for SdkEc2 {
             .name(name)
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.error(&self.ssm_endpoint, OP, e))?;
         out.parameter()
             .and_then(|p| p.value())
             .map(String::from)
@@ -749,7 +849,7 @@ impl Ec2 for SdkEc2 {
             .attribute(InstanceAttributeName::UserData)
             .send()
             .await
-            .map_err(|e| aws_error(&self.endpoint, OP, e))?;
+            .map_err(|e| self.ec2_error(OP, e))?;
         let Some(text) = out.user_data().and_then(AttributeValue::value) else {
             return Ok(None);
         };
@@ -783,7 +883,7 @@ impl Ec2 for SdkEc2 {
                     Err(e) => Err(e),
                 }
             }
-            Err(e) => Err(aws_error(&self.endpoint, OP, e)),
+            Err(e) => Err(self.error(&self.ssm_endpoint, OP, e)),
         }
     }
 
@@ -793,7 +893,7 @@ impl Ec2 for SdkEc2 {
         match self.ssm.delete_parameter().name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ParameterNotFound") => Ok(()),
-            Err(e) => Err(aws_error(&self.endpoint, OP, e)),
+            Err(e) => Err(self.error(&self.ssm_endpoint, OP, e)),
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod bad_corpus;
+mod cli;
 mod drill;
 mod examples;
 mod kafka;

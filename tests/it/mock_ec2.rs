@@ -14,6 +14,8 @@ use serde_json::json;
 
 use mock::{Account, Gate, Kc, Launch, MockEc2, Run, Strictness, Topology, tag};
 
+mod safety;
+
 /// A moto_server, the SDK's view of its eu-west-1, and a directory for topology files.
 struct Fixture {
     mock: MockEc2,

@@ -46,6 +46,18 @@ impl Kc {
         Kc { cmd, _home: home }
     }
 
+    /// Sets one environment variable of the run.
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Kc {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Removes one environment variable of the run.
+    pub fn env_remove(mut self, key: &str) -> Kc {
+        self.cmd.env_remove(key);
+        self
+    }
+
     pub fn args<I, S>(mut self, args: I) -> Kc
     where
         I: IntoIterator<Item = S>,
@@ -68,14 +80,27 @@ impl Kc {
     }
 
     /// Starts it in the background, its output going to files, for tests that stop it.
-    pub fn start(mut self) -> Started {
+    pub fn start(self) -> Started {
+        self.start_with(None)
+    }
+
+    /// Runs to the end with stdout a pipe whose reading end is already closed, as in
+    /// `kcluster … | true`; what it printed to stderr is in the result.
+    pub fn run_with_closed_stdout(self) -> Run {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        self.start_with(Some(writer.into())).wait()
+    }
+
+    /// `start`, with `stdout` instead of a file when given.
+    fn start_with(mut self, stdout: Option<Stdio>) -> Started {
         let out = tempfile::tempdir().expect("temporary directory");
         let file = |name: &str| std::fs::File::create(out.path().join(name)).expect("output file");
         let shown = format!("{:?}", self.cmd);
         let child = self
             .cmd
             .stdin(Stdio::null())
-            .stdout(file("stdout"))
+            .stdout(stdout.unwrap_or_else(|| file("stdout").into()))
             .stderr(file("stderr"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));

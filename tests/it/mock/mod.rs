@@ -4,6 +4,7 @@
 
 mod account;
 mod gate;
+pub mod iam;
 mod kc;
 mod server;
 mod topology;
