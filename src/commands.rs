@@ -16,6 +16,7 @@ use crate::ec2::{Ec2, tags};
 use crate::error::{Error, Finish, Result};
 use crate::lease::Lease;
 use crate::output;
+use crate::ownership;
 use crate::plan::Observed;
 use crate::render::{self, Renderer};
 use crate::terminal::Terminal;
@@ -265,6 +266,15 @@ async fn destroy_held(a: &DestroyArgs, name: &str, region: &str) -> Result<i32> 
     let inventory = Inventory::read(&ec2, &name)
         .await
         .map_err(|e| Error::Aws(e.to_string()))?;
+    let foreign = ownership::foreign(
+        &name,
+        &inventory.groups,
+        &inventory.interfaces,
+        &inventory.instances,
+    );
+    if let Some(refusal) = ownership::refuse_foreign(&name, &foreign) {
+        return Err(Error::Usage(refusal));
+    }
     if inventory.is_empty() {
         crate::outln!(
             "Nothing carries the tag {}={name} in {region}; nothing to destroy.",

@@ -227,11 +227,11 @@ pub fn desired(
 ) -> Result<Desired, Vec<DesiredError>> {
     let (vpc_id, zone_subnet) = zone_subnets(cluster, subnets)?;
     let group = DesiredGroup {
-        name: format!("kcluster-{}", cluster.name),
+        name: crate::ownership::group_name(&cluster.name),
         description: format!("kcluster {}: ZooKeeper and Kafka", cluster.name),
         vpc_id: vpc_id.clone(),
         rules: group_rules(cluster),
-        tags: base_tags(cluster, &format!("kcluster-{}", cluster.name)),
+        tags: base_tags(cluster, &crate::ownership::group_name(&cluster.name)),
     };
     let mut nodes = Vec::new();
     let mut errors = Vec::new();

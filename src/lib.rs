@@ -19,6 +19,7 @@ pub mod lease;
 pub mod live;
 pub mod monitoring;
 pub mod output;
+pub mod ownership;
 pub mod plan;
 pub mod preflight;
 pub mod progress;

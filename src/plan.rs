@@ -252,11 +252,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 
 fn plan_group(desired: &Desired, observed: &Observed) -> GroupChange {
     let d = &desired.group;
-    let existing = observed
-        .groups
-        .iter()
-        .find(|g| g.name == d.name)
-        .or_else(|| observed.groups.first());
+    // Only the group kcluster named: another group with the cluster's tag is never adopted
+    // (make_plan refuses it before planning; see ownership.rs).
+    let existing = observed.groups.iter().find(|g| g.name == d.name);
     let (action, id, authorize, revoke) = match existing {
         None => (Action::Create, None, d.rules.clone(), Vec::new()),
         Some(g) => {
@@ -446,7 +444,15 @@ impl Plan {
                 parts.join("; ")
             }
         };
-        line(g.action, format!("security_group.{}", g.name), group_detail);
+        let group_id =
+            g.id.as_ref()
+                .map(|id| format!(" ({id})"))
+                .unwrap_or_default();
+        line(
+            g.action,
+            format!("security_group.{}{group_id}", g.name),
+            group_detail,
+        );
         for n in &self.nodes {
             let d = &n.desired;
             let eni_detail = match n.interface {

@@ -1,11 +1,12 @@
-//! The steps behind the AWS commands, shared by the CLI and the tests: render → desired → observe
-//! → plan; the live check.
+//! The steps behind the AWS commands, shared by the CLI and the tests: render → observe → refuse
+//! what is not kcluster's (ownership.rs) → desired → plan; the live check.
 
 use crate::check;
 use crate::cluster::{Ami, Cluster};
 use crate::desired;
 use crate::ec2::Ec2;
 use crate::error::Error;
+use crate::ownership;
 use crate::plan::{self, Observed, Plan};
 use crate::render::Renderer;
 
@@ -52,6 +53,15 @@ pub async fn make_plan(
                 cluster.region
             ))
         })?;
+    let foreign = ownership::foreign(
+        &cluster.name,
+        &observed.groups,
+        &observed.interfaces,
+        &observed.instances,
+    );
+    if let Some(refusal) = ownership::refuse_foreign(&cluster.name, &foreign) {
+        return Err(Error::Usage(refusal));
+    }
     let desired =
         desired::desired(cluster, &renders, &observed.subnets, &image).map_err(|errs| {
             Error::Usage(
@@ -61,6 +71,13 @@ pub async fn make_plan(
                     .join("\n"),
             )
         })?;
+    let elsewhere =
+        ownership::in_other_vpcs(&desired.vpc_id, &observed.groups, &observed.interfaces);
+    if let Some(refusal) =
+        ownership::refuse_other_vpcs(&cluster.name, &cluster.region, &desired.vpc_id, &elsewhere)
+    {
+        return Err(Error::Usage(refusal));
+    }
     let problems = crate::preflight::check(ec2, &desired, &image)
         .await
         .map_err(|e| Error::Aws(e.to_string()))?;

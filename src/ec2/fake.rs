@@ -342,6 +342,7 @@ impl Ec2 for FakeEc2 {
             NetworkInterface {
                 id: id.clone(),
                 subnet_id: spec.subnet_id.clone(),
+                vpc_id: subnet.vpc_id.clone(),
                 zone: subnet.zone.clone(),
                 address: spec.address,
                 instance_id: None,

@@ -133,6 +133,7 @@ pub struct SecurityGroup {
 pub struct NetworkInterface {
     pub id: String,
     pub subnet_id: String,
+    pub vpc_id: String,
     pub zone: String,
     pub address: Ipv4Addr,
     /// The instance it is attached to, if any.

@@ -435,6 +435,7 @@ impl Ec2 for SdkEc2 {
                 out.push(NetworkInterface {
                     id: n.network_interface_id().unwrap_or_default().into(),
                     subnet_id: n.subnet_id().unwrap_or_default().into(),
+                    vpc_id: n.vpc_id().unwrap_or_default().into(),
                     zone: n.availability_zone().unwrap_or_default().into(),
                     address,
                     instance_id: n

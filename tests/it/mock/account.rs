@@ -260,6 +260,78 @@ impl Account {
             .to_string())
     }
 
+    /// Puts tags on any resource, as an operator tagging by hand.
+    pub fn tag_resource(&self, id: &str, tags: &[(&str, &str)]) {
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+            .collect();
+        self.block(
+            self.client
+                .create_tags()
+                .resources(id)
+                .set_tags(Some(tags))
+                .send(),
+        )
+        .expect("CreateTags");
+    }
+
+    /// A security group made by hand in `vpc_id`; returns its id.
+    pub fn create_group(&self, name: &str, vpc_id: &str) -> String {
+        let out = self
+            .block(
+                self.client
+                    .create_security_group()
+                    .group_name(name)
+                    .description(format!("{name}, made by hand"))
+                    .vpc_id(vpc_id)
+                    .send(),
+            )
+            .expect("CreateSecurityGroup");
+        out.group_id().expect("a group id").to_string()
+    }
+
+    /// A security group by id.
+    pub fn group(&self, id: &str) -> SecurityGroup {
+        let out = self
+            .block(self.client.describe_security_groups().group_ids(id).send())
+            .expect("DescribeSecurityGroups");
+        out.security_groups()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("no security group {id}"))
+    }
+
+    /// A new VPC with one subnet per (zone, CIDR); returns the VPC id and the subnet ids.
+    pub fn create_vpc(&self, cidr: &str, subnets: &[(&str, &str)]) -> (String, Vec<String>) {
+        let vpc = self
+            .block(self.client.create_vpc().cidr_block(cidr).send())
+            .expect("CreateVpc")
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .expect("a VPC id")
+            .to_string();
+        let ids = subnets
+            .iter()
+            .map(|(zone, cidr)| {
+                self.block(
+                    self.client
+                        .create_subnet()
+                        .vpc_id(&vpc)
+                        .availability_zone(*zone)
+                        .cidr_block(*cidr)
+                        .send(),
+                )
+                .expect("CreateSubnet")
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .expect("a subnet id")
+                .to_string()
+            })
+            .collect();
+        (vpc, ids)
+    }
+
     /// Launches one instance of moto's AL2023 image; returns its id.
     pub fn launch(&self, l: &Launch) -> String {
         let mut req = self

@@ -251,3 +251,117 @@ fn each_service_endpoint_variable_is_honoured_and_named_in_errors() {
         run.stderr
     );
 }
+
+/// Regression: a security group someone tagged `kcluster:cluster=<name>` (here `bastion-sg`,
+/// with its SSH rule) was adopted when `kcluster-<name>` did not exist: apply revoked its rules,
+/// opened the cluster's ports on it and attached every node; destroy deleted it; the plan called
+/// it `security_group.kcluster-<name>`. Plan, apply and destroy refuse, naming it, and leave it
+/// as it was.
+#[test]
+fn foreign_group_with_the_cluster_tag_is_refused_by_its_real_name_and_left_alone() {
+    use aws_sdk_ec2::types::{IpPermission, IpRange};
+    let f = Fixture::new();
+    let t = Topology::minimal("guard");
+    let file = f.file(&t);
+    let vpc = f
+        .ec2
+        .default_subnet("eu-west-1a")
+        .vpc_id()
+        .expect("default VPC")
+        .to_string();
+    let bastion = f.ec2.create_group("bastion-sg", &vpc);
+    f.ec2.authorize(
+        &bastion,
+        vec![
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(IpRange::builder().cidr_ip("203.0.113.0/24").build())
+                .build(),
+        ],
+    );
+    f.ec2
+        .tag_resource(&bastion, &[("kcluster:cluster", "guard")]);
+    let before = f.ec2.group(&bastion);
+
+    for args in [
+        vec!["plan", "-f", file.as_str()],
+        vec!["apply", "--yes", "-f", file.as_str()],
+        vec!["destroy", "--yes", "-f", file.as_str()],
+    ] {
+        let run = f.kc([]).args(&args).run().expect_code(1);
+        assert!(
+            run.stderr.contains(&format!("{bastion} (bastion-sg)"))
+                && run.stderr.contains("will not adopt, change or delete"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!run.stdout.contains("security_group."), "{}", run.stdout);
+    }
+    assert_eq!(f.ec2.group(&bastion), before, "bastion-sg is untouched");
+    assert!(f.ec2.instances("guard").is_empty());
+    assert_eq!(f.ec2.interfaces("guard").len(), 0);
+}
+
+/// Regression: the same cluster name in another VPC (or a topology moved to another VPC): the
+/// old VPC's group had its client rules revoked and was reused by interfaces in the new VPC, and
+/// the old nodes were terminated. The plan is refused, and says how to move a cluster.
+#[test]
+fn cluster_with_resources_in_another_vpc_is_refused_with_how_to_move_it() {
+    let f = Fixture::new();
+    let t = Topology::minimal("moved");
+    f.apply(&t);
+    let before: Vec<String> = f
+        .ec2
+        .instances("moved")
+        .iter()
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect();
+    let (vpc, subnets) = f.ec2.create_vpc(
+        "10.9.0.0/16",
+        &[
+            ("eu-west-1a", "10.9.1.0/24"),
+            ("eu-west-1b", "10.9.2.0/24"),
+            ("eu-west-1c", "10.9.3.0/24"),
+        ],
+    );
+    let yaml = format!(
+        "name: moved\nregion: eu-west-1\nami:\n  id: {}\nzones:\n{}network:\n  vpc: {vpc}\n",
+        super::mock::AMI,
+        ["a", "b", "c"]
+            .iter()
+            .zip(&subnets)
+            .enumerate()
+            .map(|(i, (z, s))| format!(
+                "  - name: eu-west-1{z}\n    subnet: {s}\n    cidr: 10.9.{}.0/24\n",
+                i + 1
+            ))
+            .collect::<String>()
+    );
+    let file = f.dir.path().join("moved-vpc.yaml");
+    std::fs::write(&file, yaml).expect("topology written");
+    let file = file.display().to_string();
+    for args in [
+        vec!["plan", "-f", file.as_str()],
+        vec!["apply", "--yes", "-f", file.as_str()],
+    ] {
+        let run = f.kc([]).args(&args).run().expect_code(1);
+        assert!(
+            run.stderr
+                .contains(&format!("another VPC than the topology's ({vpc})"))
+                && run
+                    .stderr
+                    .contains("kcluster destroy --cluster moved --region eu-west-1"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let after: Vec<String> = f
+        .ec2
+        .instances("moved")
+        .iter()
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect();
+    assert_eq!(after, before, "the old VPC's nodes still run");
+}
