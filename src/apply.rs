@@ -594,6 +594,13 @@ where
             Err(e) if e.code == busy && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(settings.poll).await;
             }
+            Err(e) if e.code == busy => {
+                let message = format!(
+                    "{} (still in use after waiting {:?}; --wait-seconds or KCLUSTER_WAIT_SECONDS sets the wait)",
+                    e.message, settings.timeout
+                );
+                return Err(Ec2Error { message, ..e });
+            }
             Err(e) => return Err(e),
         }
     }
@@ -1030,6 +1037,56 @@ mod tests {
         let live = live_by_node(&ec2);
         assert_eq!(live.len(), 6);
         assert!(live.values().all(|v| v.len() == 1));
+    }
+
+    #[tokio::test]
+    async fn a_resource_that_stays_in_use_ends_the_wait_at_the_timeout_saying_so() {
+        // Regression: destroy waited 900 s, a number no one could change, and then said only
+        // EC2's "in use". The wait is the settings' (--wait-seconds), and the error says so.
+        let settings = Settings {
+            timeout: Duration::from_millis(50),
+            poll: Duration::from_millis(5),
+            ..settings()
+        };
+        let started = std::time::Instant::now();
+        let e = super::delete_when_free(&settings, "Gone", "InUse", || async {
+            Err(crate::ec2::Ec2Error::new(
+                "DeleteNetworkInterface",
+                "InUse",
+                "held",
+            ))
+        })
+        .await
+        .expect_err("still in use");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            e.message,
+            "held (still in use after waiting 50ms; --wait-seconds or KCLUSTER_WAIT_SECONDS sets the wait)"
+        );
+    }
+
+    #[tokio::test]
+    async fn two_interfaces_on_one_address_keep_the_one_the_instance_uses() {
+        // Regression: the planner took the interface with the lowest id and planned the attached
+        // one away as "a second network interface" (moto lets two share an address).
+        let ec2 = fake();
+        let c = cluster("twins", 3, "m5.xlarge");
+        converge(&ec2, &c).await;
+        let attached = ec2
+            .interfaces()
+            .into_iter()
+            .find(|n| n.tags.get(tags::NODE).map(String::as_str) == Some("broker-1"))
+            .expect("broker-1's interface");
+        let mut twin = attached.clone();
+        twin.id = "eni-0".into();
+        twin.instance_id = None;
+        ec2.insert_interface(twin);
+        let plan = plan_for(&ec2, &c).await;
+        let node = plan.node("broker-1").expect("broker-1");
+        assert_eq!(node.interface_id.as_deref(), Some(attached.id.as_str()));
+        assert_eq!(node.instance, Action::NoOp);
+        let deleted: Vec<&str> = plan.orphans.iter().map(|o| o.id.as_str()).collect();
+        assert_eq!(deleted, ["eni-0"]);
     }
 
     #[tokio::test]

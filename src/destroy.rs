@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::apply::{
-    ApplyError, Settings, delete_interface, delete_when_free, in_parallel, wait_for,
+    ApplyError, Failure, Settings, delete_interface, delete_when_free, in_parallel, wait_for,
     wait_until_detached,
 };
 use crate::ec2::{Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, tags};
@@ -19,6 +19,9 @@ pub struct Inventory {
     pub instances: Vec<Instance>,
     pub interfaces: Vec<NetworkInterface>,
     pub groups: Vec<SecurityGroup>,
+    /// The cluster's instances already terminated (an interface may still name one briefly).
+    #[serde(skip)]
+    pub terminated: Vec<String>,
 }
 
 impl Inventory {
@@ -32,8 +35,14 @@ impl Inventory {
         )?;
         let ours = |t: &crate::ec2::Tags| t.get(tags::CLUSTER).is_some_and(|c| c == cluster);
         let key = |t: &crate::ec2::Tags, id: &str| (t.get(tags::NODE).cloned(), id.to_string());
+        let terminated = instances
+            .iter()
+            .filter(|i| ours(&i.tags) && i.state == InstanceState::Terminated)
+            .map(|i| i.id.clone())
+            .collect();
         let mut inv = Inventory {
             cluster: cluster.to_string(),
+            terminated,
             instances: instances
                 .into_iter()
                 .filter(|i| ours(&i.tags) && i.state != InstanceState::Terminated)
@@ -137,19 +146,34 @@ pub async fn destroy(
             .collect();
         wait_until_detached(ec2, &inventory.cluster, &detaching, settings).await?;
     }
-    if !inventory.interfaces.is_empty() {
-        let (_, failures) = in_parallel(
+    // An interface held by an instance that is not the cluster's stays held: kcluster does not
+    // terminate what it does not own, so waiting for it would only end at the timeout.
+    let (held, free): (Vec<_>, Vec<_>) = inventory.interfaces.iter().partition(|n| {
+        n.instance_id.as_ref().is_some_and(|i| {
+            !inventory.instances.iter().any(|own| &own.id == i) && !inventory.terminated.contains(i)
+        })
+    });
+    let held: Vec<Failure> = held
+        .into_iter()
+        .map(|n| Failure {
+            resource: n.id.clone(),
+            error: format!(
+                "attached to instance {}, which is not cluster {}'s, so kcluster will not terminate it; detach the interface or terminate that instance, then run `kcluster destroy` again",
+                n.instance_id.as_deref().unwrap_or("?"),
+                inventory.cluster
+            ),
+        })
+        .collect();
+    if !free.is_empty() || !held.is_empty() {
+        let (_, mut failures) = in_parallel(
             "delete network interfaces",
-            inventory
-                .interfaces
-                .iter()
-                .map(|n| (n.id.clone(), n.id.clone()))
-                .collect(),
+            free.iter().map(|n| (n.id.clone(), n.id.clone())).collect(),
             settings.parallelism,
             reporter,
             |id| async move { delete_interface(ec2, &id, settings).await },
         )
         .await;
+        failures.extend(held);
         if !failures.is_empty() {
             return Err(ApplyError {
                 stage: "deleting network interfaces",

@@ -286,13 +286,26 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
     let name = &d.node.name;
     let address = d.node.address;
 
-    // The node's interface: the one tagged with its name, preferring one with the right address.
+    // The node's interface: the one tagged with its name, preferring one with the right address,
+    // then the one the node's live instance uses (two can share an address on some mocks, and
+    // the attached one must never be the one planned away).
+    let in_use: BTreeSet<&str> = observed
+        .live_instances()
+        .filter(|i| i.tag(tags::NODE) == Some(name.as_str()))
+        .filter_map(|i| i.primary_interface.as_deref())
+        .collect();
     let mut candidates: Vec<&NetworkInterface> = observed
         .interfaces
         .iter()
         .filter(|n| n.tags.get(tags::NODE) == Some(name))
         .collect();
-    candidates.sort_by_key(|n| (n.address != address || n.subnet_id != d.subnet_id, &n.id));
+    candidates.sort_by_key(|n| {
+        (
+            n.address != address || n.subnet_id != d.subnet_id,
+            !in_use.contains(n.id.as_str()),
+            &n.id,
+        )
+    });
     let eni = candidates.first().copied();
     let (interface, interface_reasons) = match eni {
         None => (Action::Create, vec![]),

@@ -131,6 +131,17 @@ impl FakeEc2 {
         id
     }
 
+    /// Adds an interface as it is (its id kept when given), e.g. a duplicate made by hand.
+    pub fn insert_interface(&self, mut interface: NetworkInterface) -> String {
+        let mut s = self.lock();
+        if interface.id.is_empty() {
+            interface.id = s.id("eni");
+        }
+        let id = interface.id.clone();
+        s.interfaces.insert(id.clone(), interface);
+        id
+    }
+
     /// Lets every pending instance reach `running`, as EC2 does after a while.
     pub fn boot_all(&self) {
         let mut s = self.lock();

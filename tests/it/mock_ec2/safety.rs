@@ -365,3 +365,67 @@ fn cluster_with_resources_in_another_vpc_is_refused_with_how_to_move_it() {
         .collect();
     assert_eq!(after, before, "the old VPC's nodes still run");
 }
+
+/// Regression: destroy waited 900 s, silently, on an interface held by an instance it does not
+/// know. It stops at once for that interface, names the instance, and says what to do.
+#[test]
+fn destroy_names_the_unknown_instance_holding_an_interface_and_does_not_wait() {
+    let f = Fixture::new();
+    let t = Topology::minimal("held");
+    f.apply(&t);
+    let group = f.ec2.groups("held")[0]
+        .group_id()
+        .expect("group")
+        .to_string();
+    let subnet = f.ec2.default_subnet("eu-west-1a");
+    let subnet = subnet.subnet_id().expect("subnet");
+    // A leftover interface of a removed broker, which someone launched an instance on.
+    let eni = f.ec2.create_interface(subnet, "172.31.0.200", &group);
+    f.ec2.tag_resource(
+        &eni,
+        &[
+            ("kcluster:cluster", "held"),
+            ("kcluster:role", "broker"),
+            ("kcluster:node", "broker-9"),
+        ],
+    );
+    let stranger = f.ec2.launch(&super::mock::Launch {
+        instance_type: "t3.micro",
+        zone: "eu-west-1a",
+        interface_id: Some(&eni),
+        subnet_id: None,
+        user_data: None,
+        tags: vec![],
+    });
+    let started = Instant::now();
+    let run = f
+        .kc(["destroy", "--yes", "-f", &f.file(&t)])
+        .env("KCLUSTER_WAIT_SECONDS", "60")
+        .run()
+        .expect_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        run.stderr.contains(&eni)
+            && run
+                .stderr
+                .contains(&format!("attached to instance {stranger}"))
+            && run.stderr.contains("run `kcluster destroy` again"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        f.ec2.instances("held").is_empty(),
+        "the cluster's own are gone"
+    );
+    assert!(
+        f.ec2
+            .all_instances()
+            .iter()
+            .any(|i| i.instance_id() == Some(stranger.as_str())),
+        "the stranger still runs"
+    );
+}
