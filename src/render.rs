@@ -2,7 +2,7 @@
 //! the binary; a directory given with `--templates` overrides them file by file).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior, Value, context};
@@ -17,6 +17,12 @@ pub const USER_DATA_LIMIT: usize = 16 * 1024;
 pub const BOOTSTRAP_PATH: &str = "/usr/local/sbin/kcluster-bootstrap";
 pub const KAFKA_HOME: &str = "/opt/kafka";
 pub const JMX_PORT: u16 = 9999;
+
+/// The largest template file read from `--templates` (the built-in ones are a few KiB).
+pub const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
+/// Rendering work allowed per template (minijinja's fuel: roughly one unit per instruction); the
+/// built-in templates need under 20 000, and a runaway loop stops within a second.
+pub const TEMPLATE_FUEL: u64 = 2_000_000;
 
 /// The templates shipped in the binary, by name.
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -69,6 +75,10 @@ pub enum RenderError {
     },
     #[error("{path} is not a kcluster template; templates are: {known}")]
     UnknownTemplate { path: PathBuf, known: String },
+    /// One entry of the templates directory that cannot be a template (a directory, a FIFO, a
+    /// device, a file too large, or one that cannot be read).
+    #[error("{path}: {problem}")]
+    TemplateFile { path: PathBuf, problem: String },
     #[error("template {name}: {detail}")]
     Template { name: String, detail: String },
     #[error(
@@ -141,6 +151,8 @@ impl Renderer {
     pub fn new(options: &Options) -> Result<Renderer, RenderError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_debug(true);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         let syntax = minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
@@ -176,7 +188,7 @@ impl Renderer {
                             .join(", "),
                     });
                 }
-                let text = std::fs::read_to_string(&path).map_err(io)?;
+                let text = read_template(&path)?;
                 sources.insert(name, text);
             }
         }
@@ -306,8 +318,49 @@ impl Renderer {
     }
 }
 
+/// Reads one template of `--templates`: a regular file (symbolic links followed) of at most
+/// `MAX_TEMPLATE_BYTES`. Anything else is refused before it is opened, so a FIFO cannot block and
+/// a link to /dev/zero cannot fill memory.
+fn read_template(path: &Path) -> Result<String, RenderError> {
+    let refuse = |problem: String| RenderError::TemplateFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    if meta.is_dir() {
+        return Err(refuse("a directory, not a template file".into()));
+    }
+    if !meta.is_file() {
+        return Err(refuse(
+            "not a regular file (a FIFO, socket or device); templates are plain files".into(),
+        ));
+    }
+    if meta.len() > MAX_TEMPLATE_BYTES {
+        return Err(refuse(format!(
+            "is {} bytes; a template is at most {MAX_TEMPLATE_BYTES}",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_string(&mut f.take(MAX_TEMPLATE_BYTES + 1), &mut text))
+        .map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    if text.len() as u64 > MAX_TEMPLATE_BYTES {
+        return Err(refuse(format!(
+            "grew past {MAX_TEMPLATE_BYTES} bytes while being read"
+        )));
+    }
+    Ok(text)
+}
+
+/// A template's error as one sentence: what went wrong and where, the runaway case in words.
 fn template_error(name: &str, e: &minijinja::Error) -> RenderError {
-    let mut detail = e.to_string();
+    let mut detail = match e.kind() {
+        minijinja::ErrorKind::OutOfFuel => format!(
+            "needs more rendering work than the {TEMPLATE_FUEL} units a template may use (a runaway loop?)"
+        ),
+        _ => e.to_string(),
+    };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         detail.push_str(&format!(": {s}"));
@@ -380,7 +433,27 @@ pub fn user_data_text(bytes: &[u8]) -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{properties_escape, shell_escape};
+    use super::{Options, Renderer, properties_escape, shell_escape};
+
+    #[test]
+    fn undefined_variable_is_named_in_release_builds_too() {
+        // Regression: minijinja records what was undefined only in debug mode, which defaults
+        // to `cfg!(debug_assertions)`: a release kcluster said "undefined value" and no name.
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("myid.j2"), "{{ node.idd }}\n").expect("template");
+        let renderer = Renderer::new(&Options {
+            templates_dir: Some(dir.path().to_path_buf()),
+            ..Options::default()
+        })
+        .expect("templates");
+        assert!(renderer.env.debug(), "debug info is on whatever the build");
+        let yaml = "name: t\nregion: eu-west-1\nzones:\n  - {name: eu-west-1a, cidr: 10.0.0.0/24}\n  - {name: eu-west-1b, cidr: 10.0.1.0/24}\n  - {name: eu-west-1c, cidr: 10.0.2.0/24}\n";
+        let cluster = crate::topology::load("t.yaml", yaml.as_bytes())
+            .expect("valid")
+            .cluster;
+        let e = renderer.render_all(&cluster).expect_err("undefined");
+        assert!(e.to_string().contains("`node.idd` is undefined"), "{e}");
+    }
 
     #[test]
     fn properties_escape_leaves_only_printable_ascii() {

@@ -89,3 +89,108 @@ fn environment_knobs_are_validated_like_flags() {
         }
     }
 }
+
+/// `kcluster render` of minimal.yaml with `templates` as the `--templates` directory, bounded
+/// to 20 s; returns (exit code, stderr).
+fn render_with(templates: &std::path::Path) -> (Option<i32>, String) {
+    let out = tempfile::tempdir().expect("temporary directory");
+    let o = support::run_bounded(
+        Command::new(assert_cmd::cargo::cargo_bin("kcluster")).args([
+            "render".as_ref(),
+            "-f".as_ref(),
+            support::topology("minimal.yaml").as_os_str(),
+            "--templates".as_ref(),
+            templates.as_os_str(),
+            "--out".as_ref(),
+            out.path().as_os_str(),
+        ]),
+        Duration::from_secs(20),
+    );
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Regression: a strict-undefined error said "undefined value" without naming what was undefined
+/// (in release builds; see the unit test in src/render.rs).
+#[test]
+fn undefined_template_variable_is_named() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join("myid.j2"), "{{ node.idd }}\n").expect("template");
+    let (code, stderr) = render_with(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("myid.j2") && stderr.contains("`node.idd` is undefined"),
+        "{stderr}"
+    );
+}
+
+/// Regression: a directory called `myid.j2` was reported as a problem with the templates
+/// directory itself ("cannot read templates directory …: Is a directory").
+#[test]
+fn directory_named_like_a_template_is_reported_as_that_entry() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::create_dir(dir.path().join("myid.j2")).expect("directory");
+    let (code, stderr) = render_with(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: a directory, not a template file",
+            dir.path().join("myid.j2").display()
+        )) && !stderr.contains("cannot read templates directory"),
+        "{stderr}"
+    );
+}
+
+/// Regression: a template linked to /dev/zero grew to 1 GB of memory, a FIFO hung, and a huge
+/// file was read whole. Only regular files up to 256 KiB are read.
+#[test]
+fn template_files_are_bounded_in_kind_and_size() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let t = dir.path().join("myid.j2");
+    std::os::unix::fs::symlink("/dev/zero", &t).expect("symlink");
+    let (code, stderr) = render_with(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "/dev/zero: {stderr}");
+
+    std::fs::remove_file(&t).expect("unlink");
+    let made = Command::new("mkfifo").arg(&t).status().expect("mkfifo");
+    assert!(made.success());
+    let (code, stderr) = render_with(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "FIFO: {stderr}");
+
+    std::fs::remove_file(&t).expect("unlink");
+    std::fs::write(&t, vec![b'x'; 3 * 1024 * 1024]).expect("big template");
+    let (code, stderr) = render_with(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is 3145728 bytes; a template is at most 262144"),
+        "big: {stderr}"
+    );
+}
+
+/// Regression: a template with nested loops rendered for longer than 20 s. Rendering work is
+/// bounded (minijinja's fuel), and the error says so.
+#[test]
+fn runaway_template_stops_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("myid.j2"),
+        "{% for a in range(100000) %}{% for b in range(100000) %}{{ a }}{% endfor %}{% endfor %}\n",
+    )
+    .expect("template");
+    let started = Instant::now();
+    let (code, stderr) = render_with(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("myid.j2") && stderr.contains("more rendering work"),
+        "{stderr}"
+    );
+}
