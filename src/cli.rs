@@ -1,7 +1,7 @@
 //! Command-line interface: the arguments, and one function per subcommand that turns them into
 //! calls of the library. Only this module and `main` print or pick exit codes.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -291,8 +291,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // A closed pipe (e.g. `| head`) is not worth a message.
-            let _ = writeln!(std::io::stderr(), "error: {e}");
+            crate::errln!("error: {e}");
             e.exit_code()
         }
     }

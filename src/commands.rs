@@ -1,7 +1,7 @@
 //! The AWS-backed commands: plan, apply, destroy, status, check. Each connects, runs the
 //! workflow, prints, and returns the exit code.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
 use serde_json::json;
@@ -75,8 +75,7 @@ fn confirm(question: &str, expected: &str, refuse: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::Usage(refuse.to_string()));
     }
-    crate::output::err(&format!("{question} "));
-    let _ = std::io::stderr().flush();
+    output::err(&format!("{question} "));
     let mut line = String::new();
     std::io::stdin()
         .lock()
