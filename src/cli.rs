@@ -492,9 +492,9 @@ fn client_config(a: ClientConfigArgs) -> Result<i32> {
     let config = render(&loaded.cluster, &a.zone, kind, disruption, a.heap)
         .map_err(|e| Error::Usage(e.to_string()))?;
     for w in &config.warnings {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
-    print!("{}", config.properties);
+    crate::output::out(&config.properties);
     Ok(0)
 }
 
