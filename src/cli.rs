@@ -505,7 +505,7 @@ fn monitoring_cmd(a: MonitoringArgs) -> Result<i32> {
         path: a.out.clone(),
         source,
     })?;
-    println!(
+    crate::outln!(
         "wrote {} for cluster {} into {}",
         files.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
         loaded.cluster.name,

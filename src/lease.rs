@@ -66,7 +66,7 @@ impl Lease {
     /// Gives the lease back; a failure only leaves a stale lease, so it is reported, not fatal.
     pub async fn release(self, ec2: &dyn Ec2) {
         if let Err(e) = ec2.delete_parameter(&self.parameter).await {
-            eprintln!(
+            crate::errln!(
                 "warning: cannot release the lease {}: {e}; the next run needs --break-lease",
                 self.parameter
             );

@@ -41,6 +41,7 @@ fn closed_stdout_is_not_a_panic() {
         vec!["check", "--offline", "-f", &minimal],
         vec!["check", "--offline", "--output", "json", "-f", &minimal],
         vec!["render", "--out", &out, "-f", &minimal],
+        vec!["monitoring", "--out", &out, "-f", &minimal],
         vec![
             "client-config",
             "--consumer",
