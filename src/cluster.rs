@@ -2,11 +2,12 @@
 //! Built only by `topology::load`; it never re-reads YAML and knows nothing about EC2.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
+
+pub use crate::role::{INTERNAL_PORT, Role, ZK_CLIENT_PORT, ZK_ELECTION_PORT, ZK_PEER_PORT};
 
 /// A whole Kafka cluster as kcluster will build it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,9 +22,9 @@ pub struct Cluster {
     pub network: Network,
     /// Extra tags put on every resource.
     pub tags: BTreeMap<String, String>,
-    pub zookeeper: RoleSpec,
-    pub brokers: RoleSpec,
-    /// Every node: ZooKeeper nodes first, then brokers, each sorted by id.
+    /// What the nodes of each role run on; a role without an entry has no nodes.
+    pub roles: BTreeMap<Role, RoleSpec>,
+    /// Every node, by role in launch order (`Role::ALL`), then by id.
     pub nodes: Vec<Node>,
     /// The user accepted a layout that does not survive the loss of one zone
     /// (`accept_zone_loss`): the rules that say so are warnings instead of errors.
@@ -106,41 +107,11 @@ pub struct Volume {
     pub throughput_mibps: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Zookeeper,
-    Broker,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Zookeeper => "zookeeper",
-            Role::Broker => "broker",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "zookeeper" => Some(Role::Zookeeper),
-            "broker" => Some(Role::Broker),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One server: a ZooKeeper member or a Kafka broker, each on its own instance.
+/// One server of one role (a ZooKeeper member, a Kafka broker …), each on its own instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Node {
     pub role: Role,
-    /// `myid` for ZooKeeper, `broker.id` for brokers.
+    /// The id within the role (`RoleInfo::id_meaning`: `myid` for ZooKeeper, `broker.id` for brokers).
     pub id: u32,
     /// Stable name, `zookeeper-1`, `broker-3`.
     pub name: String,
@@ -156,33 +127,30 @@ impl Node {
     }
 }
 
-/// Ports the cluster uses.
-pub const ZK_CLIENT_PORT: u16 = 2181;
-pub const ZK_PEER_PORT: u16 = 2888;
-pub const ZK_ELECTION_PORT: u16 = 3888;
-/// The inter-broker listener; only reachable inside the cluster's security group.
-pub const INTERNAL_PORT: u16 = 9093;
 /// Where the data volume is mounted on every node.
 pub const DATA_DIR: &str = "/var/lib/kcluster";
 
 impl Cluster {
     pub fn zookeepers(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(|n| n.role == Role::Zookeeper)
+        self.nodes_of(Role::Zookeeper)
     }
 
     pub fn brokers(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(|n| n.role == Role::Broker)
+        self.nodes_of(Role::Broker)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    pub fn role_spec(&self, role: Role) -> &RoleSpec {
-        match role {
-            Role::Zookeeper => &self.zookeeper,
-            Role::Broker => &self.brokers,
-        }
+    /// The nodes of one role.
+    pub fn nodes_of(&self, role: Role) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(move |n| n.role == role)
+    }
+
+    /// What the nodes of `role` run on; `None` when the cluster has no such role.
+    pub fn role_spec(&self, role: Role) -> Option<&RoleSpec> {
+        self.roles.get(&role)
     }
 
     pub fn zone_names(&self) -> Vec<&str> {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::cluster::{self, Cluster, Node, Role};
+use crate::cluster::{Cluster, Node};
 use crate::ec2::{Image, Rule, Source, Subnet, Tags, VolumeSpec, tags};
 use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
 use crate::render::{JMX_PORT, NodeRender};
@@ -85,6 +85,8 @@ pub enum DesiredError {
     },
     #[error("no rendered files for {0}")]
     NotRendered(String),
+    #[error("no instance settings for {0}'s role")]
+    NoRoleSpec(String),
 }
 
 /// Tags every resource of the cluster carries.
@@ -102,21 +104,24 @@ fn node_tags(cluster: &Cluster, node: &Node) -> Tags {
     t
 }
 
-/// The security group's ingress: ZooKeeper, inter-broker and JMX only within the group; the client
-/// listener to the group and the client CIDRs; the exporters to the group and the monitoring
-/// CIDRs; SSH only to the CIDRs the topology names.
+/// The security group's ingress: each present role's member ports (ZooKeeper's, the inter-broker
+/// listener) and JMX only within the group; the client listener to the group and the client
+/// CIDRs; the exporters to the group and the monitoring CIDRs; SSH only to the CIDRs the topology
+/// names.
 pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
     let within = |port: u16| Rule::tcp(port, Source::Group);
-    let mut rules = vec![
-        within(cluster::ZK_CLIENT_PORT),
-        within(cluster::ZK_PEER_PORT),
-        within(cluster::ZK_ELECTION_PORT),
-        within(cluster::INTERNAL_PORT),
+    let mut rules: Vec<Rule> = cluster
+        .roles
+        .keys()
+        .filter(|r| cluster.nodes_of(**r).next().is_some())
+        .flat_map(|r| r.info().member_ports.iter().map(|p| within(*p)))
+        .collect();
+    rules.extend([
         within(JMX_PORT),
         within(JMX_EXPORTER_PORT),
         within(NODE_EXPORTER_PORT),
         within(cluster.network.client_port),
-    ];
+    ]);
     for c in &cluster.network.client_cidrs {
         rules.push(Rule::tcp(cluster.network.client_port, Source::Cidr(*c)));
     }
@@ -240,7 +245,10 @@ pub fn desired(
             errors.push(DesiredError::NotRendered(node.name.clone()));
             continue;
         };
-        let spec = cluster.role_spec(node.role);
+        let Some(spec) = cluster.role_spec(node.role) else {
+            errors.push(DesiredError::NoRoleSpec(node.name.clone()));
+            continue;
+        };
         let config_hash = config_hash(&render.user_data);
         let mut instance_tags = node_tags(cluster, node);
         instance_tags.insert(tags::CONFIG.into(), config_hash.clone());
@@ -279,8 +287,8 @@ pub fn desired(
     if !errors.is_empty() {
         return Err(errors);
     }
-    // ZooKeeper first, then brokers: the order replacements roll in.
-    nodes.sort_by_key(|n| (n.node.role != Role::Zookeeper, n.node.id));
+    // By role in launch order (ZooKeeper before brokers), then id: the order replacements roll in.
+    nodes.sort_by_key(|n| (n.node.role, n.node.id));
     Ok(Desired {
         cluster: cluster.name.clone(),
         region: cluster.region.clone(),

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod preflight;
 pub mod progress;
 pub mod render;
+pub mod role;
 pub mod suggest;
 pub mod terminal;
 pub mod topology;

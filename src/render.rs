@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
-use crate::cluster::{self, Cluster, Node, Role};
+use crate::cluster::{self, Cluster, Node};
 use crate::exporters::{self, EXPORTERS};
 
 /// EC2 refuses user-data larger than this (raw bytes, before base64).
@@ -212,10 +212,8 @@ impl Renderer {
     }
 
     pub fn render_node(&self, cluster: &Cluster, node: &Node) -> Result<NodeRender, RenderError> {
-        let (service, config) = match node.role {
-            Role::Zookeeper => ("zookeeper", "zookeeper.properties"),
-            Role::Broker => ("kafka", "server.properties"),
-        };
+        let info = node.role.info();
+        let (service, config) = (info.service, info.config_file);
         let zookeepers: Vec<&Node> = cluster.zookeepers().collect();
         let ctx = context! {
             cluster => context! { name => &cluster.name, region => &cluster.region },
@@ -258,8 +256,8 @@ impl Renderer {
             &format!("/etc/kafka/{config}"),
             "0644",
         )?;
-        if node.role == Role::Zookeeper {
-            add("myid", "myid.j2", "/etc/kafka/myid", "0644")?;
+        for f in info.extra_files {
+            add(f.name, f.template, f.path, "0644")?;
         }
         add(
             &format!("{service}.service"),

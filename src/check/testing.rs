@@ -24,7 +24,7 @@ pub fn test_cluster(
     let zone_index = |zone: &str| zones.iter().position(|z| *z == zone).unwrap_or(99) as u8;
     let node = |role: Role, i: usize, zone: &str| {
         let id = i as u32 + 1;
-        let host = if role == Role::Zookeeper { 10 } else { 100 } + i as u8;
+        let host = role.info().address_base as u8 + i as u8;
         Node {
             role,
             id,
@@ -82,8 +82,7 @@ pub fn test_cluster(
             ssh: None,
         },
         tags: BTreeMap::new(),
-        zookeeper: role.clone(),
-        brokers: role,
+        roles: BTreeMap::from([(Role::Zookeeper, role.clone()), (Role::Broker, role)]),
         nodes,
         accept_zone_loss: false,
         broker_settings: BTreeMap::from([

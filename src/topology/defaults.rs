@@ -5,8 +5,6 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::cluster::Role;
-
 /// The newest release of the 3.9 line, the last with ZooKeeper (2026-02-21).
 pub const KAFKA_VERSION: &str = "3.9.2";
 pub const SCALA_VERSION: &str = "2.13";
@@ -40,17 +38,7 @@ pub fn known_sha512(version: &str) -> Option<&'static str> {
 pub const AMI_SSM_PARAMETER: &str =
     "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
-pub const ZOOKEEPER_COUNT: u32 = 3;
-pub const BROKER_COUNT: u32 = 3;
 pub const CLIENT_PORT: u16 = 9092;
-
-/// Instance type, heap and data volume size per role.
-pub fn role(role: Role) -> (&'static str, &'static str, u32) {
-    match role {
-        Role::Zookeeper => ("m5.large", "1g", 20),
-        Role::Broker => ("m5.xlarge", "4g", 100),
-    }
-}
 
 pub const VOLUME_IOPS: u32 = 3000;
 pub const VOLUME_THROUGHPUT_MIBPS: u32 = 125;
@@ -104,14 +92,6 @@ pub const KRAFT_KEYS: &[&str] = &[
     "node.id",
     "process.roles",
 ];
-
-/// Offset of a node's address inside its subnet: ZooKeeper `10 + id`, brokers `100 + id`.
-pub fn address_offset(role: Role, id: u32) -> u32 {
-    match role {
-        Role::Zookeeper => 10 + id,
-        Role::Broker => 100 + id,
-    }
-}
 
 /// The address at `offset` in `net`, if it is one EC2 lets an instance use (AWS keeps the first
 /// four addresses of every subnet and the last one).

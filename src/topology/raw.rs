@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::role::Role;
+
 /// A kcluster topology: one Apache Kafka cluster (ZooKeeper mode) on EC2.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -111,6 +113,43 @@ pub struct RawBrokers {
     /// `broker.rack`, `listeners`, `log.dirs`, `zookeeper.connect` …) are kcluster's.
     #[schemars(with = "Option<BTreeMap<String, OverrideValue>>")]
     pub overrides: Option<BTreeMap<String, serde_yaml::Value>>,
+}
+
+/// The fields every role's section has, whatever else it holds.
+pub struct RoleFields<'a> {
+    pub count: Option<u32>,
+    pub instance_type: Option<&'a str>,
+    pub heap: Option<&'a str>,
+    pub volume: Option<&'a RawVolume>,
+    pub nodes: Option<&'a [RawNode]>,
+}
+
+impl RawTopology {
+    /// The section describing `role`, if the file has one.
+    pub fn role_fields(&self, role: Role) -> Option<RoleFields<'_>> {
+        match role {
+            Role::Zookeeper => self.zookeeper.as_ref().map(RawRole::fields),
+            Role::Broker => self.brokers.as_ref().map(|b| RoleFields {
+                count: b.count,
+                instance_type: b.instance_type.as_deref(),
+                heap: b.heap.as_deref(),
+                volume: b.volume.as_ref(),
+                nodes: b.nodes.as_deref(),
+            }),
+        }
+    }
+}
+
+impl RawRole {
+    fn fields(&self) -> RoleFields<'_> {
+        RoleFields {
+            count: self.count,
+            instance_type: self.instance_type.as_deref(),
+            heap: self.heap.as_deref(),
+            volume: self.volume.as_ref(),
+            nodes: self.nodes.as_deref(),
+        }
+    }
 }
 
 /// A node pin.

@@ -134,7 +134,7 @@ fn report_display_names_file_position_path_and_help() {
     let r = refused(&with("zookeeper:\n  count: 4\n"));
     assert_eq!(
         r.to_string(),
-        "t.yaml:11:3: error: zookeeper.count: 4 ZooKeeper nodes: an even ensemble adds no fault \
+        "t.yaml:11:3: error: zookeeper.count: 4 ZooKeeper nodes: an even quorum adds no fault \
          tolerance (4 nodes survive 1 failure, as 3 do)\n  help: use 3 or 5\nt.yaml: 1 error, 0 warnings"
     );
 }
@@ -147,11 +147,11 @@ fn fewer_than_three_zookeeper_nodes_is_refused() {
     for (count, message) in [
         (
             1,
-            "1 ZooKeeper node: an ensemble needs at least 3 to survive losing one",
+            "1 ZooKeeper node: a quorum needs at least 3 to survive losing one",
         ),
         (
             2,
-            "2 ZooKeeper nodes: an ensemble needs at least 3 to survive losing one",
+            "2 ZooKeeper nodes: a quorum needs at least 3 to survive losing one",
         ),
     ] {
         let r = refused(&with(&format!("zookeeper:\n  count: {count}\n")));
@@ -170,7 +170,7 @@ fn zero_zookeeper_nodes_is_refused() {
     let r = refused(&with("zookeeper:\n  count: 0\n"));
     assert_eq!(
         only(&r).message,
-        "0 ZooKeeper nodes: an ensemble needs at least 3 to survive losing one"
+        "0 ZooKeeper nodes: a quorum needs at least 3 to survive losing one"
     );
 }
 
@@ -180,14 +180,14 @@ fn even_zookeeper_count_is_refused_saying_it_adds_no_fault_tolerance() {
     error(
         only(&r),
         "zookeeper.count",
-        "4 ZooKeeper nodes: an even ensemble adds no fault tolerance (4 nodes survive 1 failure, as 3 do)",
+        "4 ZooKeeper nodes: an even quorum adds no fault tolerance (4 nodes survive 1 failure, as 3 do)",
         Some("use 3 or 5"),
         Some((11, 3)),
     );
     let r = refused(&with("zookeeper:\n  count: 6\n"));
     assert_eq!(
         only(&r).message,
-        "6 ZooKeeper nodes: an even ensemble adds no fault tolerance (6 nodes survive 2 failures, as 5 do)"
+        "6 ZooKeeper nodes: an even quorum adds no fault tolerance (6 nodes survive 2 failures, as 5 do)"
     );
     assert_eq!(only(&r).help.as_deref(), Some("use 5 or 7"));
 }
@@ -200,7 +200,7 @@ fn even_zookeeper_count_from_pinned_nodes_is_refused() {
     assert!(
         only(&r)
             .message
-            .starts_with("4 ZooKeeper nodes: an even ensemble")
+            .starts_with("4 ZooKeeper nodes: an even quorum")
     );
     assert_eq!(only(&r).path.to_string(), "zookeeper.count");
 }

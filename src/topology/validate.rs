@@ -12,6 +12,7 @@ use super::raw::{RawNode, RawTopology, RawVolume};
 use crate::cluster::{Ami, Cluster, KafkaDist, Network, Node, Role, RoleSpec, Ssh, Volume, Zone};
 use crate::diagnostic::{Diagnostic, FieldPath};
 use crate::kafka_config::BrokerConfigs;
+use crate::role::Spread;
 
 /// Collects diagnostics while the cluster is assembled.
 #[derive(Default)]
@@ -58,35 +59,45 @@ impl Checker {
         let network = self.network(raw, &zones);
         let tags = self.tags(raw);
 
-        let zk_raw = raw.zookeeper.clone().unwrap_or_default();
-        let br_raw = raw.brokers.clone().unwrap_or_default();
-        let zookeeper = self.role_spec(
-            Role::Zookeeper,
-            zk_raw.instance_type.as_deref(),
-            zk_raw.heap.as_deref(),
-            zk_raw.volume.as_ref(),
-        );
-        let brokers = self.role_spec(
-            Role::Broker,
-            br_raw.instance_type.as_deref(),
-            br_raw.heap.as_deref(),
-            br_raw.volume.as_ref(),
-        );
         // The count rules below use the planned counts, not the nodes that could be built: a node
         // dropped for a bad pin or a missing zone list is already reported, and must not also
         // show up as "too few nodes".
-        let (mut nodes, zk_planned) = self.nodes(
-            Role::Zookeeper,
-            zk_raw.count,
-            zk_raw.nodes.as_deref(),
-            &zones,
-        );
-        let (broker_nodes, broker_planned) =
-            self.nodes(Role::Broker, br_raw.count, br_raw.nodes.as_deref(), &zones);
-        nodes.extend(broker_nodes);
-        if let Some(n) = zk_planned {
-            self.zookeeper_rules(n, &nodes, &zones);
+        let mut roles = BTreeMap::new();
+        let mut nodes = Vec::new();
+        let mut planned = BTreeMap::new();
+        let mut specs_ok = true;
+        for role in Role::ALL {
+            let fields = raw.role_fields(role);
+            let fields = fields.as_ref();
+            let spec = self.role_spec(
+                role,
+                fields.and_then(|f| f.instance_type),
+                fields.and_then(|f| f.heap),
+                fields.and_then(|f| f.volume),
+            );
+            let (built, n) = self.nodes(
+                role,
+                fields.and_then(|f| f.count),
+                fields.and_then(|f| f.nodes),
+                &zones,
+            );
+            match spec {
+                Some(spec) => {
+                    roles.insert(role, spec);
+                }
+                None => specs_ok = false,
+            }
+            nodes.extend(built);
+            planned.insert(role, n);
         }
+        for role in Role::ALL {
+            if let Some(Some(n)) = planned.get(&role)
+                && role.info().spread == Spread::Quorum
+            {
+                self.quorum_rules(role, *n, &nodes, &zones);
+            }
+        }
+        let broker_planned = planned.get(&Role::Broker).copied().flatten();
         if broker_planned == Some(0) {
             self.error(
                 p(&["brokers", "count"]),
@@ -100,14 +111,13 @@ impl Checker {
             .map_or(defaults::KAFKA_VERSION, |k| k.version.as_str());
         // Zones as listed: a zone with a bad CIDR is reported on its own and still counts here.
         let listed_zones = raw.zones.as_ref().map_or(0, Vec::len);
+        let overrides = raw.brokers.as_ref().and_then(|b| b.overrides.as_ref());
         let broker_settings = match broker_planned {
-            Some(n) if n > 0 => {
-                self.broker_settings(br_raw.overrides.as_ref(), n, version, listed_zones)
-            }
+            Some(n) if n > 0 => self.broker_settings(overrides, n, version, listed_zones),
             _ => defaults::broker_settings(0),
         };
 
-        if self.has_errors() {
+        if self.has_errors() || !specs_ok {
             return None;
         }
         Some(Cluster {
@@ -118,8 +128,7 @@ impl Checker {
             ami: ami?,
             network: network?,
             tags,
-            zookeeper: zookeeper?,
-            brokers: brokers?,
+            roles,
             nodes,
             broker_settings,
             accept_zone_loss: raw.accept_zone_loss.unwrap_or(false),
@@ -608,12 +617,11 @@ impl Checker {
         heap: Option<&str>,
         volume: Option<&RawVolume>,
     ) -> Option<RoleSpec> {
-        let section = match role {
-            Role::Zookeeper => "zookeeper",
-            Role::Broker => "brokers",
-        };
-        let (def_type, def_heap, def_size) = defaults::role(role);
-        let instance_type = instance_type.unwrap_or(def_type).to_string();
+        let info = role.info();
+        let section = info.section;
+        let instance_type = instance_type
+            .unwrap_or(info.default_instance_type)
+            .to_string();
         let mut ok = true;
         let family_ok = instance_type.split_once('.').is_some_and(|(f, s)| {
             !f.is_empty()
@@ -630,7 +638,7 @@ impl Checker {
             );
             ok = false;
         }
-        let heap = heap.unwrap_or(def_heap).to_string();
+        let heap = heap.unwrap_or(info.default_heap).to_string();
         let heap_ok = heap.len() >= 2
             && heap[..heap.len() - 1].chars().all(|c| c.is_ascii_digit())
             && matches!(heap.chars().last(), Some('m' | 'g'));
@@ -644,7 +652,7 @@ impl Checker {
         }
         let v = volume.cloned().unwrap_or_default();
         let vpath = p(&[section, "volume"]);
-        let size_gib = v.size_gib.unwrap_or(def_size);
+        let size_gib = v.size_gib.unwrap_or(info.default_volume_gib);
         let iops = v.iops.unwrap_or(defaults::VOLUME_IOPS);
         let throughput = v
             .throughput_mibps
@@ -720,10 +728,8 @@ impl Checker {
         pins: Option<&[RawNode]>,
         zones: &[Zone],
     ) -> (Vec<Node>, Option<u32>) {
-        let section = match role {
-            Role::Zookeeper => "zookeeper",
-            Role::Broker => "brokers",
-        };
+        let info = role.info();
+        let section = info.section;
         let pins = pins.unwrap_or(&[]);
         let mut by_id: BTreeMap<u32, (usize, &RawNode)> = BTreeMap::new();
         for (i, pin) in pins.iter().enumerate() {
@@ -736,11 +742,11 @@ impl Checker {
                 );
                 continue;
             };
-            if id == 0 || (role == Role::Zookeeper && id > 255) {
-                let range = if role == Role::Zookeeper {
-                    "1 to 255 (ZooKeeper's myid)"
+            if id == 0 || id > info.max_id {
+                let range = if info.max_id < u32::MAX {
+                    format!("1 to {} ({})", info.max_id, info.id_meaning)
                 } else {
-                    "from 1"
+                    "from 1".to_string()
                 };
                 self.error(
                     path.key("id"),
@@ -769,10 +775,13 @@ impl Checker {
                         format!("with `count`, ids run 1..={n}; raise `count` or drop `count` to list the nodes explicitly"),
                     );
                 }
-                if role == Role::Zookeeper && n > 255 {
+                if n > info.max_id {
                     self.error(
                         p(&[section, "count"]),
-                        format!("{n} ZooKeeper nodes is more than ZooKeeper's ids 1 to 255 allow"),
+                        format!(
+                            "{n} {} nodes is more than {}'s ids 1 to {} allow",
+                            info.title, info.title, info.max_id
+                        ),
                         "ensembles of 3, 5 or 7 are usual",
                     );
                     return (Vec::new(), None);
@@ -788,14 +797,7 @@ impl Checker {
                 (1..=n).collect()
             }
             None if !pins.is_empty() => by_id.keys().copied().collect(),
-            None => {
-                let n = if role == Role::Zookeeper {
-                    defaults::ZOOKEEPER_COUNT
-                } else {
-                    defaults::BROKER_COUNT
-                };
-                (1..=n).collect()
-            }
+            None => (1..=info.default_count).collect(),
         };
         // Without `count`, every entry of `nodes` is meant as a node, even one rejected above.
         let planned = match count {
@@ -861,12 +863,13 @@ impl Checker {
                     }
                 }
                 None => {
-                    match defaults::allocate(zone.cidr, defaults::address_offset(role, id)) {
+                    let offset = info.address_base + id;
+                    match defaults::allocate(zone.cidr, offset) {
                         Some(a) => a,
                         None => {
                             self.error(
                             p(&[section]),
-                            format!("{name} gets no address: offset {} is beyond zone {}'s subnet {}", defaults::address_offset(role, id), zone.name, zone.cidr),
+                            format!("{name} gets no address: offset {offset} is beyond zone {}'s subnet {}", zone.name, zone.cidr),
                             format!("pin its address under `{section}.nodes` or use a larger subnet"),
                         );
                             continue;
@@ -885,15 +888,17 @@ impl Checker {
         (nodes, Some(planned))
     }
 
-    /// The ensemble's size (`n`, as planned) and its spread over the zones (of the nodes built).
-    fn zookeeper_rules(&mut self, n: u32, nodes: &[Node], zones: &[Zone]) {
+    /// A quorum role's size (`n`, as planned) and its spread over the zones (of the nodes built).
+    fn quorum_rules(&mut self, role: Role, n: u32, nodes: &[Node], zones: &[Zone]) {
+        let info = role.info();
+        let title = info.title;
         let n = n as usize;
-        let path = p(&["zookeeper", "count"]);
+        let path = p(&[info.section, "count"]);
         if n < 3 {
             self.error(
                 path,
                 format!(
-                    "{n} ZooKeeper node{}: an ensemble needs at least 3 to survive losing one",
+                    "{n} {title} node{}: a quorum needs at least 3 to survive losing one",
                     if n == 1 { "" } else { "s" }
                 ),
                 "use 3 (or 5 for surviving two failures)",
@@ -902,7 +907,7 @@ impl Checker {
             self.error(
                 path,
                 format!(
-                    "{n} ZooKeeper nodes: an even ensemble adds no fault tolerance ({n} nodes survive {} failure{}, as {} do)",
+                    "{n} {title} nodes: an even quorum adds no fault tolerance ({n} nodes survive {} failure{}, as {} do)",
                     (n - 1) / 2,
                     if (n - 1) / 2 == 1 { "" } else { "s" },
                     n - 1
@@ -915,13 +920,13 @@ impl Checker {
             for z in zones {
                 let here = nodes
                     .iter()
-                    .filter(|x| x.role == Role::Zookeeper && x.zone == z.name)
+                    .filter(|x| x.role == role && x.zone == z.name)
                     .count();
                 if here >= quorum {
                     self.error(
-                        p(&["zookeeper", "nodes"]),
-                        format!("zone {} holds {here} of {n} ZooKeeper nodes, a majority: losing that zone loses the quorum", z.name),
-                        "spread ZooKeeper nodes so no zone holds a majority (remove zone pins to spread them round-robin)",
+                        p(&[info.section, "nodes"]),
+                        format!("zone {} holds {here} of {n} {title} nodes, a majority: losing that zone loses the quorum", z.name),
+                        format!("spread {title} nodes so no zone holds a majority (remove zone pins to spread them round-robin)"),
                     );
                 }
             }
@@ -932,13 +937,8 @@ impl Checker {
         let mut seen: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
         for n in nodes {
             if let Some(other) = seen.insert(n.address, &n.name) {
-                let section = if n.role == Role::Zookeeper {
-                    "zookeeper"
-                } else {
-                    "brokers"
-                };
                 self.error(
-                    p(&[section, "nodes"]),
+                    p(&[n.role.info().section, "nodes"]),
                     format!("{} and {other} both have address {}", n.name, n.address),
                     "every node needs its own address; change the pinned one",
                 );

@@ -3,6 +3,7 @@
 //! the rack-awareness rules of `check`).
 
 use crate::support::{example_topologies, kcluster, repo};
+use kcluster::cluster::Role;
 
 #[test]
 fn every_example_opens_with_a_comment_saying_what_it_shows() {
@@ -54,7 +55,8 @@ fn production_example_is_the_shape_it_claims() {
     for zone in c.zone_names() {
         assert_eq!(c.brokers().filter(|b| b.zone == zone).count(), 2, "{zone}");
     }
-    assert!(c.brokers.volume.iops > 3000 && c.brokers.volume.throughput_mibps > 125);
+    let brokers = &c.roles[&Role::Broker];
+    assert!(brokers.volume.iops > 3000 && brokers.volume.throughput_mibps > 125);
     assert!(c.network.ssh.as_ref().is_some_and(|s| !s.cidrs.is_empty()));
     assert!(!c.tags.is_empty());
 }
