@@ -64,7 +64,8 @@ use_mock_aws() {
 
 # The Kafka versions the integration tests run for real (tests/it/kafka).
 # shellcheck disable=SC2034 # read by the scripts that source this file
-KAFKA_TEST_VERSIONS=(3.9.2)
+# 3.9.2 runs ZooKeeper-mode clusters (kcluster's default), 4.3.1 KRaft-mode ones.
+KAFKA_TEST_VERSIONS=(3.9.2 4.3.1)
 
 # Copies Kafka <version>'s broker, tools and their runtime dependencies from Maven Central into
 # target/kafka/<version>/lib, unless a complete copy is already there.
@@ -82,6 +83,16 @@ ensure_kafka() {
   rm -rf "${dir}"
   mvn -q -B -Dstyle.color=never -f "${REPO}/tests/kafka/pom.xml" -Dkafka.version="${version}" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="${dir}/lib"
+  # Kafka 4 logs through log4j 2, but its Maven artifacts leave the choice of slf4j binding to the
+  # application; the tarball ships log4j's slf4j binding at its log4j version, and so does this.
+  local log4j
+  log4j="$(find "${dir}/lib" -name 'log4j-core-*.jar' -printf '%f\n' | sed 's/^log4j-core-\(.*\)\.jar$/\1/')"
+  if [ -n "${log4j}" ]; then
+    mvn -q -B -Dstyle.color=never -f "${REPO}/tests/kafka/pom.xml" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+      -Dartifact="org.apache.logging.log4j:log4j-slf4j-impl:${log4j}" \
+      -DoutputDirectory="${dir}/lib"
+  fi
   touch "${dir}/complete"
 }
 

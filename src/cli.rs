@@ -433,12 +433,17 @@ fn validate(a: ValidateArgs) -> Result<i32> {
                     crate::errln!("{report}");
                 }
                 let c = &l.cluster;
+                let quorum = match c.metadata.quorum_role() {
+                    crate::cluster::Role::Controller => "KRaft controllers",
+                    _ => "ZooKeeper nodes",
+                };
                 crate::outln!(
-                    "{}: valid: cluster {} in {}, {} ZooKeeper nodes and {} brokers over {} zones",
+                    "{}: valid: cluster {} in {} (Kafka {}), {} {quorum} and {} brokers over {} zones",
                     report.file,
                     c.name,
                     c.region,
-                    c.zookeepers().count(),
+                    c.kafka.version,
+                    c.quorum_members().count(),
                     c.brokers().count(),
                     c.zones.len()
                 );
@@ -458,6 +463,7 @@ fn rack_rules(cluster: &crate::cluster::Cluster) -> Vec<Diagnostic> {
             ![
                 crate::check::rules::REPLICATION_FACTOR_ZONES,
                 crate::check::rules::ZOOKEEPER_QUORUM_ZONES,
+                crate::check::rules::CONTROLLER_QUORUM_ZONES,
             ]
             .contains(&f.rule)
         })

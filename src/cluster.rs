@@ -7,7 +7,10 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-pub use crate::role::{INTERNAL_PORT, Role, ZK_CLIENT_PORT, ZK_ELECTION_PORT, ZK_PEER_PORT};
+pub use crate::metadata::Metadata;
+pub use crate::role::{
+    CONTROLLER_PORT, INTERNAL_PORT, Role, ZK_CLIENT_PORT, ZK_ELECTION_PORT, ZK_PEER_PORT,
+};
 
 /// A whole Kafka cluster as kcluster will build it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -18,6 +21,8 @@ pub struct Cluster {
     /// Availability zones in file order; each is a Kafka rack.
     pub zones: Vec<Zone>,
     pub kafka: KafkaDist,
+    /// Where the metadata lives: a ZooKeeper ensemble or a KRaft controller quorum.
+    pub metadata: Metadata,
     pub ami: Ami,
     pub network: Network,
     /// Extra tags put on every resource.
@@ -125,6 +130,11 @@ impl Node {
     pub fn node_name(role: Role, id: u32) -> String {
         format!("{}-{id}", role.as_str())
     }
+
+    /// Kafka's `node.id` of the node in KRaft mode (a broker's is its `broker.id`).
+    pub fn node_id(&self) -> u32 {
+        self.role.info().node_id_base + self.id
+    }
 }
 
 /// Where the data volume is mounted on every node.
@@ -137,6 +147,30 @@ impl Cluster {
 
     pub fn brokers(&self) -> impl Iterator<Item = &Node> {
         self.nodes_of(Role::Broker)
+    }
+
+    pub fn controllers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes_of(Role::Controller)
+    }
+
+    /// The members of the metadata quorum: ZooKeeper's ensemble or the KRaft controllers.
+    pub fn quorum_members(&self) -> impl Iterator<Item = &Node> {
+        self.nodes_of(self.metadata.quorum_role())
+    }
+
+    /// The KRaft cluster id every node's storage is formatted with (derived from the name and
+    /// region, so the same on every render).
+    pub fn kraft_cluster_id(&self) -> String {
+        crate::metadata::cluster_id(&self.name, &self.region)
+    }
+
+    /// `controller.quorum.voters`: every controller as `node.id@address:port`, by id.
+    pub fn quorum_voters(&self) -> String {
+        let voters: Vec<String> = self
+            .controllers()
+            .map(|n| format!("{}@{}:{CONTROLLER_PORT}", n.node_id(), n.address))
+            .collect();
+        voters.join(",")
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

@@ -17,6 +17,7 @@ pub mod exporters;
 pub mod kafka_config;
 pub mod lease;
 pub mod live;
+pub mod metadata;
 pub mod monitoring;
 pub mod output;
 pub mod ownership;

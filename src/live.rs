@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 
 use crate::check::Finding;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Role};
 use crate::ec2::{Ec2, Ec2Error, Instance, tags};
 use crate::plan::Observed;
 use crate::render::user_data_text;
@@ -178,14 +178,19 @@ pub async fn findings(
                 "run `kcluster apply` to replace it with a rendered configuration",
             )),
         }
+        // A broker's id is `broker.id` in ZooKeeper mode and `node.id` in KRaft mode.
+        let id_key = match cluster.metadata {
+            crate::cluster::Metadata::Kraft => "node.id",
+            crate::cluster::Metadata::Zookeeper => "broker.id",
+        };
         let id = cluster.node(name).map(|n| n.id.to_string());
-        if props.get("broker.id") != id.as_ref() {
+        if props.get(id_key) != id.as_ref() {
             out.push(Finding::error(
                 "live-broker-id",
                 format!(
-                    "{name} ({}) was launched with broker.id={}, not {}",
+                    "{name} ({}) was launched with {id_key}={}, not {}",
                     i.id,
-                    props.get("broker.id").map_or("(none)", String::as_str),
+                    props.get(id_key).map_or("(none)", String::as_str),
                     id.unwrap_or_default()
                 ),
                 "run `kcluster apply` to replace it",
@@ -193,22 +198,34 @@ pub async fn findings(
         }
     }
 
-    // ZooKeeper members where the design put them: distinct zones as designed.
-    let mut zk_zones: BTreeMap<&str, usize> = BTreeMap::new();
-    for n in cluster.zookeepers() {
+    // The metadata quorum (ZooKeeper members or KRaft controllers) where the design put it:
+    // no zone running a majority.
+    let quorum_role = cluster.metadata.quorum_role();
+    let mut quorum_zones: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in cluster.nodes_of(quorum_role) {
         if let Some([i]) = by_node.get(n.name.as_str()).map(Vec::as_slice) {
-            *zk_zones.entry(i.zone.as_str()).or_default() += 1;
+            *quorum_zones.entry(i.zone.as_str()).or_default() += 1;
         }
     }
-    let members = cluster.zookeepers().count();
-    for (zone, count) in &zk_zones {
+    let members = cluster.nodes_of(quorum_role).count();
+    let (rule, who, fix) = match quorum_role {
+        Role::Controller => (
+            "live-controller-zones",
+            "KRaft controllers",
+            "spread the controllers over the zones and run `kcluster apply`",
+        ),
+        _ => (
+            "live-zookeeper-zones",
+            "ZooKeeper members",
+            "spread the ensemble over the zones and run `kcluster apply`",
+        ),
+    };
+    for (zone, count) in &quorum_zones {
         if *count > (members.saturating_sub(1)) / 2 && members >= 3 {
             out.push(Finding::error(
-                "live-zookeeper-zones",
-                format!(
-                    "{count} of {members} ZooKeeper members run in {zone}: losing it loses the quorum"
-                ),
-                "spread the ensemble over the zones and run `kcluster apply`",
+                rule,
+                format!("{count} of {members} {who} run in {zone}: losing it loses the quorum"),
+                fix,
             ));
         }
     }

@@ -35,6 +35,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/kafka.service.j2"),
     ),
     (
+        "controller.properties.j2",
+        include_str!("../templates/controller.properties.j2"),
+    ),
+    (
         "jmx-exporter-kafka.yaml.j2",
         include_str!("../templates/jmx-exporter-kafka.yaml.j2"),
     ),
@@ -222,6 +226,13 @@ impl Renderer {
             kafka => Value::from(minijinja::value::Serde(&cluster.kafka)),
             zookeepers => Value::from(minijinja::value::Serde(&zookeepers)),
             zookeeper_connect => cluster.zookeeper_connect(),
+            metadata => cluster.metadata.as_str(),
+            node_id => node.node_id(),
+            cluster_id => cluster.kraft_cluster_id(),
+            quorum_voters => cluster.quorum_voters(),
+            role_title => info.title,
+            config_file => config,
+            docs_version => docs_version(&cluster.kafka.version),
             settings => Value::from(minijinja::value::Serde(&cluster.broker_settings)),
             data_dir => &self.data_dir,
             kafka_home => KAFKA_HOME,
@@ -231,6 +242,7 @@ impl Renderer {
             ports => context! {
                 client => cluster.network.client_port,
                 internal => cluster::INTERNAL_PORT,
+                controller => cluster::CONTROLLER_PORT,
                 zookeeper_client => cluster::ZK_CLIENT_PORT,
                 zookeeper_peer => cluster::ZK_PEER_PORT,
                 zookeeper_election => cluster::ZK_ELECTION_PORT,
@@ -314,6 +326,11 @@ impl Renderer {
             .and_then(|t| t.render(ctx))
             .map_err(|e| template_error(name, &e))
     }
+}
+
+/// The version part of Kafka's documentation address: `39` for 3.9.2, `43` for 4.3.1.
+fn docs_version(version: &str) -> String {
+    version.split('.').take(2).collect()
 }
 
 /// Reads one template of `--templates`: a regular file (symbolic links followed) of at most

@@ -11,6 +11,8 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Zookeeper,
+    /// A KRaft controller: a voter of the metadata quorum (KRaft mode only).
+    Controller,
     Broker,
 }
 
@@ -65,6 +67,9 @@ pub struct RoleInfo {
     /// port and the exporters are added for every node elsewhere).
     pub member_ports: &'static [u16],
     pub spread: Spread,
+    /// Added to the node's id to make its Kafka `node.id` (KRaft mode): controllers take their own
+    /// range so that they never share a `node.id` with a broker.
+    pub node_id_base: u32,
 }
 
 /// ZooKeeper's client, peer and leader-election ports.
@@ -73,6 +78,12 @@ pub const ZK_PEER_PORT: u16 = 2888;
 pub const ZK_ELECTION_PORT: u16 = 3888;
 /// The inter-broker listener; only reachable inside the cluster's security group.
 pub const INTERNAL_PORT: u16 = 9093;
+/// The KRaft controllers' listener (Raft between controllers, brokers' heartbeats and metadata
+/// fetches); only reachable inside the cluster's security group.
+pub const CONTROLLER_PORT: u16 = 9094;
+/// A controller's `node.id` is this plus its id (`controller-1` is node 9001): broker ids stay
+/// below it, so the two never collide, and a node id says which role it is.
+pub const CONTROLLER_NODE_ID_BASE: u32 = 9000;
 
 const ZOOKEEPER: RoleInfo = RoleInfo {
     role: Role::Zookeeper,
@@ -95,6 +106,27 @@ const ZOOKEEPER: RoleInfo = RoleInfo {
     }],
     member_ports: &[ZK_CLIENT_PORT, ZK_PEER_PORT, ZK_ELECTION_PORT],
     spread: Spread::Quorum,
+    node_id_base: 0,
+};
+
+const CONTROLLER: RoleInfo = RoleInfo {
+    role: Role::Controller,
+    name: "controller",
+    title: "controller",
+    section: "controllers",
+    default_count: 3,
+    max_id: 999,
+    id_meaning: "node.id 9001 to 9999",
+    default_instance_type: "m5.large",
+    default_heap: "1g",
+    default_volume_gib: 20,
+    address_base: 20,
+    service: "kafka",
+    config_file: "controller.properties",
+    extra_files: &[],
+    member_ports: &[CONTROLLER_PORT],
+    spread: Spread::Quorum,
+    node_id_base: CONTROLLER_NODE_ID_BASE,
 };
 
 const BROKER: RoleInfo = RoleInfo {
@@ -114,15 +146,17 @@ const BROKER: RoleInfo = RoleInfo {
     extra_files: &[],
     member_ports: &[INTERNAL_PORT],
     spread: Spread::RoundRobin,
+    node_id_base: 0,
 };
 
 impl Role {
     /// Every role, in launch order.
-    pub const ALL: [Role; 2] = [Role::Zookeeper, Role::Broker];
+    pub const ALL: [Role; 3] = [Role::Zookeeper, Role::Controller, Role::Broker];
 
     pub fn info(self) -> &'static RoleInfo {
         match self {
             Role::Zookeeper => &ZOOKEEPER,
+            Role::Controller => &CONTROLLER,
             Role::Broker => &BROKER,
         }
     }

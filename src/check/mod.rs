@@ -128,8 +128,8 @@ impl Report {
     }
 
     /// True when nothing is an error and losing any one AZ keeps every partition online and
-    /// writable with `acks=all` and keeps ZooKeeper's quorum (or the topology accepts that it
-    /// does not).
+    /// writable with `acks=all` and keeps the metadata quorum (ZooKeeper's or the KRaft
+    /// controllers'), or the topology accepts that it does not.
     pub fn ok(&self) -> bool {
         let no_errors = self
             .findings
@@ -183,7 +183,7 @@ fn zone_order(cluster: &Cluster) -> Vec<String> {
     zones
 }
 
-/// ZooKeeper's quorum: a strict majority of the ensemble.
+/// A metadata quorum (ZooKeeper's or the KRaft controllers'): a strict majority of its members.
 fn zookeeper_quorum(members: u32) -> u32 {
     members / 2 + 1
 }
@@ -317,5 +317,70 @@ mod tests {
         ));
         assert!(json.contains(r#""verdict":"ok""#));
         assert_eq!(json, serde_json::to_string(&report).expect("json"));
+    }
+
+    fn kraft(yaml_tail: &str) -> crate::cluster::Cluster {
+        let yaml = format!("name: k\nregion: us-west-1\nmetadata: kraft\n{yaml_tail}");
+        match crate::topology::load("k.yaml", yaml.as_bytes()) {
+            Ok(l) => l.cluster,
+            Err(r) => panic!("{r}"),
+        }
+    }
+
+    #[test]
+    fn kraft_controllers_are_the_quorum_check_reports_per_zone() {
+        let cluster = kraft(
+            "zones:\n  - {name: us-west-1a, cidr: 10.0.1.0/24}\n  - {name: us-west-1b, cidr: 10.0.2.0/24}\n  - {name: us-west-1c, cidr: 10.0.3.0/24}\n",
+        );
+        let report = Report::build(&cluster, 6, 3, 0);
+        assert!(report.ok(), "{}", report.render_text());
+        let sim = report.simulation.as_ref().expect("simulation");
+        assert_eq!(sim.quorum_role, crate::cluster::Role::Controller);
+        assert_eq!((sim.quorum_members, sim.quorum), (3, 2));
+        assert!(sim.zones.iter().all(|z| z.quorum_members == 1));
+        assert!(
+            sim.scenarios
+                .iter()
+                .all(|s| s.quorum_kept && s.quorum_survivors == 2)
+        );
+        let text = report.render_text();
+        assert!(
+            text.contains("controller quorum 2 of 3: metadata is writable only with it"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  AZ          brokers  controller  replicas  leaders\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn kraft_controller_majority_in_one_of_two_zones_loses_metadata_writes() {
+        let cluster = kraft(
+            "accept_zone_loss: true\nzones:\n  - {name: us-west-1a, cidr: 10.0.1.0/24}\n  - {name: us-west-1b, cidr: 10.0.2.0/24}\nbrokers:\n  count: 4\n",
+        );
+        let report = Report::build(&cluster, 4, 2, 0);
+        let sim = report.simulation.as_ref().expect("simulation");
+        assert_eq!(sim.scenarios[0].verdict, Verdict::QuorumLost);
+        assert!(!sim.scenarios[0].quorum_kept);
+        assert_eq!(
+            sim.verdict_text(Verdict::QuorumLost),
+            "controller quorum lost"
+        );
+        assert!(sim.scenarios[1].quorum_kept);
+        let rules: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+        assert!(rules.contains(&"controller-quorum-zones"), "{rules:?}");
+        assert!(
+            !rules.iter().any(|r| r.starts_with("zookeeper")),
+            "{rules:?}"
+        );
+        let text = report.render_text();
+        assert!(
+            text.contains("1/3 no quorum  controller quorum lost"),
+            "{text}"
+        );
+        let mut refused = cluster.clone();
+        refused.accept_zone_loss = false;
+        assert!(!Report::build(&refused, 4, 2, 0).ok());
     }
 }

@@ -62,7 +62,7 @@ fn simulation(out: &mut String, sim: &Simulation) {
             vec![
                 z.zone.clone(),
                 z.brokers.to_string(),
-                z.zookeepers.to_string(),
+                z.quorum_members.to_string(),
                 z.replicas.to_string(),
                 z.leaders.to_string(),
             ]
@@ -73,7 +73,7 @@ fn simulation(out: &mut String, sim: &Simulation) {
         &[
             ("AZ", Align::Left),
             ("brokers", Align::Right),
-            ("zookeeper", Align::Right),
+            (sim.quorum_role.as_str(), Align::Right),
             ("replicas", Align::Right),
             ("leaders", Align::Right),
         ],
@@ -82,8 +82,11 @@ fn simulation(out: &mut String, sim: &Simulation) {
 
     let _ = writeln!(
         out,
-        "\nLosing one AZ (min.insync.replicas {}, ZooKeeper quorum {} of {})",
-        sim.min_insync_replicas, sim.zookeeper_quorum, sim.zookeeper_members
+        "\nLosing one AZ (min.insync.replicas {}, {} quorum {} of {}: metadata is writable only with it)",
+        sim.min_insync_replicas,
+        sim.quorum_role.info().title,
+        sim.quorum,
+        sim.quorum_members
     );
     let rows = sim
         .scenarios
@@ -96,15 +99,11 @@ fn simulation(out: &mut String, sim: &Simulation) {
                 s.leaders_to_move.to_string(),
                 format!(
                     "{}/{} {}",
-                    s.zookeeper_survivors,
-                    sim.zookeeper_members,
-                    if s.zookeeper_quorum {
-                        "quorum"
-                    } else {
-                        "no quorum"
-                    }
+                    s.quorum_survivors,
+                    sim.quorum_members,
+                    if s.quorum_kept { "quorum" } else { "no quorum" }
                 ),
-                s.verdict.as_str().to_owned(),
+                sim.verdict_text(s.verdict).to_owned(),
             ]
         })
         .collect();
@@ -115,7 +114,7 @@ fn simulation(out: &mut String, sim: &Simulation) {
             ("online", Align::Right),
             ("acks=all", Align::Right),
             ("leaders to move", Align::Right),
-            ("zookeeper", Align::Left),
+            (sim.quorum_role.as_str(), Align::Left),
             ("verdict", Align::Left),
         ],
         rows,
@@ -197,7 +196,7 @@ Replica placement: a topic of 6 partitions, replication factor 3, placed by Kafk
   us-east-1b        1          1         6        2
   us-east-1c        1          1         6        2
 
-Losing one AZ (min.insync.replicas 2, ZooKeeper quorum 2 of 3)
+Losing one AZ (min.insync.replicas 2, ZooKeeper quorum 2 of 3: metadata is writable only with it)
   AZ lost     online  acks=all  leaders to move  zookeeper   verdict
   us-east-1a     6/6       6/6                2  2/3 quorum  ok
   us-east-1b     6/6       6/6                2  2/3 quorum  ok

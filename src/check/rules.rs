@@ -16,6 +16,9 @@ pub const REPLICATION_FACTOR_BROKERS: &str = "replication-factor-brokers";
 pub const REPLICATION_FACTOR_ZONES: &str = "replication-factor-zones";
 pub const ZOOKEEPER_ENSEMBLE_SIZE: &str = "zookeeper-ensemble-size";
 pub const ZOOKEEPER_QUORUM_ZONES: &str = "zookeeper-quorum-zones";
+pub const CONTROLLER_ZONE: &str = "controller-zone";
+pub const CONTROLLER_QUORUM_SIZE: &str = "controller-quorum-size";
+pub const CONTROLLER_QUORUM_ZONES: &str = "controller-quorum-zones";
 pub const MIN_INSYNC_REPLICAS: &str = "min-insync-replicas";
 pub const PARTITIONS_SURVIVE_AZ_LOSS: &str = "partitions-survive-az-loss";
 pub const WRITES_SURVIVE_AZ_LOSS: &str = "writes-survive-az-loss";
@@ -25,7 +28,7 @@ pub fn static_findings(cluster: &Cluster) -> Vec<Finding> {
     let mut findings = Vec::new();
     findings.extend(node_zones(cluster));
     findings.extend(broker_rack_balance(cluster));
-    findings.extend(zookeeper(cluster));
+    findings.extend(quorum(cluster));
     findings.extend(replication(cluster));
     if cluster.accept_zone_loss {
         for f in findings
@@ -41,13 +44,14 @@ pub fn static_findings(cluster: &Cluster) -> Vec<Finding> {
 
 /// The rules that say a single zone's loss is not survived: errors, unless the topology accepts
 /// that (`accept_zone_loss`), as a region with two zones must.
-pub const ZONE_LOSS_RULES: [&str; 3] = [
+pub const ZONE_LOSS_RULES: [&str; 4] = [
     ZOOKEEPER_QUORUM_ZONES,
+    CONTROLLER_QUORUM_ZONES,
     PARTITIONS_SURVIVE_AZ_LOSS,
     WRITES_SURVIVE_AZ_LOSS,
 ];
 
-/// `broker-rack-zone`, `zookeeper-zone`: each node sits in one of the cluster's AZs
+/// `broker-rack-zone`, `zookeeper-zone`, `controller-zone`: each node sits in one of the cluster's AZs
 /// (a broker's `broker.rack` is its AZ, so this is also "every rack is a known AZ").
 fn node_zones(cluster: &Cluster) -> Vec<Finding> {
     let zones = cluster.zone_names();
@@ -63,7 +67,11 @@ fn node_zones(cluster: &Cluster) -> Vec<Finding> {
                     format!("{} has broker.rack={}", n.name, n.zone),
                 )
             } else {
-                (ZOOKEEPER_ZONE, format!("{} is in {}", n.name, n.zone))
+                let rule = match n.role {
+                    Role::Controller => CONTROLLER_ZONE,
+                    _ => ZOOKEEPER_ZONE,
+                };
+                (rule, format!("{} is in {}", n.name, n.zone))
             };
             Finding::error(
                 rule,
@@ -154,19 +162,71 @@ fn broker_rack_balance(cluster: &Cluster) -> Option<Finding> {
     Some(Finding::warning(BROKER_RACK_BALANCE, message, fix))
 }
 
-/// `zookeeper-ensemble-size`, `zookeeper-quorum-zones`: the ensemble keeps a majority after
-/// losing any one AZ.
+/// How the quorum rules speak of the cluster's metadata quorum.
+struct QuorumWords {
+    size_rule: &'static str,
+    zones_rule: &'static str,
+    /// `ZooKeeper loses` / `the controllers lose`.
+    loses: &'static str,
+    /// `the ZooKeeper ensemble` / `the controller quorum`.
+    group: &'static str,
+    /// `ensemble` / `controllers`.
+    short: &'static str,
+    member: &'static str,
+    members: &'static str,
+    missing: &'static str,
+    /// What stops without quorum.
+    stops: &'static str,
+    /// What a third AZ needs.
+    third: &'static str,
+}
+
+const ZOOKEEPER_WORDS: QuorumWords = QuorumWords {
+    size_rule: ZOOKEEPER_ENSEMBLE_SIZE,
+    zones_rule: ZOOKEEPER_QUORUM_ZONES,
+    loses: "ZooKeeper loses",
+    group: "the ZooKeeper ensemble",
+    short: "ensemble",
+    member: "member",
+    members: "members",
+    missing: "the cluster has no ZooKeeper members: Kafka in ZooKeeper mode cannot start",
+    stops: "without quorum Kafka cannot elect leaders, shrink ISRs or change metadata",
+    third: "it needs only a ZooKeeper member, no broker",
+};
+
+const CONTROLLER_WORDS: QuorumWords = QuorumWords {
+    size_rule: CONTROLLER_QUORUM_SIZE,
+    zones_rule: CONTROLLER_QUORUM_ZONES,
+    loses: "the controllers lose",
+    group: "the controller quorum",
+    short: "controllers",
+    member: "controller",
+    members: "controllers",
+    missing: "the cluster has no KRaft controllers: Kafka in KRaft mode cannot start",
+    stops: "without quorum the metadata log takes no writes: Kafka cannot elect leaders, shrink \
+            ISRs, register brokers or change metadata",
+    third: "it needs only a controller, no broker",
+};
+
+/// `zookeeper-ensemble-size`, `zookeeper-quorum-zones` (ZooKeeper mode) and
+/// `controller-quorum-size`, `controller-quorum-zones` (KRaft mode): the metadata quorum keeps a
+/// majority after losing any one AZ.
 ///
 /// With `n` members the quorum is `n/2 + 1`, so losing an AZ that holds `k` members is survivable
 /// only when `n - k >= n/2 + 1`, i.e. `k <= (n - 1) / 2`: for odd `n` no AZ may hold a majority,
 /// for even `n` no AZ may hold even half. With two AZs one of them always holds at least half.
-fn zookeeper(cluster: &Cluster) -> Vec<Finding> {
-    let n = cluster.zookeepers().count() as u32;
+fn quorum(cluster: &Cluster) -> Vec<Finding> {
+    let role = cluster.metadata.quorum_role();
+    let w = match role {
+        Role::Controller => &CONTROLLER_WORDS,
+        _ => &ZOOKEEPER_WORDS,
+    };
+    let n = cluster.nodes_of(role).count() as u32;
     if n == 0 {
         return vec![Finding::error(
-            ZOOKEEPER_ENSEMBLE_SIZE,
-            "the cluster has no ZooKeeper members: Kafka in ZooKeeper mode cannot start",
-            "add 3 ZooKeeper members, one in each of 3 AZs",
+            w.size_rule,
+            w.missing,
+            format!("add 3 {}, one in each of 3 AZs", w.members),
         )];
     }
     let mut findings = Vec::new();
@@ -174,22 +234,26 @@ fn zookeeper(cluster: &Cluster) -> Vec<Finding> {
     let tolerated = n - quorum;
     if n.is_multiple_of(2) {
         findings.push(Finding::warning(
-            ZOOKEEPER_ENSEMBLE_SIZE,
+            w.size_rule,
             format!(
-                "the ZooKeeper ensemble has {n} members (quorum {quorum}): it survives \
-                 {tolerated} failure{}, the same as {} members would, and needs one more member \
+                "{} has {n} {} (quorum {quorum}): it survives \
+                 {tolerated} failure{}, the same as {} {} would, and needs one more {} \
                  up to keep quorum",
+                w.group,
+                w.members,
                 plural(tolerated),
-                n - 1
+                n - 1,
+                w.members,
+                w.member
             ),
-            format!("use {} or {} members", n - 1, n + 1),
+            format!("use {} or {} {}", n - 1, n + 1, w.members),
         ));
     }
 
     let losing: Vec<(String, u32)> = zone_order(cluster)
         .into_iter()
         .map(|z| {
-            let k = cluster.zookeepers().filter(|m| m.zone == z).count() as u32;
+            let k = cluster.nodes_of(role).filter(|m| m.zone == z).count() as u32;
             (z, k)
         })
         .filter(|&(_, k)| k > tolerated)
@@ -199,42 +263,59 @@ fn zookeeper(cluster: &Cluster) -> Vec<Finding> {
     }
     let what = losing
         .iter()
-        .map(|(z, k)| format!("losing {z} ({k} of {n} members) leaves {}", n - k))
+        .map(|(z, k)| format!("losing {z} ({k} of {n} {}) leaves {}", w.members, n - k))
         .collect::<Vec<_>>()
         .join("; ");
     let zones = cluster.zones.len() as u32;
     let mut message = format!(
-        "ZooKeeper loses quorum if one AZ goes: {what}, below the quorum of {quorum}; \
-         without quorum Kafka cannot elect leaders, shrink ISRs or change metadata"
+        "{} quorum if one AZ goes: {what}, below the quorum of {quorum}; {}",
+        capitalize(w.loses),
+        w.stops
     );
     if zones <= 2 {
         message.push_str(&format!(
             ". With only {zones} AZ{} this holds for every layout: some AZ always has at least \
-             half of the ensemble",
-            plural(zones)
+             half of the {}",
+            plural(zones),
+            w.short
         ));
     }
     let fix = if zones <= 2 {
-        "add a third AZ to zones (it needs only a ZooKeeper member, no broker) and spread the \
-         ensemble 1+1+1 (3 members) or 2+2+1 (5 members)"
-            .to_owned()
+        format!(
+            "add a third AZ to zones ({}) and spread the {} 1+1+1 (3 {}) or 2+2+1 (5 {})",
+            w.third, w.short, w.members, w.members
+        )
     } else if let Some(layout) = feasible_layout(n, zones) {
         format!(
-            "place at most {tolerated} member{} in any AZ, e.g. {}",
-            plural(tolerated),
+            "place at most {tolerated} {} in any AZ, e.g. {}",
+            if tolerated == 1 { w.member } else { w.members },
             join_layout(&layout)
         )
     } else {
-        // Only even ensembles (and a lone member) fail over 3+ AZs; odd ones always fit.
+        // Only even quorums (and a lone member) fail over 3+ AZs; odd ones always fit.
         let odd = if n > 3 { n - 1 } else { 3 };
         format!(
-            "an ensemble of {n} cannot survive an AZ loss over {zones} AZs; use {odd} members \
+            "{} of {n} cannot survive an AZ loss over {zones} AZs; use {odd} {} \
              spread {}",
+            if role == Role::Controller {
+                "a quorum"
+            } else {
+                "an ensemble"
+            },
+            w.members,
             join_layout(&feasible_layout(odd, zones).unwrap_or_default())
         )
     };
-    findings.push(Finding::error(ZOOKEEPER_QUORUM_ZONES, message, fix));
+    findings.push(Finding::error(w.zones_rule, message, fix));
     findings
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 fn join_layout(layout: &[u32]) -> String {

@@ -1,11 +1,12 @@
 //! What losing each AZ in turn would do to a topic placed by Kafka's rack-aware assignment
-//! (broker id → rack = the broker's AZ) and to the ZooKeeper ensemble.
+//! (broker id → rack = the broker's AZ) and to the metadata quorum (the ZooKeeper ensemble, or the
+//! KRaft controllers).
 //!
 //! Model: every replica is in sync when the AZ goes, `unclean.leader.election.enable` is off, and
-//! the topic uses the brokers' `min.insync.replicas`. While ZooKeeper keeps quorum the controller
-//! moves leaders out of the lost AZ and shrinks ISRs. Without quorum it can do neither (both are
-//! ZooKeeper writes): partitions led from the lost AZ go offline, and partitions with any replica
-//! there stop taking `acks=all` writes.
+//! the topic uses the brokers' `min.insync.replicas`. While the metadata quorum holds, the
+//! controller moves leaders out of the lost AZ and shrinks ISRs. Without quorum it can do neither
+//! (both are metadata writes: to ZooKeeper, or to the KRaft metadata log): partitions led from the
+//! lost AZ go offline, and partitions with any replica there stop taking `acks=all` writes.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use super::{zone_order, zookeeper_quorum};
 use crate::assign::{AssignError, BrokerMetadata, StartIndex, assign_replicas_to_brokers};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Role};
 
 /// A simulated topic and its fate under the loss of each AZ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,9 +24,11 @@ pub struct Simulation {
     pub min_insync_replicas: u32,
     /// Kafka's `fixedStartIndex` used for the assignment.
     pub start_index: u32,
-    pub zookeeper_members: u32,
-    /// Members ZooKeeper needs up to serve: a strict majority.
-    pub zookeeper_quorum: u32,
+    /// The role whose majority keeps the metadata writable: `zookeeper` or `controller`.
+    pub quorum_role: Role,
+    pub quorum_members: u32,
+    /// Members the quorum needs up to serve: a strict majority.
+    pub quorum: u32,
     /// Load per AZ, in [`Cluster::zones`] order.
     pub zones: Vec<ZoneLoad>,
     /// One scenario per AZ, same order as `zones`.
@@ -39,7 +42,8 @@ pub struct Simulation {
 pub struct ZoneLoad {
     pub zone: String,
     pub brokers: u32,
-    pub zookeepers: u32,
+    /// Members of the metadata quorum (ZooKeeper or controllers) in the AZ.
+    pub quorum_members: u32,
     /// Replicas of the simulated topic on the AZ's brokers.
     pub replicas: u32,
     /// Partitions whose preferred leader (first replica) is in the AZ.
@@ -51,9 +55,10 @@ pub struct ZoneLoad {
 pub struct ZoneLoss {
     pub zone: String,
     pub brokers_lost: u32,
-    pub zookeeper_survivors: u32,
-    /// Whether the surviving members still form a majority of the ensemble.
-    pub zookeeper_quorum: bool,
+    pub quorum_survivors: u32,
+    /// Whether the surviving members still form a majority of the quorum: metadata stays
+    /// writable.
+    pub quorum_kept: bool,
     /// Partitions that still have a leader.
     pub partitions_online: u32,
     /// Partitions that still accept `acks=all` writes.
@@ -67,13 +72,14 @@ pub struct ZoneLoss {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Every partition stays online and writable with `acks=all`; ZooKeeper keeps quorum.
+    /// Every partition stays online and writable with `acks=all`; the metadata quorum holds.
     Ok,
     /// Every partition stays online, some refuse `acks=all` writes (too few in-sync replicas).
     WritesBlocked,
     /// Some partitions have no leader.
     PartitionsOffline,
-    /// ZooKeeper lost quorum: no leader election, ISR change or metadata change until it is back.
+    /// The metadata quorum (ZooKeeper or the controllers) is lost: no leader election, ISR change
+    /// or metadata change until it is back.
     QuorumLost,
 }
 
@@ -84,6 +90,16 @@ impl Verdict {
             Verdict::WritesBlocked => "writes blocked",
             Verdict::PartitionsOffline => "partitions offline",
             Verdict::QuorumLost => "ZooKeeper quorum lost",
+        }
+    }
+}
+
+impl Simulation {
+    /// A verdict in words, naming the quorum that was lost.
+    pub fn verdict_text(&self, verdict: Verdict) -> &'static str {
+        match (verdict, self.quorum_role) {
+            (Verdict::QuorumLost, Role::Controller) => "controller quorum lost",
+            (v, _) => v.as_str(),
         }
     }
 }
@@ -131,8 +147,9 @@ pub fn simulate(
         .collect();
 
     let min_insync_replicas = cluster.min_insync_replicas();
-    let zookeeper_members = count(cluster.zookeepers());
-    let quorum = zookeeper_quorum(zookeeper_members);
+    let quorum_role = cluster.metadata.quorum_role();
+    let quorum_members = count(cluster.nodes_of(quorum_role));
+    let quorum = zookeeper_quorum(quorum_members);
     let zones = zone_order(cluster);
 
     let loads = zones
@@ -140,7 +157,7 @@ pub fn simulate(
         .map(|zone| ZoneLoad {
             zone: zone.clone(),
             brokers: count(cluster.brokers().filter(|n| &n.zone == zone)),
-            zookeepers: count(cluster.zookeepers().filter(|n| &n.zone == zone)),
+            quorum_members: count(cluster.nodes_of(quorum_role).filter(|n| &n.zone == zone)),
             replicas: count(
                 assignment
                     .iter()
@@ -154,8 +171,8 @@ pub fn simulate(
     let scenarios = loads
         .iter()
         .map(|load| {
-            let zookeeper_survivors = zookeeper_members - load.zookeepers;
-            let has_quorum = zookeeper_survivors >= quorum;
+            let quorum_survivors = quorum_members - load.quorum_members;
+            let has_quorum = quorum_survivors >= quorum;
             let mut online = 0;
             let mut writable = 0;
             let mut leaders_to_move = 0;
@@ -186,8 +203,8 @@ pub fn simulate(
             ZoneLoss {
                 zone: load.zone.clone(),
                 brokers_lost: load.brokers,
-                zookeeper_survivors,
-                zookeeper_quorum: has_quorum,
+                quorum_survivors,
+                quorum_kept: has_quorum,
                 partitions_online: online,
                 partitions_writable: writable,
                 leaders_to_move,
@@ -201,8 +218,9 @@ pub fn simulate(
         replication_factor,
         min_insync_replicas,
         start_index,
-        zookeeper_members,
-        zookeeper_quorum: quorum,
+        quorum_role,
+        quorum_members,
+        quorum,
         zones: loads,
         scenarios,
         assignment,
@@ -230,17 +248,22 @@ mod tests {
     fn three_azs_three_brokers_rf3_survive_any_az() {
         let cluster = test_cluster(&[A, B, C], &[A, B, C], &[A, B, C], 3, 2);
         let sim = simulate(&cluster, 12, 3, 0).expect("simulate");
-        assert_eq!(sim.zookeeper_quorum, 2);
+        assert_eq!(sim.quorum, 2);
         for (load, loss) in sim.zones.iter().zip(&sim.scenarios) {
             assert_eq!(
-                (load.brokers, load.zookeepers, load.replicas, load.leaders),
+                (
+                    load.brokers,
+                    load.quorum_members,
+                    load.replicas,
+                    load.leaders
+                ),
                 (1, 1, 12, 4)
             );
             assert_eq!(loss.partitions_online, 12);
             assert_eq!(loss.partitions_writable, 12);
             assert_eq!(loss.leaders_to_move, 4);
-            assert_eq!(loss.zookeeper_survivors, 2);
-            assert!(loss.zookeeper_quorum);
+            assert_eq!(loss.quorum_survivors, 2);
+            assert!(loss.quorum_kept);
             assert_eq!(loss.verdict, Verdict::Ok);
         }
         // Broker ids count from 1: partition 0 is Kafka's 0 -> [1, 2, 3].
@@ -253,8 +276,8 @@ mod tests {
         let cluster = test_cluster(&[A, B], &[A, A, B], &[A, B], 2, 1);
         let sim = simulate(&cluster, 4, 2, 0).expect("simulate");
         let a = scenario(&sim, A);
-        assert_eq!(a.zookeeper_survivors, 1);
-        assert!(!a.zookeeper_quorum);
+        assert_eq!(a.quorum_survivors, 1);
+        assert!(!a.quorum_kept);
         assert_eq!(a.verdict, Verdict::QuorumLost);
         // Without quorum nothing moves: partitions led from A are offline, the rest keep a
         // follower in A in their ISR and so refuse acks=all writes.
@@ -262,7 +285,7 @@ mod tests {
         assert_eq!(a.partitions_online, 2);
         assert_eq!(a.partitions_writable, 0);
         let b = scenario(&sim, B);
-        assert!(b.zookeeper_quorum);
+        assert!(b.quorum_kept);
         assert_eq!(b.verdict, Verdict::Ok);
         assert_eq!((b.partitions_online, b.partitions_writable), (4, 4));
     }
@@ -341,14 +364,10 @@ mod tests {
     fn five_zookeepers_over_three_azs_survive_any_az() {
         let cluster = test_cluster(&[A, B, C], &[A, A, B, B, C], &[A, B, C], 3, 2);
         let sim = simulate(&cluster, 3, 3, 0).expect("simulate");
-        assert_eq!(sim.zookeeper_quorum, 3);
-        let survivors: Vec<u32> = sim
-            .scenarios
-            .iter()
-            .map(|s| s.zookeeper_survivors)
-            .collect();
+        assert_eq!(sim.quorum, 3);
+        let survivors: Vec<u32> = sim.scenarios.iter().map(|s| s.quorum_survivors).collect();
         assert_eq!(survivors, [3, 3, 4]);
-        assert!(sim.scenarios.iter().all(|s| s.zookeeper_quorum));
+        assert!(sim.scenarios.iter().all(|s| s.quorum_kept));
     }
 
     #[test]

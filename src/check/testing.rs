@@ -71,6 +71,7 @@ pub fn test_cluster(
             url: "https://archive.apache.org/dist/kafka/3.9.0/kafka_2.13-3.9.0.tgz".to_owned(),
             sha512: "0".repeat(128),
         },
+        metadata: crate::cluster::Metadata::Zookeeper,
         ami: Ami::SsmParameter(
             "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64".to_owned(),
         ),

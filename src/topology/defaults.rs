@@ -5,15 +5,31 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-/// The newest release of the 3.9 line, the last with ZooKeeper (2026-02-21).
+use crate::metadata::Metadata;
+
+/// The newest release of the 3.9 line, the last with ZooKeeper (2026-02-21): the default in
+/// ZooKeeper mode.
 pub const KAFKA_VERSION: &str = "3.9.2";
+/// The default in KRaft mode: the newest Kafka release whose tarball SHA-512 is published and
+/// pinned below.
+pub const KAFKA_VERSION_KRAFT: &str = "4.3.1";
+
+/// The default Kafka version of a metadata mode.
+pub fn kafka_version(metadata: Metadata) -> &'static str {
+    match metadata {
+        Metadata::Zookeeper => KAFKA_VERSION,
+        Metadata::Kraft => KAFKA_VERSION_KRAFT,
+    }
+}
 pub const SCALA_VERSION: &str = "2.13";
 
-/// SHA-512 of each 3.9 release's `kafka_2.13-<version>.tgz` as Apache publishes it beside the
-/// tarball (`.sha512`); the values are the ones Strimzi's `kafka-versions.yaml` pins, each
-/// cross-checked against an independent install script. A topology that names one of these
-/// versions with the default Scala and URL needs no `sha512` of its own.
-pub const KAFKA_SHA512: [(&str, &str); 3] = [
+/// SHA-512 of each release's `kafka_2.13-<version>.tgz` as Apache publishes it beside the
+/// tarball (`.sha512`); the 3.9 values are the ones Strimzi's `kafka-versions.yaml` pins, each
+/// cross-checked against an independent install script; 4.3.1's is the one Strimzi's
+/// `kafka-versions.yaml` (main) and several independent install scripts and Terraform modules pin.
+/// A topology that names one of these versions with the default Scala and URL needs no `sha512`
+/// of its own.
+pub const KAFKA_SHA512: [(&str, &str); 4] = [
     (
         "3.9.0",
         "5324c1f44d4c84ea469712c2cc3d2d15545c3716edbb5353722df9c661fcc78b031fcf07d1c4f0309c5fdb32686665dfb0cffe55210cd3a1fe2a370538cb4e6d",
@@ -25,6 +41,10 @@ pub const KAFKA_SHA512: [(&str, &str); 3] = [
     (
         "3.9.2",
         "01186a5086b5ae753811ee71808a797baec1303d4e0d4b1c0acf42c489654a7b8988136f8469d0b66f0be439f8e3e9b816171ea0b0d7a36462b07aa2d3ef0023",
+    ),
+    (
+        "4.3.1",
+        "c7d7b2318cb51aa0c61d3246a51c349210073c5c9b754947ef965a439f2f939e8600f204e134a75ac31faf3829c9370960ef7c6a9886c8a1dbf0339a21f4c54c",
     ),
 ];
 
@@ -71,8 +91,8 @@ pub fn broker_settings(brokers: u32) -> BTreeMap<String, String> {
     s
 }
 
-/// Keys kcluster sets per node; overriding them would break identity or placement.
-pub const MANAGED_KEYS: &[&str] = &[
+/// Keys kcluster sets per node in both modes; overriding them would break identity or placement.
+const MANAGED_KEYS: &[&str] = &[
     "advertised.listeners",
     "broker.id",
     "broker.rack",
@@ -84,14 +104,25 @@ pub const MANAGED_KEYS: &[&str] = &[
     "zookeeper.connect",
 ];
 
-/// KRaft-only keys: kcluster deploys ZooKeeper mode.
-pub const KRAFT_KEYS: &[&str] = &[
+/// Keys kcluster sets per node in KRaft mode besides those: the node's roles and id, and the
+/// controller quorum.
+const KRAFT_MANAGED_KEYS: &[&str] = &[
     "controller.listener.names",
     "controller.quorum.bootstrap.servers",
     "controller.quorum.voters",
+    "metadata.log.dir",
     "node.id",
     "process.roles",
 ];
+
+/// Every key kcluster sets itself in `metadata` mode.
+pub fn managed_keys(metadata: Metadata) -> Vec<&'static str> {
+    let mut keys = MANAGED_KEYS.to_vec();
+    if metadata == Metadata::Kraft {
+        keys.extend(KRAFT_MANAGED_KEYS);
+    }
+    keys
+}
 
 /// The address at `offset` in `net`, if it is one EC2 lets an instance use (AWS keeps the first
 /// four addresses of every subnet and the last one).

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::role::Role;
 
-/// A kcluster topology: one Apache Kafka cluster (ZooKeeper mode) on EC2.
+/// A kcluster topology: one Apache Kafka cluster (ZooKeeper or KRaft mode) on EC2.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawTopology {
@@ -20,12 +20,20 @@ pub struct RawTopology {
     /// Availability zones, each a Kafka rack (`broker.rack`). At least 2; 3 or more for a cluster
     /// that survives losing a zone.
     pub zones: Option<Vec<RawZone>>,
+    /// Where the cluster keeps its metadata: `zookeeper` (an ensemble, section `zookeeper`; the
+    /// default with Kafka 3.9) or `kraft` (a quorum of dedicated controllers, section
+    /// `controllers`; required by Kafka 4, which removed ZooKeeper). Default: `kraft` when
+    /// `kafka.version` is 4.x, otherwise `zookeeper`.
+    pub metadata: Option<RawMetadata>,
     /// The Kafka distribution to install.
     pub kafka: Option<RawKafka>,
     /// The machine image. Default: the public SSM parameter of Amazon Linux 2023 (x86_64).
     pub ami: Option<RawAmi>,
-    /// The ZooKeeper ensemble.
+    /// The ZooKeeper ensemble (ZooKeeper mode only).
     pub zookeeper: Option<RawRole>,
+    /// The KRaft controller quorum (KRaft mode only): dedicated controllers, each on its own
+    /// instance, odd and at least 3, no zone holding a majority. Default 3, `m5.large`, heap `1g`.
+    pub controllers: Option<RawRole>,
     /// The Kafka brokers.
     pub brokers: Option<RawBrokers>,
     /// Network placement and access.
@@ -52,11 +60,21 @@ pub struct RawZone {
     pub subnet: Option<String>,
 }
 
+/// Where the cluster keeps its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawMetadata {
+    Zookeeper,
+    Kraft,
+}
+
 /// The Kafka distribution.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawKafka {
-    /// Kafka version; the 3.9 line (the last with ZooKeeper). Default `3.9.2`; 3.9.0 and 3.9.1 need no `sha512` either.
+    /// Kafka version: the 3.9 line (the last with ZooKeeper; ZooKeeper or KRaft mode) or 4.x
+    /// (KRaft only). Default `3.9.2` in ZooKeeper mode, `4.3.1` in KRaft mode; these, 3.9.0 and
+    /// 3.9.1 need no `sha512`.
     pub version: Option<String>,
     /// Scala build of the tarball. Default `2.13`.
     pub scala: Option<String>,
@@ -78,7 +96,7 @@ pub struct RawAmi {
     pub ssm_parameter: Option<String>,
 }
 
-/// The ZooKeeper ensemble.
+/// A quorum role: the ZooKeeper ensemble or the KRaft controllers.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawRole {
@@ -129,6 +147,7 @@ impl RawTopology {
     pub fn role_fields(&self, role: Role) -> Option<RoleFields<'_>> {
         match role {
             Role::Zookeeper => self.zookeeper.as_ref().map(RawRole::fields),
+            Role::Controller => self.controllers.as_ref().map(RawRole::fields),
             Role::Broker => self.brokers.as_ref().map(|b| RoleFields {
                 count: b.count,
                 instance_type: b.instance_type.as_deref(),
@@ -156,7 +175,8 @@ impl RawRole {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawNode {
-    /// The node id (`myid` 1-255 for ZooKeeper, `broker.id` for brokers).
+    /// The node id (`myid` 1-255 for ZooKeeper, 1-999 for controllers, whose `node.id` is 9000
+    /// plus it, `broker.id` or `node.id` for brokers).
     pub id: Option<u32>,
     /// Zone for this node. Default: round-robin over `zones` by id.
     pub zone: Option<String>,

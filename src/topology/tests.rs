@@ -553,14 +553,14 @@ fn exporters_are_open_to_the_group_and_the_monitoring_cidrs_only() {
 
 #[test]
 fn client_port_that_kcluster_uses_or_below_1024_is_refused() {
-    for port in [80, 2181, 2888, 3888, 9093, 9999, 11001, 11002] {
+    for port in [80, 2181, 2888, 3888, 9093, 9094, 9999, 11001, 11002] {
         let r = refused(&with(&format!("network:\n  client_port: {port}\n")));
         error(
             only(&r),
             "network.client_port",
             &format!("port {port} is not available for the client listener"),
             Some(
-                "use a port from 1024 up other than 2181, 2888, 3888, 9093, 9999, 11001 and 11002, e.g. 9092",
+                "use a port from 1024 up other than 2181, 2888, 3888, 9093, 9094, 9999, 11001 and 11002, e.g. 9092",
             ),
             Some((11, 3)),
         );
@@ -894,7 +894,7 @@ fn override_that_is_not_a_kafka_39_broker_config_is_refused_with_a_suggestion() 
 
 #[test]
 fn override_of_a_managed_key_is_refused() {
-    for key in super::defaults::MANAGED_KEYS {
+    for key in super::defaults::managed_keys(crate::metadata::Metadata::Zookeeper) {
         let r = refused(&with(&format!("brokers:\n  overrides:\n    {key}: x\n")));
         error(
             only(&r),
@@ -907,14 +907,22 @@ fn override_of_a_managed_key_is_refused() {
 }
 
 #[test]
-fn kraft_key_is_refused() {
-    for key in super::defaults::KRAFT_KEYS {
+fn kraft_key_is_refused_in_zookeeper_mode() {
+    for key in [
+        "controller.listener.names",
+        "controller.quorum.bootstrap.servers",
+        "controller.quorum.voters",
+        "controller.quorum.election.timeout.ms",
+        "node.id",
+        "process.roles",
+        "metadata.log.dir",
+    ] {
         let r = refused(&with(&format!("brokers:\n  overrides:\n    {key}: x\n")));
         error(
             only(&r),
             &format!("brokers.overrides.{key}"),
-            &format!("`{key}` is a KRaft setting"),
-            Some("kcluster deploys ZooKeeper mode; remove it"),
+            &format!("`{key}` is a KRaft setting; this cluster is in ZooKeeper mode"),
+            Some("remove it, or set `metadata: kraft` to run KRaft controllers"),
             Some((12, 5)),
         );
     }
@@ -1017,8 +1025,8 @@ fn unknown_key_without_a_close_match_lists_the_known_keys() {
         "colour",
         "unknown key `colour`",
         Some(
-            "expected one of: accept_zone_loss, ami, brokers, kafka, name, network, region, tags, \
-             zones, zookeeper",
+            "expected one of: accept_zone_loss, ami, brokers, controllers, kafka, metadata, name, \
+             network, region, tags, zones, zookeeper",
         ),
         Some((10, 1)),
     );
@@ -1454,7 +1462,7 @@ fn non_default_version_without_sha512_is_refused() {
     error(
         only(&r),
         "kafka.sha512",
-        "missing: kcluster knows the published checksums of Apache's Scala 2.13 tarballs of Kafka 3.9.0-3.9.2 only, so this one's must be given",
+        "missing: kcluster knows the published checksums of Apache's Scala 2.13 tarballs of Kafka 3.9.0-3.9.2 and 4.3.1 only, so this one's must be given",
         Some("add `sha512:` with the value from the `.sha512` file published beside the tarball"),
         Some((10, 1)),
     );
@@ -1501,17 +1509,19 @@ fn sha512_that_is_not_128_hex_digits_is_refused() {
 }
 
 #[test]
-fn kafka_4_is_refused_because_it_has_no_zookeeper() {
+fn kafka_4_in_zookeeper_mode_is_refused_because_it_has_no_zookeeper() {
     let sha = "ab".repeat(64);
     let r = refused(&with(&format!(
-        "kafka:\n  version: 4.0.0\n  sha512: {sha}\n"
+        "metadata: zookeeper\nkafka:\n  version: 4.0.0\n  sha512: {sha}\n"
     )));
     error(
         only(&r),
-        "kafka.version",
-        "unsupported Kafka version `4.0.0`",
-        Some("Kafka 4 removed ZooKeeper; kcluster deploys the 3.9 line, the last with ZooKeeper"),
-        Some((11, 3)),
+        "metadata",
+        "Kafka 4.0.0 has no ZooKeeper mode: Kafka 4.0 removed ZooKeeper",
+        Some(
+            "use `metadata: kraft` with a `controllers` section, or Kafka 3.9 (e.g. `3.9.2`) for ZooKeeper mode",
+        ),
+        Some((10, 1)),
     );
 }
 
@@ -1526,7 +1536,10 @@ fn kafka_version_outside_the_39_line_is_refused() {
             only(&r),
             "kafka.version",
             &format!("unsupported Kafka version `{version}`"),
-            Some("kcluster deploys the Kafka 3.9 line (the last with ZooKeeper), e.g. `3.9.2`"),
+            Some(
+                "ZooKeeper mode runs on the Kafka 3.9 line, the last with ZooKeeper, e.g. `3.9.2`; \
+                 Kafka 4.x needs `metadata: kraft`",
+            ),
             Some((11, 3)),
         );
     }
@@ -1776,7 +1789,7 @@ brokers:
     num.partitions: 0
     default.replication.factor: 3
 kafka:
-  version: 4.1.0
+  version: 3.8.1
 network:
   vpc: my-vpc
   ssh:
@@ -2090,7 +2103,9 @@ fn schema_names_every_top_level_key_and_refuses_unknown_ones() {
             "accept_zone_loss",
             "ami",
             "brokers",
+            "controllers",
             "kafka",
+            "metadata",
             "name",
             "network",
             "region",
@@ -2106,4 +2121,281 @@ fn schema_names_every_top_level_key_and_refuses_unknown_ones() {
             .is_some_and(|d| d.contains("Cluster name")),
         "fields carry their documentation"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// KRaft mode: the metadata mode, the controllers, node ids and mode-specific settings.
+
+mod kraft {
+    use super::*;
+    use crate::cluster::{Metadata, Role};
+
+    fn kraft(extra: &str) -> String {
+        with(&format!("metadata: kraft\n{extra}"))
+    }
+
+    #[test]
+    fn kraft_defaults_to_kafka_4_3_1_and_three_controllers_spread_round_robin() {
+        let c = accepted(&kraft("")).cluster;
+        assert_eq!(c.metadata, Metadata::Kraft);
+        assert_eq!(c.kafka.version, "4.3.1");
+        assert_eq!(
+            c.kafka.sha512,
+            crate::topology::defaults::known_sha512("4.3.1").expect("pinned")
+        );
+        assert_eq!(c.zookeepers().count(), 0, "no ZooKeeper in KRaft mode");
+        let controllers: Vec<(String, String, String, u32)> = c
+            .controllers()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    n.zone.clone(),
+                    n.address.to_string(),
+                    n.node_id(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            controllers,
+            [
+                (
+                    "controller-1".into(),
+                    "eu-west-1a".into(),
+                    "10.0.0.21".into(),
+                    9001
+                ),
+                (
+                    "controller-2".into(),
+                    "eu-west-1b".into(),
+                    "10.0.1.22".into(),
+                    9002
+                ),
+                (
+                    "controller-3".into(),
+                    "eu-west-1c".into(),
+                    "10.0.2.23".into(),
+                    9003
+                ),
+            ]
+        );
+        assert_eq!(
+            c.quorum_voters(),
+            "9001@10.0.0.21:9094,9002@10.0.1.22:9094,9003@10.0.2.23:9094"
+        );
+        assert_eq!(c.roles[&Role::Controller].instance_type, "m5.large");
+        // Launch order: controllers before brokers.
+        assert_eq!(c.nodes.first().map(|n| n.role), Some(Role::Controller));
+    }
+
+    #[test]
+    fn kafka_4_without_metadata_is_kraft_and_3_9_stays_zookeeper() {
+        let c = accepted(&with("kafka:\n  version: 4.3.1\n")).cluster;
+        assert_eq!(c.metadata, Metadata::Kraft);
+        assert_eq!(c.controllers().count(), 3);
+        let c = accepted(BASE).cluster;
+        assert_eq!(c.metadata, Metadata::Zookeeper);
+        assert_eq!(c.kafka.version, "3.9.2");
+        assert_eq!(c.controllers().count(), 0);
+    }
+
+    #[test]
+    fn kraft_is_allowed_on_kafka_3_9() {
+        let c = accepted(&kraft("kafka:\n  version: 3.9.2\n")).cluster;
+        assert_eq!(
+            (c.metadata, c.kafka.version.as_str()),
+            (Metadata::Kraft, "3.9.2")
+        );
+    }
+
+    #[test]
+    fn zookeeper_section_in_kraft_mode_is_refused_saying_why() {
+        let r = refused(&kraft("zookeeper:\n  count: 3\n"));
+        error(
+            only(&r),
+            "zookeeper",
+            "`zookeeper` is not used in KRaft mode (`metadata: kraft`): KRaft controllers hold the metadata, not ZooKeeper",
+            Some("remove `zookeeper` and describe the controllers under `controllers`"),
+            Some((11, 1)),
+        );
+    }
+
+    #[test]
+    fn controllers_section_in_zookeeper_mode_is_refused_saying_why() {
+        let r = refused(&with("controllers:\n  count: 3\n"));
+        error(
+            only(&r),
+            "controllers",
+            "`controllers` is not used in ZooKeeper mode (`metadata: zookeeper`): the ZooKeeper ensemble holds the metadata; controllers exist only in KRaft mode",
+            Some(
+                "remove `controllers`, or set `metadata: kraft` (and remove `zookeeper`) to run KRaft controllers",
+            ),
+            Some((10, 1)),
+        );
+    }
+
+    #[test]
+    fn controller_quorum_follows_zookeepers_rules_and_messages() {
+        let r = refused(&kraft("controllers:\n  count: 2\n"));
+        error(
+            only(&r),
+            "controllers.count",
+            "2 controller nodes: a quorum needs at least 3 to survive losing one",
+            Some("use 3 (or 5 for surviving two failures)"),
+            Some((12, 3)),
+        );
+        let r = refused(&kraft("controllers:\n  count: 4\n"));
+        error(
+            only(&r),
+            "controllers.count",
+            "4 controller nodes: an even quorum adds no fault tolerance (4 nodes survive 1 failure, as 3 do)",
+            Some("use 3 or 5"),
+            Some((12, 3)),
+        );
+        let r = refused(&kraft(
+            "controllers:\n  nodes:\n    - {id: 1, zone: eu-west-1a}\n    - {id: 2, zone: eu-west-1a}\n    - {id: 3}\n",
+        ));
+        assert!(
+            r.diagnostics.iter().any(|d| d.path.to_string() == "controllers.nodes"
+                && d.message
+                    == "zone eu-west-1a holds 2 of 3 controller nodes, a majority: losing that zone loses the quorum"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn controller_ids_stay_within_their_node_id_range() {
+        let r = refused(&kraft("controllers:\n  nodes:\n    - {id: 1000}\n"));
+        assert!(
+            r.diagnostics
+                .iter()
+                .any(|d| d.path.to_string() == "controllers.nodes[0].id"
+                    && d.message == "id 1000 is out of range"
+                    && d.help.as_deref() == Some("ids run 1 to 999 (node.id 9001 to 9999)")),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn broker_id_in_the_controllers_node_id_range_is_refused() {
+        let r = refused(&kraft(
+            "brokers:\n  nodes:\n    - {id: 1}\n    - {id: 2}\n    - {id: 9001, address: 10.0.0.200}\n",
+        ));
+        error(
+            only(&r),
+            "brokers.nodes",
+            "broker-9001 has id 9001, in the controllers' node.id range (9001-9999) of KRaft mode",
+            Some("broker ids run 1 to 9000 in KRaft mode; renumber the broker"),
+            None,
+        );
+        // The same ids are fine in ZooKeeper mode, where controllers do not exist.
+        accepted(&with(
+            "brokers:\n  nodes:\n    - {id: 1}\n    - {id: 2}\n    - {id: 9001, address: 10.0.0.200}\n",
+        ));
+    }
+
+    #[test]
+    fn zookeeper_settings_are_refused_in_kraft_mode() {
+        for key in [
+            "zookeeper.session.timeout.ms",
+            "zookeeper.set.acl",
+            "reserved.broker.max.id",
+            "broker.id.generation.enable",
+        ] {
+            let r = refused(&kraft(&format!("brokers:\n  overrides:\n    {key}: 1\n")));
+            error(
+                only(&r),
+                &format!("brokers.overrides.{key}"),
+                &format!("`{key}` is a ZooKeeper-mode setting; this cluster is in KRaft mode"),
+                Some("remove it: KRaft controllers hold the metadata"),
+                Some((13, 5)),
+            );
+        }
+    }
+
+    #[test]
+    fn kraft_identity_keys_are_kcluster_s_and_combined_nodes_are_refused() {
+        for key in [
+            "node.id",
+            "controller.quorum.voters",
+            "controller.listener.names",
+        ] {
+            let r = refused(&kraft(&format!("brokers:\n  overrides:\n    {key}: x\n")));
+            error(
+                only(&r),
+                &format!("brokers.overrides.{key}"),
+                &format!("`{key}` is set by kcluster for each node"),
+                Some("remove it; kcluster derives it from the topology"),
+                Some((13, 5)),
+            );
+        }
+        let r = refused(&kraft(
+            "brokers:\n  overrides:\n    process.roles: [broker, controller]\n",
+        ));
+        error(
+            only(&r),
+            "brokers.overrides.process.roles",
+            "`process.roles` is set by kcluster for each node",
+            Some(
+                "remove it; kcluster runs controllers and brokers on their own instances \
+                 (combined nodes are for development only, as Kafka's documentation says)",
+            ),
+            Some((13, 5)),
+        );
+    }
+
+    #[test]
+    fn kraft_tunables_are_checked_against_kafka_4s_table() {
+        let c = accepted(&kraft(
+            "brokers:\n  overrides:\n    controller.quorum.election.timeout.ms: 2000\n",
+        ))
+        .cluster;
+        assert_eq!(
+            c.broker_settings["controller.quorum.election.timeout.ms"],
+            "2000"
+        );
+        let r = refused(&kraft("brokers:\n  overrides:\n    num.partition: 3\n"));
+        assert!(only(&r).message.contains("not a Kafka 4"), "{r}");
+    }
+
+    #[test]
+    fn two_zones_in_kraft_mode_name_the_controller_majority() {
+        let yaml = "name: demo\nregion: eu-west-1\nmetadata: kraft\nzones:\n  - {name: eu-west-1a, cidr: 10.0.0.0/24}\n  - {name: eu-west-1b, cidr: 10.0.1.0/24}\n";
+        let r = refused(yaml);
+        let d = at(&r, "zones");
+        assert_eq!(
+            d.message,
+            "only 2 availability zones: whichever zone holds the controller majority takes the quorum down with it"
+        );
+        assert!(
+            d.help
+                .as_deref()
+                .is_some_and(|h| h.contains("a third needs only a controller")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn security_group_opens_the_controller_port_within_the_group_and_no_zookeeper_port() {
+        let within = |c: &crate::cluster::Cluster| -> Vec<i32> {
+            crate::desired::group_rules(c)
+                .iter()
+                .filter(|r| r.source == crate::ec2::Source::Group)
+                .filter_map(|r| r.ports.map(|(from, _)| from))
+                .collect()
+        };
+        let k = within(&accepted(&kraft("")).cluster);
+        assert!(k.contains(&9094) && k.contains(&9093), "{k:?}");
+        assert!(!k.iter().any(|p| [2181, 2888, 3888].contains(p)), "{k:?}");
+        let z = within(&accepted(BASE).cluster);
+        assert!(!z.contains(&9094) && z.contains(&2181), "{z:?}");
+    }
+
+    #[test]
+    fn cluster_id_is_derived_from_name_and_region() {
+        let a = accepted(&kraft("")).cluster;
+        let b = accepted(&kraft("")).cluster;
+        assert_eq!(a.kraft_cluster_id(), b.kraft_cluster_id());
+        let other = accepted(&kraft("").replace("name: demo", "name: demo2")).cluster;
+        assert_ne!(a.kraft_cluster_id(), other.kraft_cluster_id());
+    }
 }

@@ -8,8 +8,10 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::defaults;
-use super::raw::{RawNode, RawTopology, RawVolume};
-use crate::cluster::{Ami, Cluster, KafkaDist, Network, Node, Role, RoleSpec, Ssh, Volume, Zone};
+use super::raw::{RawMetadata, RawNode, RawTopology, RawVolume};
+use crate::cluster::{
+    Ami, Cluster, KafkaDist, Metadata, Network, Node, Role, RoleSpec, Ssh, Volume, Zone,
+};
 use crate::diagnostic::{Diagnostic, FieldPath};
 use crate::kafka_config::BrokerConfigs;
 use crate::role::Spread;
@@ -53,8 +55,9 @@ impl Checker {
     pub fn build(&mut self, raw: &RawTopology) -> Option<Cluster> {
         let name = self.name(raw.name.as_deref());
         let region = self.region(raw.region.as_deref());
-        let zones = self.zones(raw, region.as_deref());
-        let kafka = self.kafka(raw);
+        let metadata = self.metadata(raw);
+        let zones = self.zones(raw, region.as_deref(), metadata);
+        let kafka = self.kafka(raw, metadata);
         let ami = self.ami(raw);
         let network = self.network(raw, &zones);
         let tags = self.tags(raw);
@@ -66,7 +69,8 @@ impl Checker {
         let mut nodes = Vec::new();
         let mut planned = BTreeMap::new();
         let mut specs_ok = true;
-        for role in Role::ALL {
+        self.foreign_sections(raw, metadata);
+        for role in Role::ALL.into_iter().filter(|r| metadata.has(*r)) {
             let fields = raw.role_fields(role);
             let fields = fields.as_ref();
             let spec = self.role_spec(
@@ -106,14 +110,15 @@ impl Checker {
             );
         }
         self.unique_addresses(&nodes);
+        self.node_id_ranges(&nodes, metadata);
         let version = kafka
             .as_ref()
-            .map_or(defaults::KAFKA_VERSION, |k| k.version.as_str());
+            .map_or(defaults::kafka_version(metadata), |k| k.version.as_str());
         // Zones as listed: a zone with a bad CIDR is reported on its own and still counts here.
         let listed_zones = raw.zones.as_ref().map_or(0, Vec::len);
         let overrides = raw.brokers.as_ref().and_then(|b| b.overrides.as_ref());
         let broker_settings = match broker_planned {
-            Some(n) if n > 0 => self.broker_settings(overrides, n, version, listed_zones),
+            Some(n) if n > 0 => self.broker_settings(overrides, n, version, listed_zones, metadata),
             _ => defaults::broker_settings(0),
         };
 
@@ -125,6 +130,7 @@ impl Checker {
             region: region?,
             zones,
             kafka: kafka?,
+            metadata,
             ami: ami?,
             network: network?,
             tags,
@@ -198,7 +204,7 @@ impl Checker {
         Some(region.to_string())
     }
 
-    fn zones(&mut self, raw: &RawTopology, region: Option<&str>) -> Vec<Zone> {
+    fn zones(&mut self, raw: &RawTopology, region: Option<&str>, metadata: Metadata) -> Vec<Zone> {
         let Some(list) = &raw.zones else {
             if self.reported(&p(&["zones"])) {
                 return Vec::new();
@@ -324,44 +330,143 @@ impl Checker {
                 "list 3 zones of the region",
             );
         } else if list.len() == 2 {
-            let message = "only 2 availability zones: whichever zone holds the ZooKeeper majority takes the quorum down with it";
+            let message = format!(
+                "only 2 availability zones: whichever zone holds the {} majority takes the quorum down with it",
+                metadata.quorum_role().info().title
+            );
             if raw.accept_zone_loss == Some(true) {
                 self.warn(
                     p(&["zones"]),
                     format!("{message} (accepted: `accept_zone_loss: true`)"),
-                    "use 3 zones so that ZooKeeper and acks=all writes survive losing any one",
+                    format!(
+                        "use 3 zones so that {} and acks=all writes survive losing any one",
+                        metadata.quorum_name()
+                    ),
                 );
             } else {
                 self.error(
                     p(&["zones"]),
                     message,
-                    "use 3 zones (a third needs only a ZooKeeper member), or set `accept_zone_loss: true` \
-                     if the region has only 2 and the cluster may stop while one is down",
+                    format!(
+                        "use 3 zones (a third needs only a {}), or set `accept_zone_loss: true` \
+                         if the region has only 2 and the cluster may stop while one is down",
+                        metadata.quorum_member()
+                    ),
                 );
             }
         }
         zones
     }
 
-    fn kafka(&mut self, raw: &RawTopology) -> Option<KafkaDist> {
+    /// The metadata mode: as written, or `kraft` for a Kafka 4 version and `zookeeper` otherwise.
+    /// ZooKeeper mode with Kafka 4 is refused: Kafka 4.0 removed ZooKeeper.
+    fn metadata(&mut self, raw: &RawTopology) -> Metadata {
+        let version = raw.kafka.as_ref().and_then(|k| k.version.as_deref());
+        let four = version.is_some_and(|v| v.starts_with("4."));
+        match raw.metadata {
+            Some(RawMetadata::Kraft) => Metadata::Kraft,
+            Some(RawMetadata::Zookeeper) => {
+                if four {
+                    self.error(
+                        p(&["metadata"]),
+                        format!(
+                            "Kafka {} has no ZooKeeper mode: Kafka 4.0 removed ZooKeeper",
+                            version.unwrap_or_default()
+                        ),
+                        "use `metadata: kraft` with a `controllers` section, or Kafka 3.9 (e.g. `3.9.2`) for ZooKeeper mode",
+                    );
+                }
+                Metadata::Zookeeper
+            }
+            None if four => Metadata::Kraft,
+            None => Metadata::Zookeeper,
+        }
+    }
+
+    /// The quorum section of the other mode is refused, with a message saying why.
+    fn foreign_sections(&mut self, raw: &RawTopology, metadata: Metadata) {
+        for role in Role::ALL.into_iter().filter(|r| !metadata.has(*r)) {
+            if raw.role_fields(role).is_none() {
+                continue;
+            }
+            let section = role.info().section;
+            let own = metadata.quorum_role().info().section;
+            let (why, fix) = match metadata {
+                Metadata::Kraft => (
+                    "KRaft controllers hold the metadata, not ZooKeeper".to_string(),
+                    format!("remove `{section}` and describe the controllers under `{own}`"),
+                ),
+                Metadata::Zookeeper => (
+                    "the ZooKeeper ensemble holds the metadata; controllers exist only in KRaft mode".to_string(),
+                    format!("remove `{section}`, or set `metadata: kraft` (and remove `{own}`) to run KRaft controllers"),
+                ),
+            };
+            self.error(
+                p(&[section]),
+                format!(
+                    "`{section}` is not used in {} (`metadata: {}`): {why}",
+                    metadata.title(),
+                    metadata.as_str()
+                ),
+                fix,
+            );
+        }
+    }
+
+    /// In KRaft mode a broker's `node.id` is its id and a controller's is 9000 plus its id: broker
+    /// ids above 9000 would share the controllers' range.
+    fn node_id_ranges(&mut self, nodes: &[Node], metadata: Metadata) {
+        if metadata != Metadata::Kraft {
+            return;
+        }
+        let base = crate::role::CONTROLLER_NODE_ID_BASE;
+        let max = base + Role::Controller.info().max_id;
+        for n in nodes
+            .iter()
+            .filter(|n| n.role == Role::Broker && n.id > base)
+        {
+            self.error(
+                p(&["brokers", "nodes"]),
+                format!(
+                    "{} has id {}, in the controllers' node.id range ({}-{max}) of KRaft mode",
+                    n.name,
+                    n.id,
+                    base + 1
+                ),
+                format!("broker ids run 1 to {base} in KRaft mode; renumber the broker"),
+            );
+        }
+    }
+
+    fn kafka(&mut self, raw: &RawTopology, metadata: Metadata) -> Option<KafkaDist> {
         let k = raw.kafka.clone().unwrap_or_default();
         let version = k
             .version
             .clone()
-            .unwrap_or_else(|| defaults::KAFKA_VERSION.to_string());
+            .unwrap_or_else(|| defaults::kafka_version(metadata).to_string());
         let scala = k
             .scala
             .clone()
             .unwrap_or_else(|| defaults::SCALA_VERSION.to_string());
         let mut ok = true;
-        if !version.starts_with("3.9.")
-            || version.len() <= 4
-            || !version[4..].chars().all(|c| c.is_ascii_digit())
-        {
-            let help = if version.starts_with("4.") {
-                "Kafka 4 removed ZooKeeper; kcluster deploys the 3.9 line, the last with ZooKeeper"
-            } else {
-                "kcluster deploys the Kafka 3.9 line (the last with ZooKeeper), e.g. `3.9.2`"
+        let numbered = |line: &str| {
+            version.strip_prefix(line).is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            })
+        };
+        let three_parts = version.split('.').count() == 3;
+        let four = numbered("4.") && three_parts;
+        let three_nine = numbered("3.9.") && three_parts;
+        if !three_nine && !four {
+            let help = match metadata {
+                Metadata::Zookeeper => {
+                    "ZooKeeper mode runs on the Kafka 3.9 line, the last with ZooKeeper, e.g. `3.9.2`; \
+                     Kafka 4.x needs `metadata: kraft`"
+                }
+                Metadata::Kraft => "KRaft mode runs on Kafka 4.x (e.g. `4.3.1`) or the 3.9 line",
             };
             self.error(
                 p(&["kafka", "version"]),
@@ -370,11 +475,16 @@ impl Checker {
             );
             ok = false;
         }
-        if !["2.12", "2.13"].contains(&scala.as_str()) {
+        if !["2.12", "2.13"].contains(&scala.as_str()) || (four && scala != "2.13") {
+            let (line, fix) = if four {
+                ("4", "use `2.13`")
+            } else {
+                ("3.9", "use `2.13` (or `2.12`)")
+            };
             self.error(
                 p(&["kafka", "scala"]),
-                format!("Kafka 3.9 is not built for Scala `{scala}`"),
-                "use `2.13` (or `2.12`)",
+                format!("Kafka {line} is not built for Scala `{scala}`"),
+                fix,
             );
             ok = false;
         }
@@ -412,7 +522,7 @@ impl Checker {
             (None, None) => {
                 self.error(
                     p(&["kafka", "sha512"]),
-                    "missing: kcluster knows the published checksums of Apache's Scala 2.13 tarballs of Kafka 3.9.0-3.9.2 only, so this one's must be given",
+                    "missing: kcluster knows the published checksums of Apache's Scala 2.13 tarballs of Kafka 3.9.0-3.9.2 and 4.3.1 only, so this one's must be given",
                     "add `sha512:` with the value from the `.sha512` file published beside the tarball",
                 );
                 ok = false;
@@ -534,6 +644,7 @@ impl Checker {
             crate::cluster::ZK_PEER_PORT,
             crate::cluster::ZK_ELECTION_PORT,
             crate::cluster::INTERNAL_PORT,
+            crate::cluster::CONTROLLER_PORT,
             crate::render::JMX_PORT,
             crate::exporters::JMX_EXPORTER_PORT,
             crate::exporters::NODE_EXPORTER_PORT,
@@ -543,7 +654,7 @@ impl Checker {
             self.error(
                 p(&["network", "client_port"]),
                 format!("port {client_port} is not available for the client listener"),
-                "use a port from 1024 up other than 2181, 2888, 3888, 9093, 9999, 11001 and 11002, e.g. 9092",
+                "use a port from 1024 up other than 2181, 2888, 3888, 9093, 9094, 9999, 11001 and 11002, e.g. 9092",
             );
         }
         let ssh = match &n.ssh {
@@ -952,24 +1063,41 @@ impl Checker {
         brokers: u32,
         version: &str,
         zones: usize,
+        metadata: Metadata,
     ) -> BTreeMap<String, String> {
         let mut settings = defaults::broker_settings(brokers);
         let table = BrokerConfigs::for_version(version);
         for (key, value) in overrides.into_iter().flatten() {
             let path = p(&["brokers", "overrides"]).key(key.clone());
-            if defaults::MANAGED_KEYS.contains(&key.as_str()) {
+            if defaults::managed_keys(metadata).contains(&key.as_str()) {
+                let help = if key == "process.roles" {
+                    "remove it; kcluster runs controllers and brokers on their own instances \
+                     (combined nodes are for development only, as Kafka's documentation says)"
+                } else {
+                    "remove it; kcluster derives it from the topology"
+                };
                 self.error(
                     path,
                     format!("`{key}` is set by kcluster for each node"),
-                    "remove it; kcluster derives it from the topology",
+                    help,
                 );
                 continue;
             }
-            if defaults::KRAFT_KEYS.contains(&key.as_str()) {
+            if metadata.foreign_key(key) {
+                let (kind, fix) = match metadata {
+                    Metadata::Zookeeper => (
+                        "a KRaft setting",
+                        "remove it, or set `metadata: kraft` to run KRaft controllers",
+                    ),
+                    Metadata::Kraft => (
+                        "a ZooKeeper-mode setting",
+                        "remove it: KRaft controllers hold the metadata",
+                    ),
+                };
                 self.error(
                     path,
-                    format!("`{key}` is a KRaft setting"),
-                    "kcluster deploys ZooKeeper mode; remove it",
+                    format!("`{key}` is {kind}; this cluster is in {}", metadata.title()),
+                    fix,
                 );
                 continue;
             }

@@ -1,7 +1,8 @@
 //! The zone-loss drill: a rendered cluster on loopback loses every process of one zone at once
 //! (SIGKILL) while Kafka's own `VerifiableProducer` writes a numbered stream with `acks=all` and
-//! idempotence; the drill measures what Kafka really did — ZooKeeper quorum, partitions with a
-//! leader, partitions that take an `acks=all` write — and, once the zone is back, reads the topic
+//! idempotence; the drill measures what Kafka really did — the metadata quorum (ZooKeeper's, or
+//! the KRaft controllers'), partitions with a leader, partitions that take an `acks=all` write —
+//! and, once the zone is back, reads the topic
 //! to prove that every acknowledged record is there exactly once. Each measurement is compared
 //! with what `kcluster check --offline` predicted for that zone.
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kcluster::check::{Verdict, simulate};
-use kcluster::cluster::{Cluster, Role};
+use kcluster::cluster::{Cluster, Metadata, Role};
 use serde_json::Value;
 
 use crate::local::{LocalCluster, clients, zk};
@@ -18,9 +19,10 @@ use crate::support;
 /// How fast the stream writes. Small enough for a 2-core machine running 9 JVMs.
 const RECORDS_PER_SECOND: u32 = 100;
 /// How long the drill waits, after the kill, for Kafka to settle: ZooKeeper notices the lost
-/// brokers when their sessions expire (`zookeeper.session.timeout.ms`, 18 s), then the controller
-/// moves leaders; leaders drop lost followers from the ISR after `replica.lag.time.max.ms`
-/// (30 s). A cluster that has not settled by then (no quorum) is measured as it is.
+/// brokers when their sessions expire (`zookeeper.session.timeout.ms`, 18 s; in KRaft mode the
+/// controller fences a broker after `broker.session.timeout.ms`, 9 s), then the controller moves
+/// leaders; leaders drop lost followers from the ISR after `replica.lag.time.max.ms` (30 s). A
+/// cluster that has not settled by then (no quorum) is measured as it is.
 const SETTLE: Duration = Duration::from_secs(75);
 /// How long one `acks=all` write may take before its partition counts as not writable.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -55,10 +57,16 @@ fn two_zones_lose_quorum_or_writes_with_either_zone_exactly_as_check_predicts() 
         "{}",
         table(&rows)
     );
-    for row in &rows {
+    assert_wrong_prediction_is_caught(&rows);
+}
+
+/// The comparison catches a wrong prediction: the same measurements against "ok" fail on the
+/// verdict.
+pub fn assert_wrong_prediction_is_caught(rows: &[Row]) {
+    for row in rows {
         let wrong = Predicted {
             verdict: Verdict::Ok,
-            zookeeper_quorum: true,
+            quorum: true,
             partitions_online: row.measured.partitions,
             partitions_writable: row.measured.partitions,
         };
@@ -75,7 +83,8 @@ fn two_zones_lose_quorum_or_writes_with_either_zone_exactly_as_check_predicts() 
 #[derive(Debug, Clone)]
 pub struct Predicted {
     pub verdict: Verdict,
-    pub zookeeper_quorum: bool,
+    /// The metadata quorum (ZooKeeper or the controllers) holds.
+    pub quorum: bool,
     pub partitions_online: u32,
     pub partitions_writable: u32,
 }
@@ -85,7 +94,7 @@ pub struct Predicted {
 pub struct Measured {
     pub partitions: u32,
     pub verdict: Verdict,
-    pub zookeeper_quorum: bool,
+    pub quorum: bool,
     pub partitions_online: u32,
     pub partitions_writable: u32,
     /// Seconds from the kill until every partition had a live leader and no lost replica in its
@@ -191,7 +200,7 @@ fn predicted(scenario: &Value) -> Predicted {
     };
     Predicted {
         verdict,
-        zookeeper_quorum: scenario["zookeeper_quorum"].as_bool().expect("quorum"),
+        quorum: scenario["quorum_kept"].as_bool().expect("quorum"),
         partitions_online: scenario["partitions_online"].as_u64().expect("online") as u32,
         partitions_writable: scenario["partitions_writable"].as_u64().expect("writable") as u32,
     }
@@ -384,10 +393,20 @@ fn lose_zone(
     });
     let settled_after = settled.ok().map(|()| killed_at.elapsed().as_secs());
 
-    let zookeeper_quorum = local
-        .running(Role::Zookeeper)
-        .iter()
-        .any(|m| zk::serving(m.address));
+    let quorum = match local.cluster.metadata {
+        Metadata::Zookeeper => local
+            .running(Role::Zookeeper)
+            .iter()
+            .any(|m| zk::serving(m.address)),
+        // The running controllers name a leader among themselves (without a majority they
+        // cannot: the request times out).
+        Metadata::Kraft => local.controller_quorum().is_ok_and(|q| {
+            local
+                .running(Role::Controller)
+                .iter()
+                .any(|n| n.name == q.leader)
+        }),
+    };
     let parts = clients::describe(&local.bootstrap(), &topic).unwrap_or_else(|e| local.fail(&e));
     let partitions_online = parts
         .iter()
@@ -402,7 +421,7 @@ fn lose_zone(
     let acked_while_down = acked(&stream.events()) - acked_before;
 
     local.start_zone(zone);
-    local.wait_for_zookeeper_quorum();
+    local.wait_for_quorum();
     local.wait_for_brokers();
     wait_in_sync(local, &topic, rf);
     let events = stream.finish(Duration::from_secs(5));
@@ -434,7 +453,7 @@ fn lose_zone(
         events.last()
     );
 
-    let verdict = if !zookeeper_quorum {
+    let verdict = if !quorum {
         Verdict::QuorumLost
     } else if partitions_online < partitions {
         Verdict::PartitionsOffline
@@ -446,7 +465,7 @@ fn lose_zone(
     Measured {
         partitions,
         verdict,
-        zookeeper_quorum,
+        quorum,
         partitions_online,
         partitions_writable,
         settled_after,
@@ -483,9 +502,9 @@ pub fn compare(predicted: &Predicted, measured: &Measured) -> Result<(), String>
             format!("{:?}", m.verdict),
         ),
         (
-            "ZooKeeper quorum",
-            p.zookeeper_quorum.to_string(),
-            m.zookeeper_quorum.to_string(),
+            "metadata quorum",
+            p.quorum.to_string(),
+            m.quorum.to_string(),
         ),
         (
             "partitions online",
@@ -511,7 +530,7 @@ pub fn compare(predicted: &Predicted, measured: &Measured) -> Result<(), String>
 
 /// Every zone's measurement matches its prediction, and nothing acknowledged was lost or
 /// duplicated, whatever the verdict.
-fn assert_all_match(rows: &[Row]) {
+pub fn assert_all_match(rows: &[Row]) {
     let mut failures = Vec::new();
     for row in rows {
         if let Err(e) = compare(&row.predicted, &row.measured) {
@@ -535,7 +554,7 @@ fn assert_all_match(rows: &[Row]) {
 /// The drill as a markdown table: predicted against measured, per lost zone.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| zone lost | check predicts | Kafka did | ZK quorum | online | writable (acks=all) | \
+        "| zone lost | check predicts | Kafka did | metadata quorum | online | writable (acks=all) | \
          settled after | acked while down | acked / lost / duplicated |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
@@ -546,8 +565,8 @@ pub fn table(rows: &[Row]) -> String {
             r.zone,
             p.verdict.as_str(),
             m.verdict.as_str(),
-            p.zookeeper_quorum,
-            m.zookeeper_quorum,
+            p.quorum,
+            m.quorum,
             p.partitions_online,
             m.partitions_online,
             m.partitions,

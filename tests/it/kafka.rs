@@ -16,19 +16,10 @@ use serde_json::Value;
 use crate::local::{LocalCluster, clients, metrics};
 use crate::support;
 
-fn fixture(name: &str) -> Cluster {
-    support::load(&support::repo().join("tests/it/fixtures").join(name))
-}
-
-#[test]
-fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
-    let cluster = fixture("kafka-3x3.yaml");
-    let mut local = LocalCluster::boot(&cluster);
-    let bootstrap = local.bootstrap();
+/// Kafka's Admin API lists every broker with its zone as rack and its client listener
+/// (`described` is what [`LocalCluster::wait_for_brokers`] returns).
+pub fn assert_registered_racks(cluster: &Cluster, described: &Value) {
     let port = cluster.network.client_port;
-
-    // 1. Racks and advertised client listeners, as Kafka's Admin API reports them.
-    let described = local.wait_for_brokers();
     let seen: BTreeMap<u64, (String, String)> = described["brokers"]
         .as_array()
         .expect("brokers")
@@ -47,6 +38,22 @@ fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
         })
         .collect();
     assert_eq!(seen, expected, "broker id → (rack, client listener)");
+}
+
+fn fixture(name: &str) -> Cluster {
+    support::load(&support::repo().join("tests/it/fixtures").join(name))
+}
+
+#[test]
+fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
+    let cluster = fixture("kafka-3x3.yaml");
+    let mut local = LocalCluster::boot(&cluster);
+    let bootstrap = local.bootstrap();
+    let port = cluster.network.client_port;
+
+    // 1. Racks and advertised client listeners, as Kafka's Admin API reports them.
+    let described = local.wait_for_brokers();
+    assert_registered_racks(&cluster, &described);
 
     // 2. The registrations live under the rendered chroot, with both listeners.
     let zk = format!("{}:2181", cluster.zookeepers().next().expect("zk").address);

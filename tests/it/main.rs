@@ -7,6 +7,7 @@ mod cli;
 mod drill;
 mod examples;
 mod kafka;
+mod kraft;
 mod local;
 mod mock_ec2;
 mod monitoring;

@@ -69,6 +69,16 @@ fn every_node_gets_the_files_of_its_role() {
                     "zookeeper.properties",
                     "zookeeper.service",
                 ]
+            } else if node.node.starts_with("controller-") {
+                &[
+                    "bootstrap.sh",
+                    "controller.properties",
+                    "jmx-exporter.yaml",
+                    "kafka.service",
+                    "node-exporter.service",
+                    "sysctl.conf",
+                    "user-data",
+                ]
             } else {
                 &[
                     "bootstrap.sh",

@@ -490,7 +490,8 @@ fn bootstrap_settings_evaluate_to_the_topology_values() {
 
 // ---- Kafka's config definitions ---------------------------------------------------------------
 
-/// Kafka reads every `server.properties` as the topology says: each key is a broker config of
+/// Kafka reads every `server.properties` (and a KRaft controller's `controller.properties`, the
+/// same kind of file) as the topology says: each key is a broker config of
 /// the cluster's Kafka version with a value it accepts, none is set twice, and every setting
 /// reads back (as Java's `Properties.load` reads it) exactly as written in the topology.
 #[test]
@@ -507,7 +508,10 @@ fn every_server_properties_is_read_by_kafka_as_the_topology_says() {
             continue;
         };
         for node in &r.nodes {
-            let Some(file) = node.file("server.properties") else {
+            let Some(file) = node
+                .file("server.properties")
+                .or_else(|| node.file("controller.properties"))
+            else {
                 continue;
             };
             checked += 1;

@@ -7,6 +7,9 @@
 //   Probe describe BOOTSTRAP TOPIC                leader, replicas and ISR of every partition
 //   Probe write-each BOOTSTRAP TOPIC TIMEOUT_MS   one acks=all record into each partition
 //   Probe read-all BOOTSTRAP TOPIC                every record from the beginning to the end offsets
+//   Probe quorum CONTROLLERS                      the KRaft metadata quorum, asked of the controllers
+//                                                 themselves (`bootstrap.controllers`): leader,
+//                                                 epoch, voters and observers with their offsets
 //   Probe client producer|consumer FILE TOPIC     a client built from a properties file as it is,
 //                                                 asked for TOPIC's partitions (a metadata round trip)
 //
@@ -39,6 +42,7 @@ public class Probe {
             case "describe" -> describe(bootstrap, arg(args, 2));
             case "write-each" -> writeEach(bootstrap, arg(args, 2), Integer.parseInt(arg(args, 3)));
             case "read-all" -> readAll(bootstrap, arg(args, 2));
+            case "quorum" -> quorum(bootstrap);
             default -> usage();
         }
     }
@@ -51,7 +55,7 @@ public class Probe {
     }
 
     static void usage() {
-        System.err.println("usage: Probe cluster|create|describe|write-each|read-all BOOTSTRAP [TOPIC ...]");
+        System.err.println("usage: Probe cluster|create|describe|write-each|read-all|quorum BOOTSTRAP [TOPIC ...]");
         System.exit(2);
     }
 
@@ -82,6 +86,30 @@ public class Probe {
             }
             System.out.println(out.append("]}"));
         }
+    }
+
+    /** The metadata quorum as the controllers describe it (Kafka 3.7+: Admin over bootstrap.controllers). */
+    static void quorum(String controllers) throws Exception {
+        Properties p = new Properties();
+        p.put("bootstrap.controllers", controllers);
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "15000");
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");
+        try (Admin admin = Admin.create(p)) {
+            QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get();
+            StringBuilder out = new StringBuilder("{\"leader\":").append(q.leaderId())
+                .append(",\"epoch\":").append(q.leaderEpoch())
+                .append(",\"high_watermark\":").append(q.highWatermark())
+                .append(",\"voters\":").append(replicas(q.voters()))
+                .append(",\"observers\":").append(replicas(q.observers()));
+            System.out.println(out.append('}'));
+        }
+    }
+
+    static String replicas(List<QuorumInfo.ReplicaState> states) {
+        return states.stream()
+            .sorted(Comparator.comparingInt(QuorumInfo.ReplicaState::replicaId))
+            .map(r -> "{\"id\":" + r.replicaId() + ",\"log_end_offset\":" + r.logEndOffset() + "}")
+            .collect(Collectors.joining(",", "[", "]"));
     }
 
     static void create(String bootstrap, String topic, int partitions, short rf) throws Exception {

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::support;
 
-/// The Kafka version the harness runs: kcluster's default for ZooKeeper clusters.
+/// The Kafka version the harness runs unless a cluster asks for another: kcluster's default for
+/// ZooKeeper clusters.
 pub const KAFKA_VERSION: &str = "3.9.2";
 
 const JAVA_INSTALL: &str = "apt-get install --no-install-recommends openjdk-17-jdk-headless";
@@ -18,20 +19,56 @@ const JAVA_INSTALL: &str = "apt-get install --no-install-recommends openjdk-17-j
 /// Kafka's jars for one version, the tests' probe compiled against them, and the JMX exporter
 /// agent jar the rendered units load.
 pub struct Kafka {
+    pub version: &'static str,
     lib: PathBuf,
     probe: PathBuf,
     java: PathBuf,
     jmx_exporter: PathBuf,
 }
 
-/// Kafka [`KAFKA_VERSION`], checked once per test process; fails with the command that fetches
-/// it when the jars are not there.
+/// The version the tools and clients use: the version of the local cluster that runs now (set
+/// by [`use_version`] while the cluster holds the machine lock), [`KAFKA_VERSION`] before any.
+fn active() -> &'static Mutex<&'static str> {
+    static ACTIVE: OnceLock<Mutex<&'static str>> = OnceLock::new();
+    ACTIVE.get_or_init(|| Mutex::new(KAFKA_VERSION))
+}
+
+/// Makes `version` the one [`kafka`] returns: a local cluster's clients and tools are those of
+/// the Kafka it runs.
+pub fn use_version(version: &str) {
+    let loaded = kafka_version(version);
+    *active().lock().unwrap_or_else(|e| e.into_inner()) = loaded.version;
+}
+
+/// The Kafka the tests' clients and tools run now (see [`use_version`]).
 pub fn kafka() -> &'static Kafka {
-    static KAFKA: OnceLock<Kafka> = OnceLock::new();
-    KAFKA.get_or_init(|| Kafka::load(KAFKA_VERSION))
+    let version = *active().lock().unwrap_or_else(|e| e.into_inner());
+    kafka_version(version)
+}
+
+/// Kafka `version`, checked once per test process; fails with the command that fetches it when
+/// the jars are not there.
+pub fn kafka_version(version: &str) -> &'static Kafka {
+    static LOADED: OnceLock<Mutex<BTreeMap<String, &'static Kafka>>> = OnceLock::new();
+    let mut loaded = LOADED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(k) = loaded.get(version) {
+        return k;
+    }
+    let version: &'static str = Box::leak(version.to_string().into_boxed_str());
+    let k: &'static Kafka = Box::leak(Box::new(Kafka::load(version)));
+    loaded.insert(version.to_string(), k);
+    k
 }
 
 impl Kafka {
+    /// Kafka 4 logs through log4j 2; 3.9 through log4j 1 (reload4j).
+    pub fn log4j2(&self) -> bool {
+        !self.version.starts_with("3.")
+    }
+
     fn load(version: &'static str) -> Kafka {
         let java = support::require_tool("java", JAVA_INSTALL);
         let javac = support::require_tool("javac", JAVA_INSTALL);
@@ -77,6 +114,7 @@ impl Kafka {
             let _ = std::fs::remove_dir_all(&staging);
         }
         Kafka {
+            version,
             lib,
             probe,
             java,
@@ -88,14 +126,30 @@ impl Kafka {
     pub fn tool(&self, main: &str) -> Command {
         let mut cmd = Command::new(&self.java);
         cmd.args(["-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
-            .arg(format!(
-                "-Dlog4j.configuration=file:{}",
-                log4j_quiet().display()
-            ))
+            .arg(self.log4j_option(false))
             .arg("-cp")
             .arg(self.classpath())
             .arg(main);
         cmd
+    }
+
+    /// The option that points the JVM's logging at the tests' configuration: for the nodes
+    /// (`node`: INFO to stdout) or for tools (warnings to stderr).
+    fn log4j_option(&self, node: bool) -> String {
+        if self.log4j2() {
+            let file = if node {
+                "tests/kafka/log4j2-node.xml"
+            } else {
+                "tests/kafka/log4j2-tool.xml"
+            };
+            format!(
+                "-Dlog4j2.configurationFile={}",
+                support::repo().join(file).display()
+            )
+        } else {
+            let file = if node { log4j_console() } else { log4j_quiet() };
+            format!("-Dlog4j.configuration=file:{}", file.display())
+        }
     }
 
     fn classpath(&self) -> String {
@@ -146,11 +200,12 @@ impl Kafka {
                 jmx.push_str(&format!(" -Dcom.sun.management.jmxremote.rmi.port={port}"));
             }
         }
-        // The start scripts point log4j at the tarball's config/log4j.properties; the tests use
-        // their own, which logs to stdout (the node's log file here).
+        // The start scripts point log4j at the tarball's config/log4j.properties (Kafka 4:
+        // config/log4j2.yaml); the tests use their own, which logs to stdout (the node's log file
+        // here).
         let log4j = format!(
-            "-Dlog4j.configuration=file:{} -Dkafka.logs.dir={}",
-            log4j_console().display(),
+            "{} -Dkafka.logs.dir={}",
+            self.log4j_option(true),
             log_dir.display()
         );
         let mut cmd = Command::new(&self.java);

@@ -1,8 +1,10 @@
 //! A rendered cluster as local processes: one JVM per node, each on its own loopback address
 //! (one /24 per zone), started from the exact files kcluster renders — `zookeeper.properties`,
-//! `myid`, `server.properties` and the systemd unit's JVM settings — with only the data and log
-//! directories moved into a temporary directory. One object owns every process it started;
-//! dropping it (a passing test, a failing one, or the test process dying) stops them all.
+//! `myid`, `controller.properties`, `server.properties` and the systemd unit's JVM settings —
+//! with only the data and log directories moved into a temporary directory, and a KRaft node's
+//! storage formatted as its bootstrap formats it. The Kafka version is the cluster's own. One
+//! object owns every process it started; dropping it (a passing test, a failing one, or the test
+//! process dying) stops them all.
 
 pub mod clients;
 pub mod jvm;
@@ -15,11 +17,11 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kcluster::cluster::{self, Cluster, Role};
+use kcluster::cluster::{self, Cluster, Metadata, Role};
 use kcluster::exporters::JMX_EXPORTER_PORT;
 use kcluster::render::{JMX_PORT, Options, Renderer};
 
-use self::jvm::kafka;
+use self::jvm::{kafka, kafka_version};
 use self::process::Watchdog;
 
 /// How long a cluster may take to reach a state it is waiting for (boot, an election).
@@ -53,6 +55,11 @@ pub struct LocalNode {
 }
 
 impl LocalNode {
+    /// Kafka's `node.id` (KRaft mode).
+    pub fn node_id(&self) -> u32 {
+        self.role.info().node_id_base + self.id
+    }
+
     /// Where the harness put one of the node's rendered files (by its render name).
     pub fn rendered_file(&self, name: &str) -> PathBuf {
         self.home.join("rendered").join(name)
@@ -64,25 +71,17 @@ impl LocalCluster {
     /// too. Starts nothing.
     pub fn render(cluster: &Cluster) -> LocalCluster {
         // Fails early, with the command that fetches them, when Kafka's jars are missing.
-        kafka();
+        kafka_version(&cluster.kafka.version);
         let lock = process::machine_lock();
+        // This cluster's clients and tools are those of the Kafka it runs.
+        jvm::use_version(&cluster.kafka.version);
         for node in &cluster.nodes {
-            let ports: &[u16] = match node.role {
-                Role::Zookeeper => &[
-                    cluster::ZK_CLIENT_PORT,
-                    cluster::ZK_PEER_PORT,
-                    cluster::ZK_ELECTION_PORT,
-                    JMX_PORT,
-                    JMX_EXPORTER_PORT,
-                ],
-                Role::Broker => &[
-                    cluster.network.client_port,
-                    cluster::INTERNAL_PORT,
-                    JMX_PORT,
-                    JMX_EXPORTER_PORT,
-                ],
-            };
-            for &port in ports {
+            let mut ports = node.role.info().member_ports.to_vec();
+            if node.role == Role::Broker {
+                ports.push(cluster.network.client_port);
+            }
+            ports.extend([JMX_PORT, JMX_EXPORTER_PORT]);
+            for port in ports {
                 if let Err(e) = TcpListener::bind((node.address, port)) {
                     panic!(
                         "{}:{port} is taken ({e}); a node left over from another run? \
@@ -111,11 +110,10 @@ impl LocalCluster {
                     .file(name)
                     .unwrap_or_else(|| panic!("{} has no rendered {name}", node.name))
             };
-            let (config_name, unit_name) = match node.role {
-                Role::Zookeeper => ("zookeeper.properties", "zookeeper.service"),
-                Role::Broker => ("server.properties", "kafka.service"),
-            };
-            let unit = file(unit_name).content.clone();
+            let info = node.role.info();
+            let config_name = info.config_file;
+            let unit_name = format!("{}.service", info.service);
+            let unit = file(&unit_name).content.clone();
             assert_eq!(
                 jvm::Unit::parse(&unit).config,
                 file(config_name).path,
@@ -128,6 +126,9 @@ impl LocalCluster {
             std::fs::create_dir_all(&data_dir).expect("data directory");
             let config = home.join(config_name);
             std::fs::write(&config, &file(config_name).content).expect("config");
+            if cluster.metadata == Metadata::Kraft {
+                format_storage(cluster, node, &data_dir, &config, &rendered);
+            }
             std::fs::create_dir_all(home.join("logs")).expect("log directory");
             nodes.push(LocalNode {
                 name: node.name.clone(),
@@ -150,15 +151,24 @@ impl LocalCluster {
         }
     }
 
-    /// Renders and starts the whole cluster: the ZooKeeper ensemble until it has quorum, then
-    /// every broker until Kafka's metadata lists them all.
+    /// Renders and starts the whole cluster: the metadata quorum (ZooKeeper ensemble or KRaft
+    /// controllers) until it has a leader, then every broker until Kafka's metadata lists them
+    /// all.
     pub fn boot(cluster: &Cluster) -> LocalCluster {
         let mut local = LocalCluster::render(cluster);
-        local.start_role(Role::Zookeeper);
-        local.wait_for_zookeeper_quorum();
+        local.start_role(cluster.metadata.quorum_role());
+        local.wait_for_quorum();
         local.start_role(Role::Broker);
         local.wait_for_brokers();
         local
+    }
+
+    /// Waits until the running members of the metadata quorum have a leader; returns its name.
+    pub fn wait_for_quorum(&mut self) -> String {
+        match self.cluster.metadata {
+            Metadata::Zookeeper => self.wait_for_zookeeper_quorum(),
+            Metadata::Kraft => self.wait_for_controller_quorum().leader,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -220,9 +230,9 @@ impl LocalCluster {
         names
     }
 
-    /// Starts every node of `zone` again, ZooKeeper members first.
+    /// Starts every node of `zone` again, in launch order (the metadata quorum first).
     pub fn start_zone(&mut self, zone: &str) {
-        for role in [Role::Zookeeper, Role::Broker] {
+        for role in Role::ALL {
             for name in self.names(|n| n.zone == zone && n.role == role) {
                 self.start(&name);
             }
@@ -301,6 +311,87 @@ impl LocalCluster {
             match &leaders[..] {
                 [leader] if followers == live.len() - 1 => Ok(leader.clone()),
                 _ => Err(seen.join("; ")),
+            }
+        })
+    }
+
+    /// `bootstrap.controllers` for an admin client: the controller listener of every running
+    /// controller.
+    pub fn controllers(&self) -> String {
+        let running = self.running(Role::Controller);
+        assert!(!running.is_empty(), "no controller is running");
+        running
+            .iter()
+            .map(|n| format!("{}:{}", n.address, cluster::CONTROLLER_PORT))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The KRaft metadata quorum as the running controllers describe it, or why they cannot.
+    pub fn controller_quorum(&self) -> Result<Quorum, String> {
+        let v = clients::probe(&["quorum", &self.controllers()], Duration::from_secs(40))?;
+        let ids = |key: &str| -> Vec<(u32, i64)> {
+            v[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            (
+                                r["id"].as_u64().unwrap_or(u64::MAX) as u32,
+                                r["log_end_offset"].as_i64().unwrap_or(-1),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let leader_id = v["leader"].as_i64().unwrap_or(-1);
+        let leader = self
+            .nodes
+            .iter()
+            .find(|n| n.role == Role::Controller && i64::from(n.node_id()) == leader_id)
+            .map(|n| n.name.clone())
+            .ok_or_else(|| format!("the leader {leader_id} is no controller: {v}"))?;
+        Ok(Quorum {
+            leader,
+            epoch: v["epoch"].as_i64().unwrap_or(-1),
+            high_watermark: v["high_watermark"].as_i64().unwrap_or(-1),
+            voters: ids("voters"),
+            observers: ids("observers"),
+        })
+    }
+
+    /// Waits until the running controllers form the quorum of every configured voter: one leader
+    /// among them, every voter listed, every running voter's log replicated up to the leader's
+    /// high watermark.
+    pub fn wait_for_controller_quorum(&mut self) -> Quorum {
+        let mut voters: Vec<u32> = self.cluster.controllers().map(|n| n.node_id()).collect();
+        voters.sort_unstable();
+        let what = format!(
+            "a KRaft quorum of voters {voters:?} led by one of the {} running controllers",
+            self.running(Role::Controller).len()
+        );
+        self.wait(&what, LIMIT, |c| {
+            let q = c.controller_quorum()?;
+            let running: Vec<u32> = c
+                .running(Role::Controller)
+                .iter()
+                .map(|n| n.node_id())
+                .collect();
+            let listed: Vec<u32> = q.voters.iter().map(|(id, _)| *id).collect();
+            let lagging: Vec<&(u32, i64)> = q
+                .voters
+                .iter()
+                .filter(|(id, end)| running.contains(id) && *end < q.high_watermark)
+                .collect();
+            let leader_runs = c
+                .running(Role::Controller)
+                .iter()
+                .any(|n| n.name == q.leader);
+            if listed == voters && leader_runs && lagging.is_empty() && q.high_watermark > 0 {
+                Ok(q)
+            } else {
+                Err(format!("{q:?}"))
             }
         })
     }
@@ -390,6 +481,72 @@ impl LocalCluster {
         }
         panic!("{text}");
     }
+}
+
+/// The KRaft metadata quorum as the controllers describe it.
+#[derive(Debug, Clone)]
+pub struct Quorum {
+    /// The leader's node name (`controller-2`).
+    pub leader: String,
+    pub epoch: i64,
+    pub high_watermark: i64,
+    /// (node.id, log end offset) of every voter, by id.
+    pub voters: Vec<(u32, i64)>,
+    /// (node.id, log end offset) of every observer (the brokers), by id.
+    pub observers: Vec<(u32, i64)>,
+}
+
+/// The bootstrap formats a KRaft node's log directory with `kafka-storage format` and the
+/// cluster's id, once; the harness runs the same command (Kafka's `StorageTool`, which
+/// `kafka-storage.sh` runs) on the node's local copy of its rendered configuration, after checking
+/// that the script still runs it that way.
+fn format_storage(
+    cluster: &Cluster,
+    node: &kcluster::cluster::Node,
+    data_dir: &str,
+    config: &Path,
+    rendered: &kcluster::render::NodeRender,
+) {
+    let bootstrap = &rendered.file("bootstrap.sh").expect("bootstrap.sh").content;
+    let id = cluster.kraft_cluster_id();
+    let config_path = &rendered
+        .file(node.role.info().config_file)
+        .expect("config")
+        .path;
+    for line in [
+        format!("readonly CLUSTER_ID=\"{id}\""),
+        format!("readonly CONFIG=\"{config_path}\""),
+        format!("readonly DATA_DIR=\"{data_dir}\""),
+        "\"${KAFKA_HOME}/bin/kafka-storage.sh\" format --cluster-id \"${CLUSTER_ID}\" \
+         --config \"${CONFIG}\" --ignore-formatted"
+            .to_string(),
+        "  format_storage\n".to_string(),
+    ] {
+        assert!(
+            bootstrap.contains(&line),
+            "{}: the bootstrap script no longer contains `{line}`; update the harness to format \
+             the storage the way the script does:\n{bootstrap}",
+            node.name
+        );
+    }
+    let dir = Path::new(data_dir).join("kafka");
+    std::fs::create_dir_all(&dir).expect("log directory");
+    let out = crate::support::run_bounded(
+        kafka()
+            .tool("kafka.tools.StorageTool")
+            .args(["format", "--cluster-id", &id, "--config"])
+            .arg(config)
+            .arg("--ignore-formatted"),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success() && dir.join("meta.properties").exists(),
+        "{}: kafka-storage format failed ({}):\n{}{}",
+        node.name,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The bootstrap script installs the rendered /etc/kafka/myid as <data dir>/zookeeper/myid;
