@@ -163,6 +163,101 @@ fn default_placement(node: &str) -> (String, String) {
     )
 }
 
+/// KRaft mode end to end: apply (which runs the live check) launches one instance per
+/// controller and broker with its role tag, address block and rendered identity; the group opens
+/// the controller port within itself and no ZooKeeper port; status and check name the
+/// controllers; a second plan is empty; destroy removes everything.
+#[test]
+fn kraft_cluster_applies_reports_checks_and_destroys_with_its_controllers() {
+    let f = Fixture::new();
+    let t = Topology::minimal("kr").kraft();
+    let file = f.file(&t);
+    let run = f.apply(&t);
+    assert!(
+        run.stdout.contains("controller quorum 2 of 3"),
+        "{}",
+        run.stdout
+    );
+    let all: Vec<String> = (1..=3)
+        .map(|i| format!("controller-{i}"))
+        .chain((1..=3).map(|i| format!("broker-{i}")))
+        .collect();
+    let instances = f.one_instance_per_node("kr", &all);
+    let enis = f.one_interface_per_node("kr", &all);
+    for (node, i) in &instances {
+        let (role, n) = node.rsplit_once('-').expect("role-id");
+        let n: u32 = n.parse().expect("id");
+        let zone = (n - 1) % 3;
+        let host = if role == "controller" {
+            20 + n
+        } else {
+            100 + n
+        };
+        assert_eq!(
+            enis[node].1,
+            format!("172.31.{}.{host}", zone * 16),
+            "{node}"
+        );
+        assert_eq!(tag(i.tags(), "kcluster:role"), Some(role), "{node}");
+        let user_data = f.ec2.user_data(&id(i));
+        let identity = if role == "controller" {
+            format!("process.roles=controller\n      node.id={}", 9000 + n)
+        } else {
+            format!("process.roles=broker\n      node.id={n}\n      broker.rack=eu-west-1")
+        };
+        assert!(
+            user_data.contains(&identity),
+            "{node}: {identity}\n{user_data}"
+        );
+        assert!(!user_data.contains("zookeeper.connect"), "{node}");
+        assert!(user_data.contains("kafka-storage.sh\" format"), "{node}");
+    }
+    let groups = f.ec2.groups("kr");
+    let within: BTreeSet<i32> = groups[0]
+        .ip_permissions()
+        .iter()
+        .filter(|p| !p.user_id_group_pairs().is_empty())
+        .filter_map(|p| p.from_port())
+        .collect();
+    assert!(
+        within.contains(&9094) && within.contains(&9093),
+        "{within:?}"
+    );
+    assert!(
+        !within.iter().any(|p| [2181, 2888, 3888].contains(p)),
+        "{within:?}"
+    );
+
+    let status = f.kc(["status", "--output", "json", "-f", &file]).run().ok();
+    let roles: BTreeSet<String> = status.json()["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n["role"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        roles,
+        BTreeSet::from(["broker".to_string(), "controller".to_string()]),
+        "{}",
+        status.stdout
+    );
+    let check = f.kc(["check", "-f", &file]).run().ok();
+    assert!(
+        check.stdout.contains("Live cluster checked in EC2"),
+        "{}",
+        check.stdout
+    );
+    f.kc(["plan", "--detailed-exitcode", "-f", &file])
+        .run()
+        .expect_code(0);
+    f.kc(["destroy", "--yes", "-f", &file]).run().ok();
+    assert_eq!(f.ec2.instances("kr").len(), 0);
+    assert_eq!(f.ec2.interfaces("kr").len(), 0);
+    assert_eq!(f.ec2.groups("kr").len(), 0);
+}
+
 /// The plan's changes as (address, action) pairs.
 fn changes(plan: &serde_json::Value) -> BTreeSet<(String, String)> {
     plan["changes"]

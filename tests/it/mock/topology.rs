@@ -32,6 +32,8 @@ pub struct Topology {
     broker_zones: Vec<(u32, usize)>,
     /// The machine image, when not moto's AL2023.
     image: Option<String>,
+    /// KRaft mode: the quorum section is `controllers` instead of `zookeeper`.
+    kraft: bool,
 }
 
 impl Topology {
@@ -47,7 +49,14 @@ impl Topology {
             broker_pins: Vec::new(),
             broker_zones: Vec::new(),
             image: None,
+            kraft: false,
         }
+    }
+
+    /// KRaft mode (`metadata: kraft`, Kafka 4's default): 3 controllers instead of ZooKeeper.
+    pub fn kraft(mut self) -> Topology {
+        self.kraft = true;
+        self
     }
 
     /// Launches from `image` (an `ami-…` moto knows) instead of AL2023.
@@ -117,7 +126,11 @@ impl Topology {
                 );
             }
         };
-        y.push_str("zookeeper:\n");
+        y.push_str(if self.kraft {
+            "metadata: kraft\ncontrollers:\n"
+        } else {
+            "zookeeper:\n"
+        });
         if self.zookeeper_pins.is_empty() {
             let _ = writeln!(y, "  count: {}", self.zookeepers);
         } else {
