@@ -89,7 +89,7 @@ impl Verdict {
             Verdict::Ok => "ok",
             Verdict::WritesBlocked => "writes blocked",
             Verdict::PartitionsOffline => "partitions offline",
-            Verdict::QuorumLost => "ZooKeeper quorum lost",
+            Verdict::QuorumLost => "metadata quorum lost",
         }
     }
 }
@@ -99,6 +99,7 @@ impl Simulation {
     pub fn verdict_text(&self, verdict: Verdict) -> &'static str {
         match (verdict, self.quorum_role) {
             (Verdict::QuorumLost, Role::Controller) => "controller quorum lost",
+            (Verdict::QuorumLost, _) => "ZooKeeper quorum lost",
             (v, _) => v.as_str(),
         }
     }

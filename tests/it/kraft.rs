@@ -13,7 +13,9 @@ use kcluster::check::Verdict;
 use kcluster::cluster::{Cluster, Metadata, Role};
 
 use crate::drill;
-use crate::local::{LIMIT, LocalCluster, clients};
+use kcluster::exporters::JMX_EXPORTER_PORT;
+
+use crate::local::{LIMIT, LocalCluster, clients, metrics};
 use crate::support;
 
 fn fixture(name: &str) -> Cluster {
@@ -81,10 +83,40 @@ fn controllers_form_a_quorum_brokers_register_with_their_racks_and_leadership_su
     );
     crate::kafka::assert_registered_racks(&cluster, &described);
 
-    // 4. Metadata is writable: a topic is created and takes acks=all writes everywhere.
+    // 4. The rendered JMX exporter agent serves each controller's metrics: the active controller
+    // counts 1, the others 0 (what the KafkaActiveControllerCount alert sums). The quorum is read
+    // again: the leader may have changed while the brokers registered.
+    let quorum = local.wait_for_controller_quorum();
+    let active: BTreeMap<String, f64> = local
+        .running(Role::Controller)
+        .iter()
+        .map(|n| {
+            let body = metrics::get(n.address, JMX_EXPORTER_PORT, "/metrics")
+                .unwrap_or_else(|e| local.fail(&e));
+            let value = body
+                .lines()
+                .find_map(|l| l.strip_prefix("kafka_controller_active_controller_count"))
+                .and_then(|rest| rest.rsplit(' ').next())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| {
+                    local.fail(&format!(
+                        "{}: no kafka_controller_active_controller_count",
+                        n.name
+                    ))
+                });
+            (n.name.clone(), value)
+        })
+        .collect();
+    let expected: BTreeMap<String, f64> = active
+        .keys()
+        .map(|name| (name.clone(), if *name == quorum.leader { 1.0 } else { 0.0 }))
+        .collect();
+    assert_eq!(active, expected, "active controller count per controller");
+
+    // 5. Metadata is writable: a topic is created and takes acks=all writes everywhere.
     create_and_write(&mut local, "before");
 
-    // 5. The active controller dies: another voter leads in a later epoch, and metadata stays
+    // 6. The active controller dies: another voter leads in a later epoch, and metadata stays
     // writable (a new topic is created and written).
     let old = quorum.clone();
     local.kill(&old.leader);
@@ -103,7 +135,7 @@ fn controllers_form_a_quorum_brokers_register_with_their_racks_and_leadership_su
     );
     create_and_write(&mut local, "after");
 
-    // 6. The old leader comes back (its volume kept) and rejoins as a voter, caught up.
+    // 7. The old leader comes back (its volume kept) and rejoins as a voter, caught up.
     local.start(&old.leader);
     let back = local.wait_for_controller_quorum();
     assert_eq!(back.voters.len(), 3, "{back:?}");
