@@ -13,7 +13,8 @@ use crate::role::Role;
 #[schemars(deny_unknown_fields)]
 pub struct RawTopology {
     /// Cluster name: lowercase letters, digits and dashes, starting with a letter, at most 32
-    /// characters. It goes into every resource name and tag and into the ZooKeeper chroot.
+    /// characters. It goes into every resource name and tag, into the ZooKeeper chroot, and (with
+    /// the region) into the KRaft cluster id.
     pub name: Option<String>,
     /// AWS region, e.g. `eu-west-1`.
     pub region: Option<String>,
@@ -40,8 +41,9 @@ pub struct RawTopology {
     pub network: Option<RawNetwork>,
     /// Extra tags put on every resource kcluster creates.
     pub tags: Option<BTreeMap<String, String>>,
-    /// Accept a layout that does not survive the loss of one availability zone: the ZooKeeper
-    /// quorum, `acks=all` writes or whole partitions can stop until the zone returns (always the
+    /// Accept a layout that does not survive the loss of one availability zone: the metadata
+    /// quorum (ZooKeeper's or the KRaft controllers'), `acks=all` writes or whole partitions can
+    /// stop until the zone returns (always the
     /// case with only 2 zones). Without it such a layout is refused, by `validate` and every
     /// command that builds, as `check` fails it. Default: false.
     pub accept_zone_loss: Option<bool>,
