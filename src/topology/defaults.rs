@@ -26,7 +26,8 @@ pub const SCALA_VERSION: &str = "2.13";
 /// SHA-512 of each release's `kafka_2.13-<version>.tgz` as Apache publishes it beside the
 /// tarball (`.sha512`); the 3.9 values are the ones Strimzi's `kafka-versions.yaml` pins, each
 /// cross-checked against an independent install script; 4.3.1's is the one Strimzi's
-/// `kafka-versions.yaml` (main) and several independent install scripts and Terraform modules pin.
+/// `kafka-versions.yaml` pins on its main branch, found identical in several independent install
+/// scripts and Terraform modules that verify the tarball.
 /// A topology that names one of these versions with the default Scala and URL needs no `sha512`
 /// of its own.
 pub const KAFKA_SHA512: [(&str, &str); 4] = [

@@ -285,3 +285,31 @@ fn bootstrap_formats_kraft_storage_once_and_never_a_volume_holding_data() {
         assert!(!ok && asked.is_empty(), "{}: {asked}", node.name);
     }
 }
+
+/// KRaft mode is allowed on Kafka 3.9 too: the same rendered controllers, formatted by 3.9.2's
+/// `kafka-storage`, form the quorum of every voter under 3.9.2, and a broker registers with it.
+#[test]
+fn kraft_on_kafka_3_9_forms_the_same_quorum() {
+    let yaml = std::fs::read_to_string(support::repo().join("tests/it/fixtures/kraft-3x3.yaml"))
+        .expect("fixture")
+        .replace(
+            "metadata: kraft\n",
+            "metadata: kraft\nkafka:\n  version: 3.9.2\n",
+        )
+        .replace("  count: 3\n  heap: 320m", "  count: 1\n  heap: 320m");
+    let cluster = support::load_str(&yaml);
+    assert_eq!(
+        (cluster.metadata, cluster.kafka.version.as_str()),
+        (Metadata::Kraft, "3.9.2")
+    );
+    let mut local = LocalCluster::boot(&cluster);
+    let quorum = local.wait_for_controller_quorum();
+    let voters: Vec<u32> = quorum.voters.iter().map(|(id, _)| *id).collect();
+    assert_eq!(voters, [9001, 9002, 9003], "{quorum:?}");
+    let described = local.wait_for_brokers();
+    assert_eq!(
+        described["cluster_id"],
+        serde_json::Value::from(cluster.kraft_cluster_id())
+    );
+    crate::kafka::assert_registered_racks(&cluster, &described);
+}
