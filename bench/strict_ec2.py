@@ -5,7 +5,7 @@ moto accepts things EC2 refuses, so a test that passes on moto alone proves litt
 This proxy (asyncio, standard library only, built on latency_proxy.py) sits between a client and
 moto and adds, per account and region:
 
-- ClientToken replay (RunInstances, CreateNetworkInterface): the same token returns the first
+- ClientToken replay (RunInstances, CreateNetworkInterface, CreateVolume): the same token returns the first
   answer again for 24 hours, whatever happened to the resource since; the same token with other
   parameters is `IdempotentParameterMismatch`.
 - CreateNetworkInterface on a private address another interface of the subnet holds is
@@ -14,6 +14,13 @@ moto and adds, per account and region:
   terminated (DescribeNetworkInterfaces shows it `in-use`, then `available` without attachment);
   RunInstances on an interface still attached is `InvalidNetworkInterface.InUse`, and so is
   DeleteNetworkInterface.
+- Volumes attach and detach with a delay, as EC2's do: for the same --detach-seconds after
+  AttachVolume, DescribeVolumes shows the attachment `attaching`; after TerminateInstances, the
+  volumes the instance held stay `in-use`, `detaching` from it, for --detach-seconds (moto lets them
+  go at once); AttachVolume and DeleteVolume of a volume still detaching are `VolumeInUse`.
+- ModifyInstanceAttribute of an instance that is not stopped is `IncorrectInstanceState`. Its
+  `UserData.Value` is the user-data base64-encoded once, as EC2 takes it (the SDKs encode the
+  blob); moto decodes it and then wants base64 again, so the proxy encodes it once more for moto.
 - DryRun: `DryRunOperation` (412), or `UnauthorizedOperation` (403) for a denied action, which is
   also refused when sent for real.
 - No capacity for instance types named with --no-capacity: RunInstances of them answers
@@ -38,6 +45,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import re
 import sys
 import time
@@ -55,7 +64,7 @@ RUN_INSTANCES_BUCKET = (5.0, 2.0)
 MUTATING_BUCKET = (50.0, 5.0)
 NON_MUTATING_BUCKET = (100.0, 20.0)
 # Actions whose ClientToken makes them idempotent.
-TOKENED = {"RunInstances", "CreateNetworkInterface"}
+TOKENED = {"RunInstances", "CreateNetworkInterface", "CreateVolume"}
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 
@@ -149,6 +158,10 @@ class Account:
     tokens: dict[tuple[str, str], tuple[float, tuple, Response]] = field(default_factory=dict)
     token_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     terminated_at: dict[str, float] = field(default_factory=dict)
+    # Volume id → when AttachVolume was answered.
+    attached_at: dict[str, float] = field(default_factory=dict)
+    # Volume id → (instance, device, when the instance was terminated): detaching until then + delay.
+    detaching: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
 
 
@@ -263,6 +276,27 @@ class StrictEc2(lp.Proxy):
                 return self.refused(
                     "InvalidNetworkInterface.InUse", f"The network interface '{eni}' is currently in use."
                 )
+        elif action in ("AttachVolume", "DeleteVolume"):
+            volume = params.get("VolumeId", "")
+            if self.still_detaching(account, volume):
+                return self.refused("VolumeInUse", f"vol '{volume}' is already attached to an instance")
+        elif action == "ModifyInstanceAttribute":
+            instance = params.get("InstanceId", "")
+            found = await self.upstream_call(request, {"Action": "DescribeInstances", "InstanceId.1": instance})
+            state = re.search(r"<instanceState>.*?<name>([^<]*)</name>", found[2].decode("utf-8", "replace"), re.S)
+            if state and state.group(1) != "stopped":
+                return self.refused(
+                    "IncorrectInstanceState", f"The instance '{instance}' is not in the 'stopped' state."
+                )
+            if "UserData.Value" in params:
+                value = params["UserData.Value"]
+                try:
+                    base64.b64decode(value, validate=True)
+                except binascii.Error:
+                    return self.refused("InvalidUserData.Malformed", "Invalid BASE64 encoding of user data.")
+                return await self.upstream_call(
+                    request, {**params, "UserData.Value": base64.b64encode(value.encode()).decode()}
+                )
         elif action == "CreateNetworkInterface" and params.get("PrivateIpAddress"):
             address, subnet = params["PrivateIpAddress"], params.get("SubnetId", "")
             found = await self.upstream_call(
@@ -272,6 +306,9 @@ class StrictEc2(lp.Proxy):
             held = [xml[a:b] for a, b in top_level_items(xml, "networkInterfaceSet")]
             if any(element(item, "privateIpAddress") == address for item in held):
                 return self.refused("InvalidIPAddress.InUse", f"The specified address {address} is already in use.")
+        held: list[tuple[str, str, str]] = []
+        if action == "TerminateInstances":
+            held = await self.volumes_held(request, [v for k, v in params.items() if re.fullmatch(r"InstanceId\.\d+", k)])
         response = await self.to_moto(request)
         if response[0].split(" ")[1] != "200":
             return response
@@ -280,9 +317,64 @@ class StrictEc2(lp.Proxy):
             for k, v in params.items():
                 if re.fullmatch(r"InstanceId\.\d+", k):
                     account.terminated_at.setdefault(v, now)
+            for volume, instance, device in held:
+                account.detaching[volume] = (instance, device, now)
+        elif action == "AttachVolume":
+            account.attached_at[params.get("VolumeId", "")] = self.clock()
+            account.detaching.pop(params.get("VolumeId", ""), None)
         elif action == "DescribeNetworkInterfaces":
             response = self.detach_finished(account, response)
+        elif action == "DescribeVolumes":
+            response = self.volumes_in_transit(account, response)
         return response
+
+    async def volumes_held(self, like: lp.Message, instances: list[str]) -> list[tuple[str, str, str]]:
+        """(volume, instance, device) of every volume attached to one of `instances`."""
+        if not instances:
+            return []
+        query = {"Action": "DescribeVolumes", "Filter.1.Name": "attachment.instance-id"}
+        query.update({f"Filter.1.Value.{i}": v for i, v in enumerate(instances, 1)})
+        xml = (await self.upstream_call(like, query))[2].decode("utf-8", "replace")
+        out = []
+        for a, b in top_level_items(xml, "volumeSet"):
+            for c, d in top_level_items(xml[a:b], "attachmentSet"):
+                att = xml[a:b][c:d]
+                out.append((element(xml[a:b], "volumeId") or "", element(att, "instanceId") or "",
+                            element(att, "device") or ""))
+        return out
+
+    def still_detaching(self, account: Account, volume: str) -> bool:
+        held = account.detaching.get(volume)
+        return held is not None and self.clock() < held[2] + self.detach_s
+
+    def volumes_in_transit(self, account: Account, response: Response) -> Response:
+        """Shows a volume `attaching` for a while after AttachVolume, and one whose instance was
+        terminated a moment ago still `in-use`, `detaching` from it."""
+        status, headers, body = response
+        xml = body.decode("utf-8")
+        now = self.clock()
+        out, last = [], 0
+        for a, b in top_level_items(xml, "volumeSet"):
+            item = xml[a:b]
+            volume = element(item, "volumeId") or ""
+            attached = account.attached_at.get(volume)
+            if attached is not None and now < attached + self.detach_s:
+                item = item.replace("<status>attached</status>", "<status>attaching</status>", 1)
+            held = account.detaching.get(volume)
+            if held is not None and now < held[2] + self.detach_s and "<attachmentSet><item>" not in item:
+                instance, device, _ = held
+                attachment = (
+                    f"<attachmentSet><item><volumeId>{volume}</volumeId><instanceId>{instance}</instanceId>"
+                    f"<device>{device}</device><status>detaching</status></item></attachmentSet>"
+                )
+                item = item.replace("<status>available</status>", "<status>in-use</status>", 1)
+                item = re.sub(r"<attachmentSet\s*/>|<attachmentSet></attachmentSet>", attachment, item, count=1)
+                if "<attachmentSet>" not in item:
+                    item = item[: -len("</item>")] + attachment + "</item>"
+            out.append(xml[last:a] + item)
+            last = b
+        out.append(xml[last:])
+        return status, headers, "".join(out).encode()
 
     def detached(self, account: Account, instance_id: str) -> bool:
         """Whether an interface attached to `instance_id` has been let go by EC2."""
@@ -351,7 +443,7 @@ def main() -> None:
     parser.add_argument("--upstream", type=lp.split_host_port, required=True, help="127.0.0.1:PORT of moto")
     parser.add_argument("--throttle", action="store_true", help="EC2's request token buckets")
     parser.add_argument(
-        "--detach-seconds", type=float, default=3.0, help="interface detach delay after termination (default 3)"
+        "--detach-seconds", type=float, default=3.0, help="delay of volume attachments, and of interface and volume detachment after termination (default 3)"
     )
     parser.add_argument(
         "--deny", type=lambda s: [a for a in s.split(",") if a], default=[], help="actions answered UnauthorizedOperation"

@@ -8,6 +8,7 @@ Run with the project's venv: `.venv/bin/python bench/test_strict_ec2.py` (script
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -133,6 +134,44 @@ class StrictEc2Test(unittest.TestCase):
         self.assertEqual(self.status(eni), ("available", None))
         second = self.run_on(eni, "token-b2")
         self.assertEqual(self.status(eni), ("in-use", second))
+
+    def test_volume_attaches_and_detaches_with_a_delay_and_its_token_replays(self) -> None:
+        def volume(token: str) -> str:
+            return self.ec2.create_volume(AvailabilityZone="eu-west-1b", Size=10, VolumeType="gp3",
+                                          ClientToken=token)["VolumeId"]
+
+        def attachment(vol: str) -> tuple[str, str | None, str | None]:
+            v = self.ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]
+            a = (v.get("Attachments") or [{}])[0]
+            return v["State"], a.get("InstanceId"), a.get("State")
+
+        vol = volume("vol-token")
+        self.assertEqual(volume("vol-token"), vol, "the same token is the same volume")
+        eni = self.eni("172.31.16.24")
+        first = self.run_on(eni, "token-v1")
+        self.ec2.attach_volume(VolumeId=vol, InstanceId=first, Device="/dev/sdf")
+        self.assertEqual(attachment(vol), ("in-use", first, "attaching"))
+        time.sleep(DETACH_S)
+        self.assertEqual(attachment(vol), ("in-use", first, "attached"))
+        self.ec2.terminate_instances(InstanceIds=[first])
+        self.assertEqual(attachment(vol), ("in-use", first, "detaching"), "moto would say available")
+        self.assertEqual(self.error_code(self.ec2.delete_volume, VolumeId=vol), "VolumeInUse")
+        time.sleep(DETACH_S)
+        self.assertEqual(attachment(vol), ("available", None, None))
+        self.ec2.delete_volume(VolumeId=vol)
+
+    def test_modify_instance_attribute_needs_a_stopped_instance(self) -> None:
+        eni = self.eni("172.31.16.25")
+        first = self.run_on(eni, "token-m1")
+        code = self.error_code(self.ec2.modify_instance_attribute, InstanceId=first,
+                               InstanceType={"Value": "m5.xlarge"})
+        self.assertEqual(code, "IncorrectInstanceState")
+        self.ec2.stop_instances(InstanceIds=[first])
+        self.ec2.modify_instance_attribute(InstanceId=first, InstanceType={"Value": "m5.xlarge"})
+        data = b"\x1f\x8b binary user-data"
+        self.ec2.modify_instance_attribute(InstanceId=first, UserData={"Value": data})
+        held = self.ec2.describe_instance_attribute(InstanceId=first, Attribute="userData")
+        self.assertEqual(base64.b64decode(held["UserData"]["Value"]), data, "stored as EC2 stores it")
 
     def test_duplicate_address_is_refused_and_a_token_replays(self) -> None:
         first = self.eni("172.31.16.22", ClientToken="eni-token")

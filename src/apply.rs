@@ -1,19 +1,50 @@
-//! Executes a Plan against EC2 in dependency waves: security group → network interfaces →
-//! instances (bounded concurrency) → rolling replacements (one node at a time, ZooKeeper first)
-//! → removal of what the topology no longer has. Every resource is tagged at creation, so an
-//! interrupted apply leaves nothing unknown behind and the next plan picks up where it stopped.
+//! Executes a Plan against EC2 in dependency waves: security group → network interfaces → data
+//! volumes → new instances (bounded concurrency), each with its volume attached → the roll of
+//! nodes that change (one at a time, ZooKeeper first, behind health gates: roll.rs decides,
+//! health.rs observes) → removal of what the topology no longer has. Every resource is tagged at
+//! creation, so an interrupted apply leaves nothing unknown behind and the next plan picks up
+//! where it stopped. Data volumes are never deleted here: only `destroy` deletes them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::desired::client_token;
+use crate::cluster::Role;
+use crate::desired::{DATA_DEVICE, client_token, volume_token};
 use crate::ec2::{
-    Ec2, Ec2Error, InstanceSpec, InstanceState, InterfaceSpec, Rule, SecurityGroupSpec, tags,
+    AttachmentState, DataVolumeSpec, Ec2, Ec2Error, InstanceChange, InstanceSpec, InstanceState,
+    InterfaceSpec, Rule, SecurityGroupSpec, VolumeSize, VolumeState, tags,
 };
+use crate::health::Health;
 use crate::plan::{Action, NodeChange, OrphanKind, Plan};
 use crate::progress::Reporter;
+use crate::render::with_data_volume;
+use crate::roll::{self, Decision};
+
+/// The flag that rolls without health gates, for a cluster that is already down.
+pub const SKIP_GATES_FLAG: &str = "--skip-health-gates";
+
+/// How a roll learns that it may go on.
+pub struct Gates<'a> {
+    /// Where health is read; `None` skips every gate (the cluster is already down).
+    pub health: Option<&'a dyn Health>,
+    /// How long one gate waits before the roll stops.
+    pub timeout: Duration,
+    /// Pause between two readings of a gate.
+    pub poll: Duration,
+}
+
+impl Gates<'_> {
+    /// No gates: for a cluster that is already down (and unit tests without one).
+    pub fn skipped() -> Gates<'static> {
+        Gates {
+            health: None,
+            timeout: Duration::ZERO,
+            poll: Duration::ZERO,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -68,6 +99,9 @@ impl ApplyError {
 pub struct Outcome {
     pub launched: Vec<String>,
     pub terminated: Vec<String>,
+    /// Instances stopped, changed and started again in place.
+    pub restarted: Vec<String>,
+    pub volumes_created: usize,
     pub interfaces_created: usize,
     pub interfaces_deleted: usize,
 }
@@ -76,8 +110,11 @@ struct Run<'a> {
     ec2: &'a dyn Ec2,
     plan: &'a Plan,
     settings: &'a Settings,
+    gates: &'a Gates<'a>,
     reporter: &'a dyn Reporter,
     outcome: Outcome,
+    /// Node → its data volume, once it exists.
+    volumes: BTreeMap<String, String>,
 }
 
 /// Executes `plan`. On failure, the error lists every resource that failed in the failing wave.
@@ -85,19 +122,23 @@ pub async fn execute(
     ec2: &dyn Ec2,
     plan: &Plan,
     settings: &Settings,
+    gates: &Gates<'_>,
     reporter: &dyn Reporter,
 ) -> Result<Outcome, ApplyError> {
     let mut run = Run {
         ec2,
         plan,
         settings,
+        gates,
         reporter,
         outcome: Outcome::default(),
+        volumes: BTreeMap::new(),
     };
     let group_id = run.group().await?;
     let mut interfaces = run.create_interfaces(&group_id).await?;
+    run.prepare_volumes(&interfaces).await?;
     run.launch_new(&interfaces).await?;
-    run.replace(&group_id, &mut interfaces).await?;
+    run.roll(&group_id, &mut interfaces).await?;
     run.remove().await?;
     Ok(run.outcome)
 }
@@ -208,11 +249,220 @@ impl Run<'_> {
             instance_type: d.instance_type.clone(),
             interface_id: interface_id.to_string(),
             zone: d.node.zone.clone(),
-            user_data: d.user_data.clone(),
+            user_data: self.user_data(n),
             volumes: d.volumes.clone(),
             key_name: d.key_name.clone(),
             client_token: client_token(&self.plan.cluster, &n.node, interface_id, n.generation),
             tags: t,
+        }
+    }
+
+    /// The node's user-data with its data volume's id in it.
+    fn user_data(&self, n: &NodeChange) -> Vec<u8> {
+        let volume = self.volumes.get(&n.node).map_or("", String::as_str);
+        with_data_volume(&n.desired.document, volume)
+    }
+
+    /// Creates the data volumes of nodes that have none (in parallel, each with a client token
+    /// so a retry never makes a second one) and waits until they are available; grows or retunes
+    /// those the topology changed.
+    async fn prepare_volumes(
+        &mut self,
+        interfaces: &BTreeMap<String, String>,
+    ) -> Result<(), ApplyError> {
+        for n in &self.plan.nodes {
+            if let Some(id) = &n.volume_id {
+                self.volumes.insert(n.node.clone(), id.clone());
+            }
+        }
+        let todo: Vec<(String, DataVolumeSpec)> = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.volume == Action::Create)
+            .map(|n| {
+                let v = &n.desired.data_volume;
+                // A node whose interface is replaced gets its volume with its new interface.
+                let eni = interfaces.get(&n.node).map_or("new", String::as_str);
+                let eni = if n.interface == Action::Replace {
+                    "replaced"
+                } else {
+                    eni
+                };
+                let spec = DataVolumeSpec {
+                    zone: n.zone.clone(),
+                    size_gib: v.size_gib,
+                    iops: v.iops,
+                    throughput_mibps: v.throughput_mibps,
+                    client_token: volume_token(&self.plan.cluster, &n.node, &n.zone, eni),
+                    tags: v.tags.clone(),
+                };
+                (format!("volume.{}", n.node), spec)
+            })
+            .collect();
+        if !todo.is_empty() {
+            let ec2 = self.ec2;
+            let (created, failures) = in_parallel(
+                "create data volumes",
+                todo,
+                self.settings.parallelism,
+                self.reporter,
+                |spec| async move { ec2.create_volume(&spec).await },
+            )
+            .await;
+            self.outcome.volumes_created += created.len();
+            let ids: Vec<String> = created.iter().map(|(_, id)| id.clone()).collect();
+            for (resource, id) in created {
+                self.volumes
+                    .insert(resource.trim_start_matches("volume.").to_string(), id);
+            }
+            let waited = self.wait_for_volumes(&ids, None).await;
+            if !failures.is_empty() {
+                return Err(ApplyError {
+                    stage: "creating data volumes",
+                    failures,
+                });
+            }
+            waited?;
+        }
+        let modify: Vec<(String, (String, VolumeSize))> = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.volume == Action::Update)
+            .filter(|n| n.volume_reasons.iter().any(|r| !r.starts_with("attach")))
+            .filter_map(|n| {
+                let v = &n.desired.data_volume;
+                let to = VolumeSize {
+                    size_gib: v.size_gib,
+                    iops: v.iops,
+                    throughput_mibps: v.throughput_mibps,
+                };
+                Some((format!("volume.{}", n.node), (n.volume_id.clone()?, to)))
+            })
+            .collect();
+        if !modify.is_empty() {
+            let ec2 = self.ec2;
+            let (_, failures) = in_parallel(
+                "change data volumes",
+                modify,
+                self.settings.parallelism,
+                self.reporter,
+                |(id, to)| async move { ec2.modify_volume(&id, &to).await },
+            )
+            .await;
+            if !failures.is_empty() {
+                return Err(ApplyError {
+                    stage: "changing data volumes",
+                    failures,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches each (volume, instance) pair not attached yet, waiting first for a volume still
+    /// detaching from a terminated instance, then waits until every one is attached.
+    async fn attach(&self, pairs: &[(String, String)]) -> Result<(), ApplyError> {
+        const STAGE: &str = "attaching data volumes";
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = pairs.iter().map(|(v, _)| v.clone()).collect();
+        let found = self
+            .ec2
+            .find_volumes(&self.plan.cluster)
+            .await
+            .map_err(|e| ApplyError::one(STAGE, ids.join(", "), e))?;
+        let mut to_attach = Vec::new();
+        let mut detaching = Vec::new();
+        for (vol, instance) in pairs {
+            match found
+                .iter()
+                .find(|v| &v.id == vol)
+                .and_then(|v| v.attachment.as_ref())
+            {
+                Some(a) if &a.instance_id == instance => {}
+                Some(_) => {
+                    detaching.push(vol.clone());
+                    to_attach.push((vol.clone(), instance.clone()));
+                }
+                None => to_attach.push((vol.clone(), instance.clone())),
+            }
+        }
+        self.wait_for_volumes(&detaching, None).await?;
+        let ec2 = self.ec2;
+        let (_, failures) = in_parallel(
+            "attach data volumes",
+            to_attach
+                .into_iter()
+                .map(|(v, i)| (format!("{v} to {i}"), (v, i)))
+                .collect(),
+            self.settings.parallelism,
+            self.reporter,
+            |(v, i)| async move { ec2.attach_volume(&v, &i, DATA_DEVICE).await },
+        )
+        .await;
+        if !failures.is_empty() {
+            return Err(ApplyError {
+                stage: STAGE,
+                failures,
+            });
+        }
+        for (vol, instance) in pairs {
+            self.wait_for_volumes(std::slice::from_ref(vol), Some(instance))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Polls the cluster's volumes (one Describe per poll) until each of `ids` is available and
+    /// free, or, with `on`, attached to that instance.
+    async fn wait_for_volumes(&self, ids: &[String], on: Option<&str>) -> Result<(), ApplyError> {
+        const STAGE: &str = "waiting for data volumes";
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        loop {
+            let found = self
+                .ec2
+                .find_volumes(&self.plan.cluster)
+                .await
+                .map_err(|e| ApplyError::one(STAGE, ids.join(", "), e))?;
+            let pending: Vec<String> = ids
+                .iter()
+                .filter_map(|id| {
+                    let v = found.iter().find(|v| &v.id == id);
+                    let done = v.is_some_and(|v| match on {
+                        None => v.state == VolumeState::Available && v.attachment.is_none(),
+                        Some(i) => v.attachment.as_ref().is_some_and(|a| {
+                            a.instance_id == i && a.state == AttachmentState::Attached
+                        }),
+                    });
+                    (!done).then(|| {
+                        format!(
+                            "{id} ({})",
+                            v.map_or("not found".to_string(), |v| match &v.attachment {
+                                Some(a) => format!("{:?} to {}", a.state, a.instance_id),
+                                None => v.state.as_str().to_string(),
+                            })
+                        )
+                    })
+                })
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let want = on.map_or("available".to_string(), |i| format!("attached to {i}"));
+                return Err(ApplyError::one(
+                    STAGE,
+                    pending.join(", "),
+                    format!("not {want} after {:?}", self.settings.timeout),
+                ));
+            }
+            tokio::time::sleep(self.settings.poll).await;
         }
     }
 
@@ -291,7 +541,7 @@ impl Run<'_> {
             })
             .collect();
         if todo.is_empty() {
-            return Ok(());
+            return self.attach(&self.kept_pairs()).await;
         }
         let kept: Vec<String> = todo
             .iter()
@@ -314,6 +564,13 @@ impl Run<'_> {
             },
         )
         .await;
+        let mut pairs: Vec<(String, String)> = done
+            .iter()
+            .filter_map(|(resource, id)| {
+                let node = resource.trim_start_matches("instance.");
+                Some((self.volumes.get(node)?.clone(), id.clone()))
+            })
+            .collect();
         let mut launched: Vec<String> = done.into_iter().map(|(_, id)| id).collect();
         launched.sort();
         self.outcome.launched.extend(launched.iter().cloned());
@@ -325,12 +582,26 @@ impl Run<'_> {
                 failures,
             });
         }
-        waited
+        waited?;
+        pairs.extend(self.kept_pairs());
+        self.attach(&pairs).await
     }
 
-    /// Replaces nodes one at a time, ZooKeeper first, so a quorum and the brokers' replicas are
-    /// never down by more than one node.
-    async fn replace(
+    /// (volume, instance) of nodes whose instance stays and does not hold its volume yet.
+    fn kept_pairs(&self) -> Vec<(String, String)> {
+        self.plan
+            .nodes
+            .iter()
+            .filter(|n| n.instance == Action::NoOp)
+            .filter(|n| n.volume_reasons.iter().any(|r| r.starts_with("attach")))
+            .filter_map(|n| Some((self.volumes.get(&n.node)?.clone(), n.instance_id.clone()?)))
+            .collect()
+    }
+
+    /// Rolls the nodes that change, one at a time: ZooKeeper first (followers, then the leader),
+    /// then brokers (the active controller last). Each node waits for its role's gate before it
+    /// stops and after it is back; a gate that times out stops the roll where it is.
+    async fn roll(
         &mut self,
         group_id: &str,
         interfaces: &mut BTreeMap<String, String>,
@@ -339,70 +610,285 @@ impl Run<'_> {
             .plan
             .nodes
             .iter()
-            .filter(|n| n.instance == Action::Replace || n.interface == Action::Replace)
+            .filter(|n| {
+                n.instance == Action::Update
+                    || n.instance == Action::Replace
+                    || n.interface == Action::Replace
+            })
             .collect();
         if todo.is_empty() {
             return Ok(());
         }
         self.reporter
-            .phase("replace nodes (one at a time)", todo.len());
-        for n in todo {
-            let resource = format!("instance.{}", n.node);
-            let fail =
-                |e: &dyn ToString| ApplyError::one("replacing nodes", &resource, e.to_string());
-            // 1. Record the new generation on the interface that stays, before anything stops.
-            if n.interface == Action::NoOp
-                && let Some(eni) = &n.interface_id
-            {
-                let t = generation_tag(&self.instance_spec(n, eni));
-                self.ec2.set_tags(eni, &t).await.map_err(|e| fail(&e))?;
+            .phase("roll nodes (one at a time)", todo.len());
+        for role in [Role::Zookeeper, Role::Broker] {
+            let mut left: Vec<&NodeChange> =
+                todo.iter().copied().filter(|n| n.role == role).collect();
+            if !left.is_empty() {
+                self.reachable(role).await?;
             }
-            // 2. Stop the old instance and wait until it is gone.
-            if let Some(old) = &n.instance_id {
-                self.ec2
-                    .terminate_instances(std::slice::from_ref(old))
-                    .await
-                    .map_err(|e| fail(&e))?;
-                self.outcome.terminated.push(old.clone());
-                self.wait_for(std::slice::from_ref(old), InstanceState::Terminated)
-                    .await?;
+            while !left.is_empty() {
+                let next = self.next_in_roll(role, &left).await?;
+                let n = left.remove(next);
+                self.gate(n, Moment::Before).await?;
+                if n.instance == Action::Update {
+                    self.restart_in_place(n).await?;
+                } else {
+                    self.replace_node(n, group_id, interfaces).await?;
+                }
+                self.gate(n, Moment::After).await?;
+                self.reporter.step(&format!("instance.{}", n.node));
             }
-            // 3. A moved node gets a new interface in its new subnet.
-            let eni = if n.interface == Action::Replace {
-                if let Some(old) = &n.interface_id {
-                    self.delete_interface(old).await.map_err(|e| fail(&e))?;
-                    self.outcome.interfaces_deleted += 1;
-                }
-                let id = self
-                    .ec2
-                    .create_network_interface(&self.interface_spec(n, group_id))
-                    .await
-                    .map_err(|e| fail(&e))?;
-                self.outcome.interfaces_created += 1;
-                interfaces.insert(n.node.clone(), id.clone());
-                id
-            } else {
-                match interfaces.get(&n.node) {
-                    Some(id) => {
-                        // EC2 detaches the interface some seconds after the termination.
-                        self.wait_until_detached(std::slice::from_ref(id)).await?;
-                        id.clone()
-                    }
-                    None => return Err(fail(&"its network interface is missing")),
-                }
-            };
-            // 4. Launch the new generation and wait until it runs.
-            let id = self
-                .ec2
-                .run_instance(&self.instance_spec(n, &eni))
-                .await
-                .map_err(|e| fail(&e))?;
-            self.outcome.launched.push(id.clone());
-            self.wait_for(std::slice::from_ref(&id), InstanceState::Running)
-                .await?;
-            self.reporter.step(&resource);
         }
         self.reporter.finish();
+        Ok(())
+    }
+
+    /// ZooKeeper members (name, address) or brokers (address) of the topology.
+    fn members(&self, role: Role) -> Vec<(String, std::net::Ipv4Addr, u32)> {
+        self.plan
+            .nodes
+            .iter()
+            .filter(|n| n.role == role)
+            .map(|n| (n.node.clone(), n.desired.node.address, n.desired.node.id))
+            .collect()
+    }
+
+    /// Before a roll that needs gates: the role's nodes answer, or apply refuses, naming the
+    /// flag for a cluster that is already down.
+    async fn reachable(&self, role: Role) -> Result<(), ApplyError> {
+        let Some(health) = self.gates.health else {
+            return Ok(());
+        };
+        let members = self.members(role);
+        let problem = match role {
+            Role::Zookeeper => {
+                let named: Vec<(String, std::net::Ipv4Addr)> =
+                    members.iter().map(|(n, a, _)| (n.clone(), *a)).collect();
+                let seen = health.zookeeper(&named).await;
+                seen.iter()
+                    .all(|m| matches!(m.state, roll::ZkState::Down(_)))
+                    .then(|| {
+                        seen.iter()
+                            .map(|m| format!("{}: {:?}", m.node, m.state))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+            }
+            Role::Broker => {
+                let addresses: Vec<std::net::Ipv4Addr> = members.iter().map(|m| m.1).collect();
+                health.kafka(&addresses).await.err()
+            }
+        };
+        match problem {
+            None => Ok(()),
+            Some(seen) => Err(ApplyError::one(
+                "health gates",
+                format!("{role:?} nodes"),
+                format!(
+                    "no {} node answers ({seen}). Rolling a running cluster needs its health: run kcluster where it reaches the nodes' private addresses (a bastion, a VPN, a runner in the VPC). If the cluster is already down, `kcluster apply {SKIP_GATES_FLAG}` changes the nodes without gates. Nothing was changed.",
+                    role.as_str()
+                ),
+            )),
+        }
+    }
+
+    /// The index in `left` of the node to roll next, from the cluster as it is now: ZooKeeper's
+    /// leader and Kafka's active controller last.
+    async fn next_in_roll(&self, role: Role, left: &[&NodeChange]) -> Result<usize, ApplyError> {
+        let Some(health) = self.gates.health else {
+            return Ok(0);
+        };
+        let order = match role {
+            Role::Zookeeper => {
+                let members: Vec<(String, std::net::Ipv4Addr)> = self
+                    .members(role)
+                    .into_iter()
+                    .map(|(n, a, _)| (n, a))
+                    .collect();
+                let seen = health.zookeeper(&members).await;
+                let names: Vec<String> = left.iter().map(|n| n.node.clone()).collect();
+                roll::zookeeper_order(&names, &seen)
+            }
+            Role::Broker => {
+                let addresses: Vec<std::net::Ipv4Addr> =
+                    self.members(role).iter().map(|m| m.1).collect();
+                let controller = health
+                    .kafka(&addresses)
+                    .await
+                    .ok()
+                    .and_then(|v| v.controller);
+                let ids: Vec<(String, i32)> = left
+                    .iter()
+                    .map(|n| (n.node.clone(), n.desired.node.id as i32))
+                    .collect();
+                roll::broker_order(&ids, controller)
+            }
+        };
+        Ok(order
+            .first()
+            .and_then(|first| left.iter().position(|n| &n.node == first))
+            .unwrap_or(0))
+    }
+
+    /// Waits until the gate of `n`'s role lets it go `when`; on timeout, stops the roll saying
+    /// which node, which check, what was seen, and how to resume.
+    async fn gate(&self, n: &NodeChange, when: Moment) -> Result<(), ApplyError> {
+        let Some(health) = self.gates.health else {
+            return Ok(());
+        };
+        let deadline = tokio::time::Instant::now() + self.gates.timeout;
+        loop {
+            let decision = match n.role {
+                Role::Zookeeper => {
+                    let members: Vec<(String, std::net::Ipv4Addr)> = self
+                        .members(Role::Zookeeper)
+                        .into_iter()
+                        .map(|(n, a, _)| (n, a))
+                        .collect();
+                    let seen = health.zookeeper(&members).await;
+                    roll::zookeeper_whole(&seen, members.len())
+                }
+                Role::Broker => {
+                    let addresses: Vec<std::net::Ipv4Addr> =
+                        self.members(Role::Broker).iter().map(|m| m.1).collect();
+                    let id = n.desired.node.id as i32;
+                    match health.kafka(&addresses).await {
+                        Ok(view) => match when {
+                            Moment::Before => roll::broker_can_stop(&view, id),
+                            Moment::After => roll::broker_back(&view, id),
+                        },
+                        Err(e) => Decision::Wait {
+                            check: "the brokers answer Kafka's Metadata request".into(),
+                            seen: e,
+                        },
+                    }
+                }
+            };
+            let Decision::Wait { check, seen } = decision else {
+                return Ok(());
+            };
+            if tokio::time::Instant::now() >= deadline {
+                let state = match when {
+                    Moment::Before => format!("{} was not touched", n.node),
+                    Moment::After => format!("{} has been changed and runs", n.node),
+                };
+                return Err(ApplyError::one(
+                    "health gate",
+                    &n.node,
+                    format!(
+                        "{} {}: waited {:?} until {check}; last seen: {seen}. The roll stopped here and the cluster is left as it is ({state}). Once the cluster is healthy, run `kcluster apply` again: it resumes with the nodes still to change.",
+                        when.as_str(),
+                        n.node,
+                        self.gates.timeout
+                    ),
+                ));
+            }
+            tokio::time::sleep(self.gates.poll).await;
+        }
+    }
+
+    /// Stops the node's instance, changes its type and/or user-data while it is stopped, and
+    /// starts it again: the same instance, volume and address. The bootstrap rewrites the node's
+    /// files from the new user-data at boot.
+    async fn restart_in_place(&mut self, n: &NodeChange) -> Result<(), ApplyError> {
+        let resource = format!("instance.{}", n.node);
+        let fail = |e: &dyn ToString| ApplyError::one("restarting nodes", &resource, e.to_string());
+        let Some(id) = n.instance_id.clone() else {
+            return Err(fail(&"it has no instance"));
+        };
+        let ids = std::slice::from_ref(&id);
+        self.ec2.stop_instances(ids).await.map_err(|e| fail(&e))?;
+        self.wait_for(ids, InstanceState::Stopped).await?;
+        let change = InstanceChange {
+            instance_type: n.in_place.as_ref().and_then(|p| p.instance_type.clone()),
+            user_data: n
+                .in_place
+                .as_ref()
+                .is_some_and(|p| p.files)
+                .then(|| self.user_data(n)),
+        };
+        if change != InstanceChange::default() {
+            self.ec2
+                .modify_instance(&id, &change)
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        let mut t = crate::ec2::Tags::new();
+        t.insert(tags::CONFIG.into(), n.desired.config_hash.clone());
+        self.ec2.set_tags(&id, &t).await.map_err(|e| fail(&e))?;
+        self.ec2.start_instances(ids).await.map_err(|e| fail(&e))?;
+        self.wait_for(ids, InstanceState::Running).await?;
+        if let Some(v) = self.volumes.get(&n.node).cloned() {
+            self.attach(&[(v, id.clone())]).await?;
+        }
+        self.outcome.restarted.push(id);
+        Ok(())
+    }
+
+    /// Replaces the node's instance with a new one on the same interface (a new one when the
+    /// node moves) and the same data volume (a new one when it moves to another zone).
+    async fn replace_node(
+        &mut self,
+        n: &NodeChange,
+        group_id: &str,
+        interfaces: &mut BTreeMap<String, String>,
+    ) -> Result<(), ApplyError> {
+        let resource = format!("instance.{}", n.node);
+        let fail = |e: &dyn ToString| ApplyError::one("replacing nodes", &resource, e.to_string());
+        // 1. Record the new generation on the interface that stays, before anything stops.
+        if n.interface == Action::NoOp
+            && let Some(eni) = &n.interface_id
+        {
+            let t = generation_tag(&self.instance_spec(n, eni));
+            self.ec2.set_tags(eni, &t).await.map_err(|e| fail(&e))?;
+        }
+        // 2. Stop the old instance and wait until it is gone.
+        if let Some(old) = &n.instance_id {
+            self.ec2
+                .terminate_instances(std::slice::from_ref(old))
+                .await
+                .map_err(|e| fail(&e))?;
+            self.outcome.terminated.push(old.clone());
+            self.wait_for(std::slice::from_ref(old), InstanceState::Terminated)
+                .await?;
+        }
+        // 3. A moved node gets a new interface in its new subnet.
+        let eni = if n.interface == Action::Replace {
+            if let Some(old) = &n.interface_id {
+                self.delete_interface(old).await.map_err(|e| fail(&e))?;
+                self.outcome.interfaces_deleted += 1;
+            }
+            let id = self
+                .ec2
+                .create_network_interface(&self.interface_spec(n, group_id))
+                .await
+                .map_err(|e| fail(&e))?;
+            self.outcome.interfaces_created += 1;
+            interfaces.insert(n.node.clone(), id.clone());
+            id
+        } else {
+            match interfaces.get(&n.node) {
+                Some(id) => {
+                    // EC2 detaches the interface some seconds after the termination.
+                    self.wait_until_detached(std::slice::from_ref(id)).await?;
+                    id.clone()
+                }
+                None => return Err(fail(&"its network interface is missing")),
+            }
+        };
+        // 4. Launch the new generation, wait until it runs, and give it the node's volume.
+        let id = self
+            .ec2
+            .run_instance(&self.instance_spec(n, &eni))
+            .await
+            .map_err(|e| fail(&e))?;
+        self.outcome.launched.push(id.clone());
+        self.wait_for(std::slice::from_ref(&id), InstanceState::Running)
+            .await?;
+        if let Some(v) = self.volumes.get(&n.node).cloned() {
+            self.attach(&[(v, id)]).await?;
+        }
         Ok(())
     }
 
@@ -478,6 +964,22 @@ impl Run<'_> {
 
     async fn wait_until_detached(&self, ids: &[String]) -> Result<(), ApplyError> {
         wait_until_detached(self.ec2, &self.plan.cluster, ids, self.settings).await
+    }
+}
+
+/// When a gate is read: before the node stops, or after it is back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    Before,
+    After,
+}
+
+impl Moment {
+    fn as_str(self) -> &'static str {
+        match self {
+            Moment::Before => "before stopping",
+            Moment::After => "after restarting",
+        }
     }
 }
 
@@ -693,7 +1195,7 @@ pub async fn wait_for(
 mod tests {
     use std::time::Duration;
 
-    use super::{Settings, execute};
+    use super::{Gates, Settings, execute};
     use crate::cluster::Cluster;
     use crate::destroy::{Inventory, destroy};
     use crate::ec2::fake::FakeEc2;
@@ -739,6 +1241,21 @@ mod tests {
         make_plan(ec2, c, &r).await.expect("plan").0
     }
 
+    /// Runs `work` while the fake's time passes (instances boot and stop, volumes attach and
+    /// detach), as EC2's does while kcluster waits.
+    async fn with_ec2_time<T>(ec2: &FakeEc2, work: impl std::future::Future<Output = T>) -> T {
+        let time = async {
+            loop {
+                ec2.boot_all();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::select! {
+            r = work => r,
+            _ = time => unreachable!(),
+        }
+    }
+
     /// Plans and applies; the fake boots pending instances while apply waits.
     async fn converge(ec2: &FakeEc2, c: &Cluster) -> Plan {
         let plan = plan_for(ec2, c).await;
@@ -749,8 +1266,9 @@ mod tests {
             }
         };
         let settings = settings();
+        let gates = Gates::skipped();
         tokio::select! {
-            r = execute(ec2, &plan, &settings, &Silent) => { r.expect("apply"); }
+            r = execute(ec2, &plan, &settings, &gates, &Silent) => { r.expect("apply"); }
             _ = booting => {}
         }
         plan
@@ -773,12 +1291,41 @@ mod tests {
         let first = converge(&ec2, &c).await;
         assert_eq!(
             first.summary().add,
-            13,
-            "1 group + 6 interfaces + 6 instances"
+            19,
+            "1 group + 6 interfaces + 6 data volumes + 6 instances"
         );
         let live = live_by_node(&ec2);
         assert_eq!(live.len(), 6);
         assert!(live.values().all(|v| v.len() == 1));
+        // Each node's own data volume, in its zone, attached to its instance as /dev/sdf.
+        let volumes = ec2.volumes();
+        assert_eq!(volumes.len(), 6);
+        for v in &volumes {
+            let node = v.tags.get(tags::NODE).expect("node tag");
+            let a = v.attachment.as_ref().expect("attached");
+            assert_eq!(a.instance_id, live[node.as_str()][0].id, "{node}");
+            assert_eq!(
+                (a.device.as_str(), v.zone.as_str()),
+                ("/dev/sdf", live[node.as_str()][0].zone.as_str())
+            );
+            assert_eq!(v.tags.get(tags::VOLUME).map(String::as_str), Some("data"));
+        }
+        // The instance was launched with its volume's id in its bootstrap.
+        for i in live.values().flatten() {
+            let data =
+                crate::render::user_data_text(&ec2.instance_user_data(&i.id).expect("user-data"))
+                    .expect("text");
+            let vol = volumes
+                .iter()
+                .find(|v| v.tags.get(tags::NODE).map(String::as_str) == i.tag(tags::NODE))
+                .expect("volume");
+            assert!(
+                data.contains(&format!("readonly DATA_VOLUME=\"{}\"", vol.id)),
+                "{:?}",
+                i.tag(tags::NODE)
+            );
+            assert!(!data.contains(crate::render::DATA_VOLUME_PLACEHOLDER));
+        }
         let again = plan_for(&ec2, &c).await;
         assert!(!again.has_changes(), "{}", again.render_text());
         // Every instance sits on its node's interface, in its zone, with its address.
@@ -803,8 +1350,8 @@ mod tests {
         }
         assert_eq!(
             counts,
-            vec![7, 7],
-            "subnets, groups, interfaces, instances, image, type offerings, type architectures"
+            vec![8, 8],
+            "subnets, groups, interfaces, instances, volumes, image, type offerings, type architectures"
         );
     }
 
@@ -816,8 +1363,9 @@ mod tests {
         ec2.fail_after("RunInstances", 3);
         let plan = plan_for(&ec2, &c).await;
         let settings = settings();
+        let gates = Gates::skipped();
         let err = tokio::select! {
-            r = execute(&ec2, &plan, &settings, &Silent) => r.expect_err("injected failure"),
+            r = execute(&ec2, &plan, &settings, &gates, &Silent) => r.expect_err("injected failure"),
             _ = async { loop { ec2.boot_all(); tokio::time::sleep(Duration::from_millis(1)).await; } } => unreachable!(),
         };
         assert_eq!(err.stage, "launching instances");
@@ -850,7 +1398,9 @@ mod tests {
                 "instance.broker-4",
                 "instance.broker-5",
                 "network_interface.broker-4",
-                "network_interface.broker-5"
+                "network_interface.broker-5",
+                "volume.broker-4",
+                "volume.broker-5"
             ]
         );
         converge(&ec2, &bigger).await;
@@ -859,19 +1409,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn instance_type_change_replaces_in_place_keeping_addresses() {
+    async fn instance_type_change_stops_modifies_and_starts_keeping_instance_volume_and_address() {
         let ec2 = fake();
         converge(&ec2, &cluster("resize", 3, "m5.xlarge")).await;
         let enis: Vec<String> = ec2.interfaces().iter().map(|n| n.id.clone()).collect();
+        let instances: Vec<String> = ec2.instances().iter().map(|i| i.id.clone()).collect();
+        let volumes = ec2.volumes();
         let bigger = cluster("resize", 3, "m5.2xlarge");
         let plan = plan_for(&ec2, &bigger).await;
         let b1 = plan.node("broker-1").expect("broker-1");
-        assert_eq!(b1.instance, Action::Replace);
+        assert_eq!(b1.instance, Action::Update);
         assert_eq!(
             b1.instance_reasons,
             vec!["instance type m5.xlarge → m5.2xlarge"]
         );
-        assert_eq!(b1.generation, 2);
+        assert_eq!(
+            b1.in_place
+                .as_ref()
+                .and_then(|p| p.instance_type.as_deref()),
+            Some("m5.2xlarge")
+        );
+        assert!(
+            plan.render_text()
+                .contains("resize to m5.2xlarge: broker-1 (stop, change, start; its volume and address stay; rolling: the active controller last"),
+            "{}",
+            plan.render_text()
+        );
         assert_eq!(
             plan.node("zookeeper-1").map(|n| n.instance),
             Some(Action::NoOp)
@@ -885,7 +1448,11 @@ mod tests {
         let live = live_by_node(&ec2);
         assert!(live.values().all(|v| v.len() == 1));
         assert_eq!(live["broker-2"][0].instance_type, "m5.2xlarge");
-        assert_eq!(live["broker-2"][0].tag(tags::GENERATION), Some("2"));
+        let now: Vec<String> = ec2.instances().iter().map(|i| i.id.clone()).collect();
+        assert_eq!(instances, now, "the same instances, none launched");
+        assert_eq!(ec2.calls().get("TerminateInstances"), None);
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&3));
+        assert_eq!(volumes, ec2.volumes(), "the same volumes, still attached");
         assert!(!plan_for(&ec2, &bigger).await.has_changes());
     }
 
@@ -906,6 +1473,308 @@ mod tests {
         assert_ne!(back.id, lost.id);
         assert_eq!(back.primary_interface, lost.primary_interface);
         assert!(!plan_for(&ec2, &c).await.has_changes());
+    }
+
+    fn with_extra(name: &str, extra: &str) -> Cluster {
+        load(&format!(
+            "name: {name}\nregion: eu-west-1\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20}}\n{extra}"
+        ))
+    }
+
+    fn volume_of(ec2: &FakeEc2, node: &str) -> crate::ec2::Volume {
+        let mine: Vec<_> = ec2
+            .volumes()
+            .into_iter()
+            .filter(|v| v.tags.get(tags::NODE).map(String::as_str) == Some(node))
+            .collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "{node} has exactly one data volume: {mine:?}"
+        );
+        mine[0].clone()
+    }
+
+    #[tokio::test]
+    async fn config_only_change_terminates_nothing_and_restarts_brokers_in_place_with_new_files() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("tune", "")).await;
+        let before: Vec<Instance> = ec2.instances();
+        let launches = ec2.calls().get("RunInstances").copied();
+        let tuned = with_extra(
+            "tune",
+            "brokers:\n  overrides:\n    log.retention.hours: 72\n",
+        );
+        let plan = plan_for(&ec2, &tuned).await;
+        for n in &plan.nodes {
+            let expected = match n.role {
+                crate::cluster::Role::Broker => Action::Update,
+                crate::cluster::Role::Zookeeper => Action::NoOp,
+            };
+            assert_eq!(n.instance, expected, "{}", n.node);
+            assert_eq!((n.interface, n.volume), (Action::NoOp, Action::NoOp));
+        }
+        let text = plan.render_text();
+        assert!(
+            text.contains("restart with its new files: broker-2 (stop, change, start; its volume and address stay; rolling: the active controller last; gated on no partition it hosts falling below min.insync.replicas, then 0 under-replicated partitions)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Plan: 0 to add, 3 to change, 0 to destroy."),
+            "{text}"
+        );
+        converge(&ec2, &tuned).await;
+        let after: Vec<Instance> = ec2.instances();
+        assert_eq!(
+            before.iter().map(|i| &i.id).collect::<Vec<_>>(),
+            after.iter().map(|i| &i.id).collect::<Vec<_>>(),
+            "no instance launched or terminated"
+        );
+        assert!(after.iter().all(|i| i.state == InstanceState::Running));
+        assert_eq!(ec2.calls().get("TerminateInstances"), None);
+        assert_eq!(ec2.calls().get("RunInstances").copied(), launches);
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&3));
+        for i in after.iter().filter(|i| i.tag(tags::ROLE) == Some("broker")) {
+            let data = crate::render::user_data_text(&ec2.instance_user_data(&i.id).expect("data"))
+                .expect("text");
+            assert!(data.contains("log.retention.hours=72"), "{}", i.id);
+            let vol = volume_of(&ec2, i.tag(tags::NODE).expect("node"));
+            assert!(data.contains(&format!("DATA_VOLUME=\"{}\"", vol.id)));
+            assert_eq!(vol.attachment.map(|a| a.instance_id), Some(i.id.clone()));
+        }
+        assert!(!plan_for(&ec2, &tuned).await.has_changes());
+    }
+
+    #[tokio::test]
+    async fn a_replaced_node_keeps_its_data_volume() {
+        let ec2 = fake();
+        ec2.set_image("ami-0aaaaaaaaaaaaaaaa", "/dev/xvda", "x86_64");
+        ec2.set_image("ami-0bbbbbbbbbbbbbbbb", "/dev/xvda", "x86_64");
+        let old = with_extra("reimage", "ami: {id: ami-0aaaaaaaaaaaaaaaa}\n");
+        converge(&ec2, &old).await;
+        let volumes: Vec<(String, String)> = ["zookeeper-1", "broker-3"]
+            .iter()
+            .map(|n| (n.to_string(), volume_of(&ec2, n).id))
+            .collect();
+        let instances = live_by_node(&ec2);
+        let new = with_extra("reimage", "ami: {id: ami-0bbbbbbbbbbbbbbbb}\n");
+        let plan = plan_for(&ec2, &new).await;
+        let b3 = plan.node("broker-3").expect("broker-3");
+        assert_eq!((b3.instance, b3.volume), (Action::Replace, Action::NoOp));
+        let text = plan.render_text();
+        assert!(
+            text.contains(&format!(
+                "replace broker-3 keeping {} (image ami-0aaaaaaaaaaaaaaaa → ami-0bbbbbbbbbbbbbbbb",
+                volumes[1].1
+            )),
+            "{text}"
+        );
+        converge(&ec2, &new).await;
+        let live = live_by_node(&ec2);
+        for (node, vol) in &volumes {
+            let now = &live[node.as_str()][0];
+            assert_ne!(
+                now.id,
+                instances[node.as_str()][0].id,
+                "{node} was replaced"
+            );
+            let v = volume_of(&ec2, node);
+            assert_eq!(&v.id, vol, "{node} keeps its volume id");
+            assert_eq!(v.attachment.map(|a| a.instance_id), Some(now.id.clone()));
+        }
+        assert_eq!(ec2.volumes().len(), 6, "no volume created or deleted");
+        assert!(!plan_for(&ec2, &new).await.has_changes());
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_apply_finds_its_volumes_by_tag_and_never_makes_a_second() {
+        let ec2 = fake();
+        let c = cluster("again", 3, "m5.xlarge");
+        ec2.fail_after("RunInstances", 2);
+        let plan = plan_for(&ec2, &c).await;
+        let settings = settings();
+        let gates = Gates::skipped();
+        with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
+            .await
+            .expect_err("injected failure");
+        assert_eq!(ec2.volumes().len(), 6, "volumes come before launches");
+        let resumed = plan_for(&ec2, &c).await;
+        assert!(resumed.nodes.iter().all(|n| n.volume != Action::Create));
+        converge(&ec2, &c).await;
+        assert_eq!(ec2.volumes().len(), 6);
+        assert_eq!(ec2.calls().get("CreateVolume"), Some(&6));
+        assert!(!plan_for(&ec2, &c).await.has_changes());
+    }
+
+    /// A cluster's health as a test scripts it: ZooKeeper members and the brokers' view, each
+    /// read returning the next scripted answer (the last one repeats).
+    struct Scripted {
+        zk: std::sync::Mutex<Vec<Vec<crate::roll::ZkMember>>>,
+        kafka: std::sync::Mutex<Vec<Result<crate::roll::KafkaView, String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::health::Health for Scripted {
+        async fn zookeeper(
+            &self,
+            _: &[(String, std::net::Ipv4Addr)],
+        ) -> Vec<crate::roll::ZkMember> {
+            let mut z = self.zk.lock().expect("lock");
+            if z.len() > 1 {
+                z.remove(0)
+            } else {
+                z[0].clone()
+            }
+        }
+        async fn kafka(&self, _: &[std::net::Ipv4Addr]) -> Result<crate::roll::KafkaView, String> {
+            let mut k = self.kafka.lock().expect("lock");
+            if k.len() > 1 {
+                k.remove(0)
+            } else {
+                k[0].clone()
+            }
+        }
+    }
+
+    fn healthy_zk() -> Vec<crate::roll::ZkMember> {
+        use crate::roll::{ZkMember, ZkState};
+        vec![
+            ZkMember {
+                node: "zookeeper-1".into(),
+                state: ZkState::Follower,
+            },
+            ZkMember {
+                node: "zookeeper-2".into(),
+                state: ZkState::Leader {
+                    synced_followers: 2,
+                },
+            },
+            ZkMember {
+                node: "zookeeper-3".into(),
+                state: ZkState::Follower,
+            },
+        ]
+    }
+
+    fn kafka_view(isr: &[i32]) -> crate::roll::KafkaView {
+        crate::roll::KafkaView {
+            brokers: [1, 2, 3].into(),
+            controller: Some(1),
+            partitions: vec![crate::roll::Partition {
+                topic: "orders".into(),
+                partition: 0,
+                replicas: vec![1, 2, 3],
+                isr: isr.to_vec(),
+                min_isr: Some(2),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broker_roll_goes_controller_last_and_stops_at_a_gate_that_times_out() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("gated", "")).await;
+        let tuned = with_extra(
+            "gated",
+            "brokers:\n  overrides:\n    log.retention.hours: 72\n",
+        );
+        let plan = plan_for(&ec2, &tuned).await;
+        // Healthy for broker-2 (before and after) and broker-3 before; then broker 3 never
+        // comes back in sync, so the gate after it times out.
+        let health = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![
+                Ok(kafka_view(&[1, 2, 3])), // reachable?
+                Ok(kafka_view(&[1, 2, 3])), // order: controller 1 last → broker-2 first
+                Ok(kafka_view(&[1, 2, 3])), // broker-2 may stop
+                Ok(kafka_view(&[1, 2, 3])), // broker-2 is back
+                Ok(kafka_view(&[1, 2, 3])), // order → broker-3
+                Ok(kafka_view(&[1, 2, 3])), // broker-3 may stop
+                Ok(kafka_view(&[1, 2])),    // broker-3 never back in sync
+            ]),
+        };
+        let settings = settings();
+        let gates = Gates {
+            health: Some(&health),
+            timeout: Duration::from_millis(200),
+            poll: Duration::from_millis(10),
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
+            .await
+            .expect_err("the gate times out");
+        assert_eq!(err.stage, "health gate");
+        assert_eq!(err.failures[0].resource, "broker-3");
+        let e = &err.failures[0].error;
+        assert!(e.starts_with("after restarting broker-3: waited 200ms until the broker is registered and no partition is under-replicated"), "{e}");
+        assert!(
+            e.contains("last seen: 1 under-replicated partitions, e.g. orders-0 ISR [2, 3]")
+                || e.contains("orders-0 ISR [1, 2] of [1, 2, 3]"),
+            "{e}"
+        );
+        assert!(e.contains("run `kcluster apply` again: it resumes"), "{e}");
+        // broker-2 then broker-3 were restarted; broker-1 (the controller) was not touched.
+        let again = plan_for(&ec2, &tuned).await;
+        let left: Vec<&str> = again
+            .nodes
+            .iter()
+            .filter(|n| n.instance != Action::NoOp)
+            .map(|n| n.node.as_str())
+            .collect();
+        assert_eq!(left, vec!["broker-1"]);
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&2));
+    }
+
+    #[tokio::test]
+    async fn a_broker_at_min_isr_is_not_stopped_and_an_unreachable_cluster_is_refused() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("careful", "")).await;
+        let tuned = with_extra(
+            "careful",
+            "brokers:\n  overrides:\n    log.retention.hours: 72\n",
+        );
+        let plan = plan_for(&ec2, &tuned).await;
+        let settings = settings();
+        // Every partition at its minimum: no broker in its ISR may stop.
+        let health = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[2, 3]))]),
+        };
+        let gates = Gates {
+            health: Some(&health),
+            timeout: Duration::from_millis(100),
+            poll: Duration::from_millis(10),
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
+            .await
+            .expect_err("refused");
+        let e = &err.failures[0].error;
+        assert!(e.starts_with("before stopping broker-2: waited 100ms until no partition the broker holds in sync would fall below min.insync.replicas; last seen: orders-0 ISR [2, 3] of replicas [1, 2, 3], min.insync.replicas 2"), "{e}");
+        assert!(e.contains("(broker-2 was not touched)"), "{e}");
+        assert_eq!(ec2.calls().get("StopInstances"), None);
+
+        let down = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Err("127.0.0.1:9092: connection refused".into())]),
+        };
+        let gates = Gates {
+            health: Some(&down),
+            ..gates
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.stage, "health gates");
+        let e = &err.failures[0].error;
+        assert!(
+            e.contains("no broker node answers (127.0.0.1:9092: connection refused)"),
+            "{e}"
+        );
+        assert!(e.contains("`kcluster apply --skip-health-gates`"), "{e}");
+        assert_eq!(
+            ec2.calls().get("StopInstances"),
+            None,
+            "nothing was changed"
+        );
     }
 
     fn load(yaml: &str) -> Cluster {
@@ -963,7 +1832,7 @@ mod tests {
                 .iter()
                 .map(|v| v.device.as_str())
                 .collect();
-            assert_eq!(devices, vec!["/dev/sda1", "/dev/sdf"], "{}", n.node);
+            assert_eq!(devices, vec!["/dev/sda1"], "{}", n.node);
         }
     }
 
@@ -1112,12 +1981,25 @@ mod tests {
             tags: Default::default(),
         });
         let inv = Inventory::read(&ec2, "doomed").await.expect("inventory");
-        assert_eq!(inv.count(), 13);
-        destroy(&ec2, &inv, &settings(), &Silent)
+        assert_eq!(inv.count(), 19);
+        assert!(
+            inv.render_text()
+                .contains("Destroy: 6 instances, 6 data volumes (their data is lost), 6 network interfaces, 1 security group of cluster doomed."),
+            "{}",
+            inv.render_text()
+        );
+        with_ec2_time(&ec2, destroy(&ec2, &inv, &settings(), &Silent))
             .await
             .expect("destroy");
         let left = Inventory::read(&ec2, "doomed").await.expect("inventory");
         assert!(left.instances.is_empty() && left.interfaces.is_empty() && left.groups.is_empty());
+        assert!(left.volumes.is_empty());
+        let kept_volumes = ec2
+            .volumes()
+            .iter()
+            .filter(|v| v.tags.get(tags::CLUSTER).map(String::as_str) == Some("kept"))
+            .count();
+        assert_eq!(kept_volumes, 6, "the other cluster's volumes stay");
         let live = ec2.instances();
         assert!(live.iter().any(|i| i.id == stranger && i.state.is_live()));
         assert_eq!(

@@ -175,6 +175,20 @@ pub struct ApplyArgs {
     /// Remove the cluster's lease left by a run that was killed, then take it.
     #[arg(long)]
     pub break_lease: bool,
+    /// Change nodes without reading the cluster's health first: only for a cluster that is
+    /// already down (a running one loses availability, and may lose data, without the gates).
+    #[arg(long)]
+    pub skip_health_gates: bool,
+    /// Longest wait, in seconds, of one health gate of a roll (a node's ensemble synced, its
+    /// partitions replicated) before the roll stops where it is.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "900",
+        env = "KCLUSTER_GATE_SECONDS",
+        value_parser = seconds("KCLUSTER_GATE_SECONDS", 1.0, 86_400.0)
+    )]
+    pub gate_seconds: f64,
 }
 
 #[derive(Args, Debug)]

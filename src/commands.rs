@@ -194,7 +194,16 @@ async fn converge(
     if plan.has_changes() {
         let reporter = Terminal::detect();
         let settings = settings(&a.aws, a.parallelism);
-        let outcome = apply::execute(ec2, plan, &settings, &reporter)
+        let network = crate::health::Network {
+            client_port: cluster.network.client_port,
+            timeout: Duration::from_secs(5),
+        };
+        let gates = apply::Gates {
+            health: (!a.skip_health_gates).then_some(&network as &dyn crate::health::Health),
+            timeout: Duration::from_secs_f64(a.gate_seconds),
+            poll: Duration::from_secs_f64(a.aws.poll_seconds),
+        };
+        let outcome = apply::execute(ec2, plan, &settings, &gates, &reporter)
             .await
             .map_err(|e| Error::Failed(format!("{e}\n({})", Finish::Apply.sentence())))?;
         let (after, now) = workflow::make_plan(ec2, cluster, renderer).await?;
@@ -206,9 +215,11 @@ async fn converge(
             )));
         }
         crate::outln!(
-            "Apply complete: {} instances launched, {} terminated, {} network interfaces created, {} deleted. Planning again shows no changes.",
+            "Apply complete: {} instances launched, {} restarted in place, {} terminated, {} data volumes created, {} network interfaces created, {} deleted. Planning again shows no changes.",
             outcome.launched.len(),
+            outcome.restarted.len(),
             outcome.terminated.len(),
+            outcome.volumes_created,
             outcome.interfaces_created,
             outcome.interfaces_deleted
         );

@@ -1,5 +1,6 @@
 //! Cluster + rendered node files + the subnets found in EC2 → the resources that should exist:
-//! one security group, and per node a network interface holding its address and an instance.
+//! one security group, and per node a network interface holding its address, an EBS data volume
+//! of its own (it outlives instances) and an instance.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +13,10 @@ use crate::render::{JMX_PORT, NodeRender};
 
 /// The root volume of every instance; the image's own root is replaced by an encrypted gp3 one.
 pub const ROOT_SIZE_GIB: u32 = 20;
-/// The data volume's device name; the bootstrap script mounts it.
+/// The device name the data volume is attached as; the bootstrap finds it by its volume id.
 pub const DATA_DEVICE: &str = "/dev/sdf";
+/// The value of the `kcluster:volume` tag on a node's data volume.
+pub const DATA_VOLUME_TAG: &str = "data";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredGroup {
@@ -36,12 +39,27 @@ pub struct DesiredNode {
     /// newly published AMI behind an SSM parameter does not replace running nodes).
     pub image_source: String,
     pub user_data: Vec<u8>,
-    /// Short hash of the user-data, kept in the `kcluster:config` tag.
+    /// The user-data document with the data volume's placeholder (see `render::with_data_volume`).
+    pub document: String,
+    /// Short hash of the user-data (before its volume id is put in), kept in the `kcluster:config`
+    /// tag.
     pub config_hash: String,
+    /// Volumes created with each instance (the root volume only).
     pub volumes: Vec<VolumeSpec>,
+    /// The node's own data volume, created apart from any instance.
+    pub data_volume: DesiredVolume,
     pub key_name: Option<String>,
     /// Instance tags without the generation, which the plan adds.
     pub instance_tags: Tags,
+}
+
+/// A node's data volume: encrypted gp3 in the node's zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredVolume {
+    pub size_gib: u32,
+    pub iops: u32,
+    pub throughput_mibps: u32,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +169,14 @@ pub fn client_token(cluster: &str, node: &str, interface_id: &str, generation: u
     format!("kcluster-{}", &hex::encode(digest)[..40])
 }
 
+/// The CreateVolume idempotency token of a node's data volume: cluster, node, zone and the
+/// interface it is created for (a new interface after `destroy`, or in another zone, is a new
+/// volume; a retry of the same creation is the same one).
+pub fn volume_token(cluster: &str, node: &str, zone: &str, interface_id: &str) -> String {
+    let digest = Sha256::digest(format!("{cluster}/{node}/{zone}/{interface_id}/data"));
+    format!("kcluster-{}", &hex::encode(digest)[..40])
+}
+
 /// Matches the topology's zones with the subnets found in EC2.
 pub fn zone_subnets(
     cluster: &Cluster,
@@ -249,7 +275,7 @@ pub fn desired(
             errors.push(DesiredError::NoRoleSpec(node.name.clone()));
             continue;
         };
-        let config_hash = config_hash(&render.user_data);
+        let config_hash = config_hash(render.document.as_bytes());
         let mut instance_tags = node_tags(cluster, node);
         instance_tags.insert(tags::CONFIG.into(), config_hash.clone());
         instance_tags.insert(tags::IMAGE.into(), cluster.ami.image_id());
@@ -261,21 +287,28 @@ pub fn desired(
             image: image.id.clone(),
             image_source: cluster.ami.image_id(),
             user_data: render.user_data.clone(),
+            document: render.document.clone(),
             config_hash,
-            volumes: vec![
-                VolumeSpec {
-                    device: image.root_device.clone(),
-                    size_gib: ROOT_SIZE_GIB,
-                    iops: 3000,
-                    throughput_mibps: 125,
+            volumes: vec![VolumeSpec {
+                device: image.root_device.clone(),
+                size_gib: ROOT_SIZE_GIB,
+                iops: 3000,
+                throughput_mibps: 125,
+            }],
+            data_volume: DesiredVolume {
+                size_gib: spec.volume.size_gib,
+                iops: spec.volume.iops,
+                throughput_mibps: spec.volume.throughput_mibps,
+                tags: {
+                    let mut t = node_tags(cluster, node);
+                    t.insert(
+                        tags::NAME.into(),
+                        format!("{}-{}-data", cluster.name, node.name),
+                    );
+                    t.insert(tags::VOLUME.into(), DATA_VOLUME_TAG.into());
+                    t
                 },
-                VolumeSpec {
-                    device: DATA_DEVICE.into(),
-                    size_gib: spec.volume.size_gib,
-                    iops: spec.volume.iops,
-                    throughput_mibps: spec.volume.throughput_mibps,
-                },
-            ],
+            },
             key_name: cluster
                 .network
                 .ssh

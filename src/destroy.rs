@@ -1,5 +1,6 @@
 //! Removes a cluster: exactly the resources that carry its `kcluster:cluster` tag (filtered by
-//! EC2 and checked again here), instances first, then network interfaces, then security groups.
+//! EC2 and checked again here), instances first, then the nodes' data volumes (the only command
+//! that deletes them), network interfaces, and security groups.
 
 use std::fmt::Write as _;
 
@@ -9,7 +10,9 @@ use crate::apply::{
     ApplyError, Failure, Settings, delete_interface, delete_when_free, in_parallel, wait_for,
     wait_until_detached,
 };
-use crate::ec2::{Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, tags};
+use crate::ec2::{
+    Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, Volume, tags,
+};
 use crate::progress::Reporter;
 
 /// What destroy would remove.
@@ -18,6 +21,8 @@ pub struct Inventory {
     pub cluster: String,
     pub instances: Vec<Instance>,
     pub interfaces: Vec<NetworkInterface>,
+    /// The nodes' data volumes (kcluster's own: `kcluster:volume` with the node tags).
+    pub volumes: Vec<Volume>,
     pub groups: Vec<SecurityGroup>,
     /// The cluster's instances already terminated (an interface may still name one briefly).
     #[serde(skip)]
@@ -25,13 +30,14 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Finds the cluster's resources: three Describe calls. Anything whose tag does not match
+    /// Finds the cluster's resources: four Describe calls. Anything whose tag does not match
     /// exactly is dropped, whatever the server-side filter returned.
     pub async fn read(ec2: &dyn Ec2, cluster: &str) -> Ec2Result<Inventory> {
-        let (groups, interfaces, instances) = futures::try_join!(
+        let (groups, interfaces, instances, volumes) = futures::try_join!(
             ec2.find_security_groups(cluster),
             ec2.find_network_interfaces(cluster),
             ec2.find_instances(cluster),
+            ec2.find_volumes(cluster),
         )?;
         let ours = |t: &crate::ec2::Tags| t.get(tags::CLUSTER).is_some_and(|c| c == cluster);
         let key = |t: &crate::ec2::Tags, id: &str| (t.get(tags::NODE).cloned(), id.to_string());
@@ -48,20 +54,28 @@ impl Inventory {
                 .filter(|i| ours(&i.tags) && i.state != InstanceState::Terminated)
                 .collect(),
             interfaces: interfaces.into_iter().filter(|n| ours(&n.tags)).collect(),
+            volumes: volumes
+                .into_iter()
+                .filter(|v| ours(&v.tags) && crate::ownership::own_volume(&v.tags))
+                .collect(),
             groups: groups.into_iter().filter(|g| ours(&g.tags)).collect(),
         };
         inv.instances.sort_by_key(|i| key(&i.tags, &i.id));
         inv.interfaces.sort_by_key(|n| key(&n.tags, &n.id));
+        inv.volumes.sort_by_key(|v| key(&v.tags, &v.id));
         inv.groups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(inv)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty() && self.interfaces.is_empty() && self.groups.is_empty()
+        self.instances.is_empty()
+            && self.interfaces.is_empty()
+            && self.volumes.is_empty()
+            && self.groups.is_empty()
     }
 
     pub fn count(&self) -> usize {
-        self.instances.len() + self.interfaces.len() + self.groups.len()
+        self.instances.len() + self.interfaces.len() + self.volumes.len() + self.groups.len()
     }
 
     /// Every resource that will go, one per line.
@@ -88,6 +102,16 @@ impl Inventory {
                 n.address
             );
         }
+        for v in &self.volumes {
+            let _ = writeln!(
+                out,
+                "  - volume             {:<22} {:<14} {} {} GiB: the node's data, deleted for good",
+                v.id,
+                node(&v.tags),
+                v.zone,
+                v.size_gib
+            );
+        }
         for g in &self.groups {
             let _ = writeln!(out, "  - security_group     {:<22} {}", g.id, g.name);
         }
@@ -96,8 +120,9 @@ impl Inventory {
         };
         let _ = writeln!(
             out,
-            "Destroy: {}, {}, {} of cluster {}.",
+            "Destroy: {}, {} (their data is lost), {}, {} of cluster {}.",
             n(self.instances.len(), "instance"),
+            n(self.volumes.len(), "data volume"),
             n(self.interfaces.len(), "network interface"),
             n(self.groups.len(), "security group"),
             self.cluster
@@ -145,6 +170,32 @@ pub async fn destroy(
             .map(|n| n.id.clone())
             .collect();
         wait_until_detached(ec2, &inventory.cluster, &detaching, settings).await?;
+    }
+    // The nodes' data volumes, once EC2 has detached them from the terminated instances.
+    if !inventory.volumes.is_empty() {
+        let (_, failures) = in_parallel(
+            "delete data volumes",
+            inventory
+                .volumes
+                .iter()
+                .map(|v| (v.id.clone(), v.id.clone()))
+                .collect(),
+            settings.parallelism,
+            reporter,
+            |id| async move {
+                delete_when_free(settings, "InvalidVolume.NotFound", "VolumeInUse", || {
+                    ec2.delete_volume(&id)
+                })
+                .await
+            },
+        )
+        .await;
+        if !failures.is_empty() {
+            return Err(ApplyError {
+                stage: "deleting data volumes",
+                failures,
+            });
+        }
     }
     // An interface held by an instance that is not the cluster's stays held: kcluster does not
     // terminate what it does not own, so waiting for it would only end at the timeout.

@@ -7,6 +7,12 @@
 
 use crate::ec2::{Instance, NetworkInterface, SecurityGroup, Tags, tags};
 
+/// A data volume is kcluster's own when it carries the node tags and `kcluster:volume`, which
+/// only kcluster writes (a root volume carries its instance's tags, not that one).
+pub fn own_volume(t: &Tags) -> bool {
+    t.contains_key(tags::ROLE) && t.contains_key(tags::NODE) && t.contains_key(tags::VOLUME)
+}
+
 /// The security group kcluster creates for `cluster`.
 pub fn group_name(cluster: &str) -> String {
     format!("kcluster-{cluster}")

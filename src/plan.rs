@@ -9,9 +9,12 @@ use serde::Serialize;
 
 use crate::cluster::Role;
 use crate::desired::{Desired, DesiredNode};
-use crate::ec2::{Ec2, Ec2Result, Instance, NetworkInterface, Rule, SecurityGroup, Subnet, tags};
+use crate::ec2::{
+    Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, Rule, SecurityGroup, Subnet, Volume,
+    VolumeState, tags,
+};
 
-/// Everything kcluster reads from EC2 for one cluster: four Describe calls, whatever its size.
+/// Everything kcluster reads from EC2 for one cluster: five Describe calls, whatever its size.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
     pub subnets: Vec<Subnet>,
@@ -19,6 +22,8 @@ pub struct Observed {
     pub interfaces: Vec<NetworkInterface>,
     /// All instances with the cluster tag, terminated ones included.
     pub instances: Vec<Instance>,
+    /// The cluster's data volumes.
+    pub volumes: Vec<Volume>,
 }
 
 impl Observed {
@@ -48,17 +53,24 @@ impl Observed {
             named.extend(defaults.into_iter().filter(|d| !subnet_ids.contains(&d.id)));
             Ok(named)
         };
-        let (subnets, groups, interfaces, instances) = futures::try_join!(
+        let (subnets, groups, interfaces, instances, volumes) = futures::try_join!(
             subnets,
             ec2.find_security_groups(cluster),
             ec2.find_network_interfaces(cluster),
             ec2.find_instances(cluster),
+            ec2.find_volumes(cluster),
         )?;
+        // Only kcluster's own volumes: anything else is never looked at, let alone changed.
+        let volumes = volumes
+            .into_iter()
+            .filter(|v| crate::ownership::own_volume(&v.tags))
+            .collect();
         Ok(Observed {
             subnets,
             groups,
             interfaces,
             instances,
+            volumes,
         })
     }
 
@@ -104,7 +116,18 @@ pub struct GroupChange {
     pub description: String,
 }
 
-/// One node's part of the plan: its network interface and its instance.
+/// How an instance that stays is changed: every one a stop, a change while stopped, and a start,
+/// one node at a time behind the health gates. The volume and the address stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InPlace {
+    /// The new instance type, if it changes.
+    pub instance_type: Option<String>,
+    /// Whether the node's files change (the new user-data is set while it is stopped, and the
+    /// bootstrap writes it at boot).
+    pub files: bool,
+}
+
+/// One node's part of the plan: its network interface, its data volume and its instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeChange {
     pub node: String,
@@ -114,7 +137,15 @@ pub struct NodeChange {
     pub interface: Action,
     pub interface_id: Option<String>,
     pub interface_reasons: Vec<String>,
+    /// The data volume: created, changed (grown, retuned, or attached to the node's instance),
+    /// or kept as it is.
+    pub volume: Action,
+    pub volume_id: Option<String>,
+    pub volume_reasons: Vec<String>,
+    /// The instance: created, replaced (a new instance on the same volume and address), updated
+    /// in place (`in_place`: stopped, changed, started), or kept.
     pub instance: Action,
+    pub in_place: Option<InPlace>,
     /// The live instance that stands for the node now, if any.
     pub instance_id: Option<String>,
     pub instance_reasons: Vec<String>,
@@ -135,6 +166,15 @@ pub struct Orphan {
     pub reason: String,
 }
 
+/// A data volume no node uses: kept, since only `kcluster destroy` deletes data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptVolume {
+    pub id: String,
+    pub node: Option<String>,
+    pub zone: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrphanKind {
@@ -150,6 +190,8 @@ pub struct Plan {
     pub group: GroupChange,
     pub nodes: Vec<NodeChange>,
     pub orphans: Vec<Orphan>,
+    /// Data volumes that no node of the topology uses; never deleted by apply.
+    pub kept_volumes: Vec<KeptVolume>,
 }
 
 /// Totals in Terraform's sense: a replacement adds one and destroys one.
@@ -240,6 +282,34 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
     orphans.sort_by(|a, b| (a.kind, &a.node, &a.id).cmp(&(b.kind, &b.node, &b.id)));
 
+    let used: BTreeSet<&str> = nodes
+        .iter()
+        .filter_map(|n| n.volume_id.as_deref())
+        .collect();
+    let kept_volumes = observed
+        .volumes
+        .iter()
+        .filter(|v| !matches!(v.state, VolumeState::Deleting | VolumeState::Deleted))
+        .filter(|v| !used.contains(v.id.as_str()))
+        .map(|v| {
+            let node = v.tags.get(tags::NODE).cloned();
+            let reason = match &node {
+                Some(n) if wanted.contains(n.as_str()) => format!(
+                    "{n}'s earlier volume in {}; {n} now has its own in its zone",
+                    v.zone
+                ),
+                Some(n) => format!("{n} is not in the topology"),
+                None => "names no node".to_string(),
+            };
+            KeptVolume {
+                id: v.id.clone(),
+                node,
+                zone: v.zone.clone(),
+                reason,
+            }
+        })
+        .collect();
+
     Plan {
         cluster: desired.cluster.clone(),
         region: desired.region.clone(),
@@ -247,6 +317,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         group,
         nodes,
         orphans,
+        kept_volumes,
     }
 }
 
@@ -343,7 +414,7 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
     let current = live.first().copied();
     let duplicates: Vec<String> = live.iter().skip(1).map(|i| i.id.clone()).collect();
 
-    let (instance, instance_reasons, generation) = match current {
+    let (instance, instance_reasons, generation, in_place) = match current {
         // A kept interface may have carried instances before (terminated outside kcluster, or
         // by an interrupted replacement). EC2 answers a ClientToken it has seen with that launch
         // for 24 hours, terminated or not, so the launch is a generation no instance has had.
@@ -355,11 +426,12 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
                 .map(|i| generation_of(&i.tags))
                 .max()
                 .unwrap_or(0);
-            (Action::Create, vec![], eni_generation.max(seen) + 1)
+            (Action::Create, vec![], eni_generation.max(seen) + 1, None)
         }
-        None => (Action::Create, vec![], eni_generation),
+        None => (Action::Create, vec![], eni_generation, None),
         Some(i) => {
             let mut reasons = Vec::new();
+            let mut replace = false;
             if i.instance_type != d.instance_type {
                 reasons.push(format!(
                     "instance type {} → {}",
@@ -367,9 +439,14 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
                 ));
             }
             if i.tag(tags::CONFIG) != Some(d.config_hash.as_str()) {
-                reasons.push("user-data changed".to_string());
+                reasons.push("its files changed".to_string());
             }
+            if matches!(i.state, InstanceState::Stopped | InstanceState::Stopping) {
+                reasons.push(format!("it is {}", i.state.as_str()));
+            }
+            let in_place = !reasons.is_empty();
             if i.tag(tags::IMAGE) != Some(d.image_source.as_str()) {
+                replace = true;
                 reasons.push(format!(
                     "image {} → {}",
                     i.tag(tags::IMAGE).unwrap_or("unknown"),
@@ -377,13 +454,27 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
                 ));
             }
             if i.zone != d.node.zone {
+                replace = true;
                 reasons.push(format!("zone {} → {}", i.zone, d.node.zone));
             }
             if interface == Action::Replace {
+                replace = true;
                 reasons.push("its network interface is replaced".to_string());
             }
-            if reasons.is_empty() {
-                (Action::NoOp, reasons, generation_of(&i.tags))
+            if !replace && in_place {
+                let change = InPlace {
+                    instance_type: (i.instance_type != d.instance_type)
+                        .then(|| d.instance_type.clone()),
+                    files: i.tag(tags::CONFIG) != Some(d.config_hash.as_str()),
+                };
+                (
+                    Action::Update,
+                    reasons,
+                    generation_of(&i.tags),
+                    Some(change),
+                )
+            } else if reasons.is_empty() {
+                (Action::NoOp, reasons, generation_of(&i.tags), None)
             } else {
                 // The next generation, unless an interrupted replacement already bumped it.
                 let g = generation_of(&i.tags);
@@ -392,10 +483,11 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
                 } else {
                     g + 1
                 };
-                (Action::Replace, reasons, next)
+                (Action::Replace, reasons, next, None)
             }
         }
     };
+    let (volume, volume_id, volume_reasons) = plan_volume(d, observed, current, instance);
     NodeChange {
         node: name.clone(),
         role: d.node.role,
@@ -404,7 +496,11 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
         interface,
         interface_id: eni.map(|n| n.id.clone()),
         interface_reasons,
+        volume,
+        volume_id,
+        volume_reasons,
         instance,
+        in_place,
         instance_id: current.map(|i| i.id.clone()),
         instance_reasons,
         generation,
@@ -413,11 +509,78 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
     }
 }
 
+/// The node's data volume: the one tagged with its name in its zone (the one attached to its
+/// instance first), created when there is none, changed when its size or performance differ
+/// (EBS grows, never shrinks), attached when the instance that stays does not hold it.
+fn plan_volume(
+    d: &DesiredNode,
+    observed: &Observed,
+    current: Option<&Instance>,
+    instance: Action,
+) -> (Action, Option<String>, Vec<String>) {
+    let name = d.node.name.as_str();
+    let mut candidates: Vec<&Volume> = observed
+        .volumes
+        .iter()
+        .filter(|v| v.tags.get(tags::NODE).map(String::as_str) == Some(name))
+        .filter(|v| v.zone == d.node.zone)
+        .filter(|v| !matches!(v.state, VolumeState::Deleting | VolumeState::Deleted))
+        .collect();
+    let on = |v: &Volume| {
+        current.is_some_and(|i| v.attachment.as_ref().is_some_and(|a| a.instance_id == i.id))
+    };
+    candidates.sort_by_key(|v| (!on(v), v.attachment.is_some(), &v.id));
+    let Some(v) = candidates.first().copied() else {
+        let mut reasons = vec![format!(
+            "{} GiB gp3, encrypted, in {}",
+            d.data_volume.size_gib, d.node.zone
+        )];
+        if let Some(old) = observed.volumes.iter().find(|v| {
+            v.tags.get(tags::NODE).map(String::as_str) == Some(name) && v.zone != d.node.zone
+        }) {
+            reasons.push(format!(
+                "{} stays in {} (EBS volumes do not move between zones): {name} starts empty and Kafka or ZooKeeper copies its data back",
+                old.id, old.zone
+            ));
+        }
+        return (Action::Create, None, reasons);
+    };
+    let want = &d.data_volume;
+    let mut reasons = Vec::new();
+    if want.size_gib > v.size_gib {
+        reasons.push(format!("size {} → {} GiB", v.size_gib, want.size_gib));
+    }
+    if want.iops != v.iops {
+        reasons.push(format!("iops {} → {}", v.iops, want.iops));
+    }
+    if want.throughput_mibps != v.throughput_mibps {
+        reasons.push(format!(
+            "throughput {} → {} MiB/s",
+            v.throughput_mibps, want.throughput_mibps
+        ));
+    }
+    // An instance that stays (or is changed in place) must hold its volume; a new or replacing
+    // one gets it attached anyway.
+    if matches!(instance, Action::NoOp | Action::Update)
+        && let Some(i) = current
+        && !on(v)
+    {
+        reasons.push(format!("attach to {}", i.id));
+    }
+    let action = if reasons.is_empty() {
+        Action::NoOp
+    } else {
+        Action::Update
+    };
+    (action, Some(v.id.clone()), reasons)
+}
+
 impl Plan {
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         s.count(self.group.action);
         for n in &self.nodes {
+            s.count(n.volume);
             s.count(n.interface);
             s.count(n.instance);
             for _ in &n.duplicates {
@@ -477,6 +640,11 @@ impl Plan {
                 format!("network_interface.{}", n.node),
                 eni_detail,
             );
+            let volume = match &n.volume_id {
+                Some(id) => format!("volume.{} ({id})", n.node),
+                None => format!("volume.{}", n.node),
+            };
+            line(n.volume, volume, n.volume_reasons.join("; "));
             let inst_detail = match n.instance {
                 Action::Create => format!(
                     "{} {} in {}, generation {}",
@@ -504,6 +672,23 @@ impl Plan {
                 format!("{kind}.{name} ({})", o.id),
                 o.reason.clone(),
             );
+        }
+        for k in &self.kept_volumes {
+            let _ = writeln!(
+                out,
+                "  kept volume {} ({}, {}): {}; only `kcluster destroy` deletes data volumes",
+                k.id,
+                k.node.as_deref().unwrap_or("-"),
+                k.zone,
+                k.reason
+            );
+        }
+        let impacts = self.impacts();
+        if !impacts.is_empty() {
+            let _ = writeln!(out, "Availability:");
+            for i in impacts {
+                let _ = writeln!(out, "  {i}");
+            }
         }
         let s = self.summary();
         if self.has_changes() {
@@ -553,6 +738,12 @@ impl Plan {
                 n.interface_reasons.clone(),
             );
             push(
+                format!("volume.{}", n.node),
+                n.volume,
+                n.volume_id.as_ref(),
+                n.volume_reasons.clone(),
+            );
+            push(
                 format!("instance.{}", n.node),
                 n.instance,
                 n.instance_id.as_ref(),
@@ -586,8 +777,74 @@ impl Plan {
             "region": self.region,
             "vpc_id": self.vpc_id,
             "changes": changes,
+            "availability": self.impacts(),
+            "kept_volumes": self.kept_volumes,
             "summary": s,
         })
+    }
+
+    /// What each change does to the running cluster, one line per node in the order apply takes
+    /// them: new nodes together, then rolls one node at a time (ZooKeeper first) behind health
+    /// gates, then removals.
+    pub fn impacts(&self) -> Vec<String> {
+        let gate = |role: Role| match role {
+            Role::Zookeeper => {
+                "rolling: followers first, the leader last; gated on the ensemble serving with every follower synced"
+            }
+            Role::Broker => {
+                "rolling: the active controller last; gated on no partition it hosts falling below min.insync.replicas, then 0 under-replicated partitions"
+            }
+        };
+        let keeping = |n: &NodeChange| match &n.volume_id {
+            Some(id) if n.volume != Action::Create => format!("keeping {id}"),
+            _ => "on a new empty volume".to_string(),
+        };
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            let line = match (n.instance, &n.in_place) {
+                (Action::Create, _) if n.instance_id.is_none() => {
+                    format!(
+                        "launch {} ({}; no running node is touched)",
+                        n.node,
+                        keeping(n)
+                    )
+                }
+                (Action::Update, Some(p)) => {
+                    let what = match (&p.instance_type, p.files) {
+                        (Some(t), true) => format!("resize to {t} and restart with its new files"),
+                        (Some(t), false) => format!("resize to {t}"),
+                        (None, _) => "restart with its new files".to_string(),
+                    };
+                    format!(
+                        "{what}: {} (stop, change, start; its volume and address stay; {})",
+                        n.node,
+                        gate(n.role)
+                    )
+                }
+                (Action::Replace, _) => format!(
+                    "replace {} {} ({}: {})",
+                    n.node,
+                    keeping(n),
+                    n.instance_reasons.join("; "),
+                    gate(n.role)
+                ),
+                _ => continue,
+            };
+            out.push(line);
+        }
+        for o in self
+            .orphans
+            .iter()
+            .filter(|o| o.kind == OrphanKind::Instance)
+        {
+            out.push(format!(
+                "terminate {} ({}): {}; its data volume is kept",
+                o.node.as_deref().unwrap_or("-"),
+                o.id,
+                o.reason
+            ));
+        }
+        out
     }
 
     /// One node's part of the plan, by node name.
@@ -604,6 +861,7 @@ impl Plan {
         );
         for n in &self.nodes {
             m.insert(format!("network_interface.{}", n.node), n.interface);
+            m.insert(format!("volume.{}", n.node), n.volume);
             m.insert(format!("instance.{}", n.node), n.instance);
         }
         m

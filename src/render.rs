@@ -17,6 +17,9 @@ pub const USER_DATA_LIMIT: usize = 16 * 1024;
 pub const BOOTSTRAP_PATH: &str = "/usr/local/sbin/kcluster-bootstrap";
 pub const KAFKA_HOME: &str = "/opt/kafka";
 pub const JMX_PORT: u16 = 9999;
+/// Stands for a node's data volume id in its rendered files until apply knows the id (the
+/// volume may not exist yet): [`with_data_volume`] puts the id in.
+pub const DATA_VOLUME_PLACEHOLDER: &str = "@KCLUSTER_DATA_VOLUME@";
 
 /// The largest template file read from `--templates` (the built-in ones are a few KiB).
 pub const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
@@ -124,6 +127,19 @@ pub struct NodeRender {
     pub files: Vec<NodeFile>,
     pub user_data: Vec<u8>,
     pub user_data_gzipped: bool,
+    /// The cloud-config document before compression, with [`DATA_VOLUME_PLACEHOLDER`].
+    pub document: String,
+}
+
+/// The user-data EC2 receives for a node whose data volume is `volume_id`: the document with the
+/// id in place of [`DATA_VOLUME_PLACEHOLDER`], gzipped when it would exceed EC2's limit.
+pub fn with_data_volume(document: &str, volume_id: &str) -> Vec<u8> {
+    let text = document.replace(DATA_VOLUME_PLACEHOLDER, volume_id);
+    if text.len() > USER_DATA_LIMIT {
+        gzip(text.as_bytes())
+    } else {
+        text.into_bytes()
+    }
 }
 
 impl NodeRender {
@@ -235,6 +251,7 @@ impl Renderer {
             docs_version => docs_version(&cluster.kafka.version),
             settings => Value::from(minijinja::value::Serde(&cluster.broker_settings)),
             data_dir => &self.data_dir,
+            data_volume => DATA_VOLUME_PLACEHOLDER,
             kafka_home => KAFKA_HOME,
             service => service,
             bootstrap_path => BOOTSTRAP_PATH,
@@ -301,6 +318,7 @@ impl Renderer {
             "user-data.j2",
             &context! { files => Value::from(minijinja::value::Serde(&files)), ..ctx },
         )?;
+        let text = document.clone();
         let (user_data, user_data_gzipped) = if document.len() > USER_DATA_LIMIT {
             (gzip(document.as_bytes()), true)
         } else {
@@ -317,6 +335,7 @@ impl Renderer {
             files,
             user_data,
             user_data_gzipped,
+            document: text,
         })
     }
 

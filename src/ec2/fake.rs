@@ -1,7 +1,10 @@
 //! A stateful in-process EC2 for unit tests: it keeps security groups, network interfaces and
 //! instances with their tags, enforces what EC2 enforces where kcluster relies on it (an address
 //! is held once per subnet, an attached interface cannot be deleted, a group in use cannot be
-//! deleted, client tokens are idempotent), and can be told to fail a given call.
+//! deleted, client tokens are idempotent), and can be told to fail a given call. What EC2 does
+//! some time after a call (an instance boots or stops, a volume is created, attaches, or detaches
+//! after its instance terminated) happens at the next [`FakeEc2::boot_all`], so callers must wait
+//! for states as they must with EC2.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,8 +12,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    CallCounter, DryRun, Ec2, Ec2Error, Ec2Result, Image, Instance, InstanceSpec, InstanceState,
-    InterfaceSpec, NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, tags,
+    AttachmentState, CallCounter, DataVolumeSpec, DryRun, Ec2, Ec2Error, Ec2Result, Image,
+    Instance, InstanceChange, InstanceSpec, InstanceState, InterfaceSpec, NetworkInterface, Rule,
+    SecurityGroup, SecurityGroupSpec, Subnet, Tags, Volume, VolumeAttachment, VolumeSize,
+    VolumeState, tags,
 };
 
 #[derive(Debug, Default)]
@@ -24,6 +29,8 @@ struct State {
     /// Interface id → the security group it uses.
     interface_groups: BTreeMap<String, String>,
     tokens: BTreeMap<String, String>,
+    volumes: BTreeMap<String, Volume>,
+    volume_tokens: BTreeMap<String, String>,
     parameters: BTreeMap<String, String>,
     images: BTreeMap<String, Image>,
     /// Operations the caller may not make.
@@ -142,12 +149,43 @@ impl FakeEc2 {
         id
     }
 
-    /// Lets every pending instance reach `running`, as EC2 does after a while.
+    /// The cluster's data volumes and everyone else's, in any state.
+    pub fn volumes(&self) -> Vec<Volume> {
+        self.lock().volumes.values().cloned().collect()
+    }
+
+    /// The user-data an instance holds now (changed by ModifyInstanceAttribute while stopped).
+    pub fn instance_user_data(&self, id: &str) -> Option<Vec<u8>> {
+        self.lock().user_data.get(id).cloned()
+    }
+
+    /// What EC2 finishes a while after a call: pending instances run, stopping ones stop,
+    /// created volumes become available, attaching ones attached, and volumes of terminated
+    /// instances detach.
     pub fn boot_all(&self) {
         let mut s = self.lock();
         for i in s.instances.values_mut() {
-            if i.state == InstanceState::Pending {
-                i.state = InstanceState::Running;
+            match i.state {
+                InstanceState::Pending => i.state = InstanceState::Running,
+                InstanceState::Stopping => i.state = InstanceState::Stopped,
+                _ => {}
+            }
+        }
+        for v in s.volumes.values_mut() {
+            if v.state == VolumeState::Creating {
+                v.state = VolumeState::Available;
+            }
+            match v.attachment.as_ref().map(|a| a.state) {
+                Some(AttachmentState::Attaching) => {
+                    if let Some(a) = v.attachment.as_mut() {
+                        a.state = AttachmentState::Attached;
+                    }
+                }
+                Some(AttachmentState::Detaching) => {
+                    v.attachment = None;
+                    v.state = VolumeState::Available;
+                }
+                _ => {}
             }
         }
     }
@@ -394,6 +432,8 @@ impl Ec2 for FakeEc2 {
             &mut i.tags
         } else if let Some(g) = s.groups.get_mut(resource_id) {
             &mut g.tags
+        } else if let Some(v) = s.volumes.get_mut(resource_id) {
+            &mut v.tags
         } else {
             return Err(Ec2Error::new("CreateTags", "InvalidID", resource_id));
         };
@@ -465,8 +505,212 @@ impl Ec2 for FakeEc2 {
             if let Some(n) = eni.and_then(|e| s.interfaces.get_mut(&e)) {
                 n.instance_id = None;
             }
+            // Attached volumes survive too, detaching a while later.
+            for v in s.volumes.values_mut() {
+                if let Some(a) = v.attachment.as_mut()
+                    && &a.instance_id == id
+                {
+                    a.state = AttachmentState::Detaching;
+                }
+            }
         }
         Ok(())
+    }
+
+    async fn stop_instances(&self, ids: &[String]) -> Ec2Result<()> {
+        self.call("StopInstances")?;
+        let mut s = self.lock();
+        for id in ids {
+            let i = s
+                .instances
+                .get_mut(id)
+                .ok_or_else(|| Ec2Error::new("StopInstances", "InvalidInstanceID.NotFound", id))?;
+            match i.state {
+                InstanceState::Pending | InstanceState::Running => {
+                    i.state = InstanceState::Stopping
+                }
+                InstanceState::Stopping | InstanceState::Stopped => {}
+                other => {
+                    return Err(Ec2Error::new(
+                        "StopInstances",
+                        "IncorrectInstanceState",
+                        format!("instance {id} is {}", other.as_str()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_instances(&self, ids: &[String]) -> Ec2Result<()> {
+        self.call("StartInstances")?;
+        let mut s = self.lock();
+        for id in ids {
+            let i = s
+                .instances
+                .get_mut(id)
+                .ok_or_else(|| Ec2Error::new("StartInstances", "InvalidInstanceID.NotFound", id))?;
+            match i.state {
+                InstanceState::Stopped => i.state = InstanceState::Pending,
+                InstanceState::Pending | InstanceState::Running => {}
+                other => {
+                    return Err(Ec2Error::new(
+                        "StartInstances",
+                        "IncorrectInstanceState",
+                        format!("instance {id} is {}", other.as_str()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn modify_instance(&self, id: &str, change: &InstanceChange) -> Ec2Result<()> {
+        self.call("ModifyInstanceAttribute")?;
+        let mut s = self.lock();
+        let i = s.instances.get_mut(id).ok_or_else(|| {
+            Ec2Error::new("ModifyInstanceAttribute", "InvalidInstanceID.NotFound", id)
+        })?;
+        if i.state != InstanceState::Stopped {
+            return Err(Ec2Error::new(
+                "ModifyInstanceAttribute",
+                "IncorrectInstanceState",
+                format!("The instance '{id}' is not in the 'stopped' state."),
+            ));
+        }
+        if let Some(t) = &change.instance_type {
+            i.instance_type = t.clone();
+        }
+        if let Some(u) = &change.user_data {
+            s.user_data.insert(id.to_string(), u.clone());
+        }
+        Ok(())
+    }
+
+    async fn find_volumes(&self, cluster: &str) -> Ec2Result<Vec<Volume>> {
+        self.call("DescribeVolumes")?;
+        let s = self.lock();
+        Ok(s.volumes
+            .values()
+            .filter(|v| has_cluster(&v.tags, cluster) && v.tags.contains_key(tags::VOLUME))
+            .cloned()
+            .collect())
+    }
+
+    async fn create_volume(&self, spec: &DataVolumeSpec) -> Ec2Result<String> {
+        self.call("CreateVolume")?;
+        let mut s = self.lock();
+        if let Some(id) = s.volume_tokens.get(&spec.client_token) {
+            return Ok(id.clone());
+        }
+        let id = s.id("vol");
+        s.volumes.insert(
+            id.clone(),
+            Volume {
+                id: id.clone(),
+                zone: spec.zone.clone(),
+                state: VolumeState::Creating,
+                size_gib: spec.size_gib,
+                iops: spec.iops,
+                throughput_mibps: spec.throughput_mibps,
+                attachment: None,
+                tags: spec.tags.clone(),
+            },
+        );
+        s.volume_tokens
+            .insert(spec.client_token.clone(), id.clone());
+        Ok(id)
+    }
+
+    async fn attach_volume(
+        &self,
+        volume_id: &str,
+        instance_id: &str,
+        device: &str,
+    ) -> Ec2Result<()> {
+        const OP: &str = "AttachVolume";
+        self.call(OP)?;
+        let mut s = self.lock();
+        let i = s
+            .instances
+            .get(instance_id)
+            .cloned()
+            .ok_or_else(|| Ec2Error::new(OP, "InvalidInstanceID.NotFound", instance_id))?;
+        if !matches!(i.state, InstanceState::Running | InstanceState::Stopped) {
+            return Err(Ec2Error::new(
+                OP,
+                "IncorrectState",
+                format!("Instance '{instance_id}' is not 'running' or 'stopped'."),
+            ));
+        }
+        let v = s
+            .volumes
+            .get_mut(volume_id)
+            .ok_or_else(|| Ec2Error::new(OP, "InvalidVolume.NotFound", volume_id))?;
+        if v.zone != i.zone {
+            return Err(Ec2Error::new(
+                OP,
+                "InvalidVolume.ZoneMismatch",
+                format!(
+                    "The volume '{volume_id}' is not in the same availability zone as instance '{instance_id}'"
+                ),
+            ));
+        }
+        if v.state != VolumeState::Available || v.attachment.is_some() {
+            return Err(Ec2Error::new(
+                OP,
+                "VolumeInUse",
+                format!("vol '{volume_id}' is already attached to an instance"),
+            ));
+        }
+        v.state = VolumeState::InUse;
+        v.attachment = Some(VolumeAttachment {
+            instance_id: instance_id.to_string(),
+            device: device.to_string(),
+            state: AttachmentState::Attaching,
+        });
+        Ok(())
+    }
+
+    async fn modify_volume(&self, volume_id: &str, to: &VolumeSize) -> Ec2Result<()> {
+        const OP: &str = "ModifyVolume";
+        self.call(OP)?;
+        let mut s = self.lock();
+        let v = s
+            .volumes
+            .get_mut(volume_id)
+            .ok_or_else(|| Ec2Error::new(OP, "InvalidVolume.NotFound", volume_id))?;
+        if to.size_gib < v.size_gib {
+            return Err(Ec2Error::new(
+                OP,
+                "InvalidParameterValue",
+                "New size cannot be smaller than existing size",
+            ));
+        }
+        v.size_gib = to.size_gib;
+        v.iops = to.iops;
+        v.throughput_mibps = to.throughput_mibps;
+        Ok(())
+    }
+
+    async fn delete_volume(&self, volume_id: &str) -> Ec2Result<()> {
+        const OP: &str = "DeleteVolume";
+        self.call(OP)?;
+        let mut s = self.lock();
+        match s.volumes.get(volume_id) {
+            None => Err(Ec2Error::new(OP, "InvalidVolume.NotFound", volume_id)),
+            Some(v) if v.attachment.is_some() || v.state != VolumeState::Available => {
+                Err(Ec2Error::new(
+                    OP,
+                    "VolumeInUse",
+                    format!("Volume {volume_id} is currently attached to an instance"),
+                ))
+            }
+            Some(_) => {
+                s.volumes.remove(volume_id);
+                Ok(())
+            }
+        }
     }
 
     async fn dry_run(&self, call: &DryRun) -> Ec2Result<bool> {

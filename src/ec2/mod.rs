@@ -51,6 +51,9 @@ pub mod tags {
     pub const CONFIG: &str = "kcluster:config";
     /// The image the instance was launched from, as the topology names it.
     pub const IMAGE: &str = "kcluster:image";
+    /// On a node's own EBS data volume (value `data`): what tells it from the root volume,
+    /// which carries the instance's tags too.
+    pub const VOLUME: &str = "kcluster:volume";
     pub const NAME: &str = "Name";
 }
 
@@ -269,6 +272,113 @@ pub struct VolumeSpec {
     pub throughput_mibps: u32,
 }
 
+/// A node's data volume: an EBS volume kcluster creates on its own, so that it outlives the
+/// node's instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub id: String,
+    pub zone: String,
+    pub state: VolumeState,
+    pub size_gib: u32,
+    pub iops: u32,
+    pub throughput_mibps: u32,
+    /// The instance it is attached to (or attaching to, or detaching from), if any.
+    pub attachment: Option<VolumeAttachment>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeAttachment {
+    pub instance_id: String,
+    pub device: String,
+    pub state: AttachmentState,
+}
+
+/// EC2's volume states (`creating`, `available`, `in-use`, `deleting`, `deleted`, `error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VolumeState {
+    Creating,
+    Available,
+    InUse,
+    Deleting,
+    Deleted,
+    Error,
+}
+
+impl VolumeState {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "creating" => VolumeState::Creating,
+            "available" => VolumeState::Available,
+            "in-use" => VolumeState::InUse,
+            "deleting" => VolumeState::Deleting,
+            "deleted" => VolumeState::Deleted,
+            "error" => VolumeState::Error,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeState::Creating => "creating",
+            VolumeState::Available => "available",
+            VolumeState::InUse => "in-use",
+            VolumeState::Deleting => "deleting",
+            VolumeState::Deleted => "deleted",
+            VolumeState::Error => "error",
+        }
+    }
+}
+
+/// EC2's attachment states (`attaching`, `attached`, `detaching`, `detached`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttachmentState {
+    Attaching,
+    Attached,
+    Detaching,
+    Detached,
+}
+
+impl AttachmentState {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "attaching" => AttachmentState::Attaching,
+            "attached" => AttachmentState::Attached,
+            "detaching" => AttachmentState::Detaching,
+            "detached" => AttachmentState::Detached,
+            _ => return None,
+        })
+    }
+}
+
+/// A gp3 volume's size and performance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VolumeSize {
+    pub size_gib: u32,
+    pub iops: u32,
+    pub throughput_mibps: u32,
+}
+
+/// A data volume to create: encrypted gp3, tagged at creation, idempotent by its client token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataVolumeSpec {
+    pub zone: String,
+    pub size_gib: u32,
+    pub iops: u32,
+    pub throughput_mibps: u32,
+    pub client_token: String,
+    pub tags: Tags,
+}
+
+/// What changes on a stopped instance (ModifyInstanceAttribute, one attribute per call).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstanceChange {
+    pub instance_type: Option<String>,
+    pub user_data: Option<Vec<u8>>,
+}
+
 /// An instance to launch on an existing network interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InstanceSpec {
@@ -308,6 +418,23 @@ pub trait Ec2: Send + Sync {
 
     async fn run_instance(&self, spec: &InstanceSpec) -> Ec2Result<String>;
     async fn terminate_instances(&self, ids: &[String]) -> Ec2Result<()>;
+    async fn stop_instances(&self, ids: &[String]) -> Ec2Result<()>;
+    async fn start_instances(&self, ids: &[String]) -> Ec2Result<()>;
+    /// Changes a stopped instance's type and/or user-data (EC2 refuses either while it runs).
+    async fn modify_instance(&self, id: &str, change: &InstanceChange) -> Ec2Result<()>;
+
+    /// The cluster's data volumes (tag `kcluster:volume`), in any state.
+    async fn find_volumes(&self, cluster: &str) -> Ec2Result<Vec<Volume>>;
+    async fn create_volume(&self, spec: &DataVolumeSpec) -> Ec2Result<String>;
+    async fn attach_volume(
+        &self,
+        volume_id: &str,
+        instance_id: &str,
+        device: &str,
+    ) -> Ec2Result<()>;
+    /// Grows a volume or changes its performance, online.
+    async fn modify_volume(&self, volume_id: &str, to: &VolumeSize) -> Ec2Result<()>;
+    async fn delete_volume(&self, volume_id: &str) -> Ec2Result<()>;
     /// The image with this id, or `None` when the region has none the account may use.
     async fn describe_image(&self, id: &str) -> Ec2Result<Option<Image>>;
     /// Whether the caller may make `call` (EC2's DryRun): `false` when EC2 answers

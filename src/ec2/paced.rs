@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    Ec2, Ec2Error, Ec2Result, Instance, InstanceSpec, InterfaceSpec, NetworkInterface, Rule,
-    SecurityGroup, SecurityGroupSpec, Subnet, Tags,
+    DataVolumeSpec, Ec2, Ec2Error, Ec2Result, Instance, InstanceChange, InstanceSpec,
+    InterfaceSpec, NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, Volume,
+    VolumeSize,
 };
 
 /// The error codes of a throttled request.
@@ -215,6 +216,55 @@ impl<E: Ec2> Ec2 for Paced<E> {
 
     async fn terminate_instances(&self, ids: &[String]) -> Ec2Result<()> {
         self.paced("TerminateInstances", || self.inner.terminate_instances(ids))
+            .await
+    }
+
+    async fn stop_instances(&self, ids: &[String]) -> Ec2Result<()> {
+        self.paced("StopInstances", || self.inner.stop_instances(ids))
+            .await
+    }
+
+    async fn start_instances(&self, ids: &[String]) -> Ec2Result<()> {
+        self.paced("StartInstances", || self.inner.start_instances(ids))
+            .await
+    }
+
+    async fn modify_instance(&self, id: &str, change: &InstanceChange) -> Ec2Result<()> {
+        self.paced("ModifyInstanceAttribute", || {
+            self.inner.modify_instance(id, change)
+        })
+        .await
+    }
+
+    async fn find_volumes(&self, cluster: &str) -> Ec2Result<Vec<Volume>> {
+        self.paced("DescribeVolumes", || self.inner.find_volumes(cluster))
+            .await
+    }
+
+    async fn create_volume(&self, spec: &DataVolumeSpec) -> Ec2Result<String> {
+        self.paced("CreateVolume", || self.inner.create_volume(spec))
+            .await
+    }
+
+    async fn attach_volume(
+        &self,
+        volume_id: &str,
+        instance_id: &str,
+        device: &str,
+    ) -> Ec2Result<()> {
+        self.paced("AttachVolume", || {
+            self.inner.attach_volume(volume_id, instance_id, device)
+        })
+        .await
+    }
+
+    async fn modify_volume(&self, volume_id: &str, to: &VolumeSize) -> Ec2Result<()> {
+        self.paced("ModifyVolume", || self.inner.modify_volume(volume_id, to))
+            .await
+    }
+
+    async fn delete_volume(&self, volume_id: &str) -> Ec2Result<()> {
+        self.paced("DeleteVolume", || self.inner.delete_volume(volume_id))
             .await
     }
 

@@ -22,8 +22,10 @@ use aws_sdk_ec2::types::{
 use base64::Engine;
 
 use super::{
-    CallCounter, Ec2, Ec2Error, Ec2Result, Instance, InstanceSpec, InstanceState, InterfaceSpec,
-    NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Source, Subnet, Tags, tags,
+    AttachmentState, CallCounter, DataVolumeSpec, Ec2, Ec2Error, Ec2Result, Instance,
+    InstanceChange, InstanceSpec, InstanceState, InterfaceSpec, NetworkInterface, Rule,
+    SecurityGroup, SecurityGroupSpec, Source, Subnet, Tags, Volume, VolumeAttachment, VolumeSize,
+    VolumeState, tags,
 };
 
 /// How to reach AWS, from the command line.
@@ -672,6 +674,179 @@ impl Ec2 for SdkEc2 {
                 .await
                 .map_err(|e| self.ec2_error(OP, e))?;
         }
+        Ok(())
+    }
+
+    async fn stop_instances(&self, ids: &[String]) -> Ec2Result<()> {
+        const OP: &str = "StopInstances";
+        self.calls.count(OP);
+        self.client
+            .stop_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn start_instances(&self, ids: &[String]) -> Ec2Result<()> {
+        const OP: &str = "StartInstances";
+        self.calls.count(OP);
+        self.client
+            .start_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn modify_instance(&self, id: &str, change: &InstanceChange) -> Ec2Result<()> {
+        const OP: &str = "ModifyInstanceAttribute";
+        // EC2 changes one attribute per request.
+        if let Some(t) = &change.instance_type {
+            self.calls.count(OP);
+            self.client
+                .modify_instance_attribute()
+                .instance_id(id)
+                .instance_type(AttributeValue::builder().value(t).build())
+                .send()
+                .await
+                .map_err(|e| self.ec2_error(OP, e))?;
+        }
+        if let Some(data) = &change.user_data {
+            self.calls.count(OP);
+            // A blob: the SDK base64-encodes it once, as EC2 expects.
+            self.client
+                .modify_instance_attribute()
+                .instance_id(id)
+                .user_data(
+                    aws_sdk_ec2::types::SecureBlobAttributeValue::builder()
+                        .value(aws_sdk_ec2::primitives::Blob::new(data.clone()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.ec2_error(OP, e))?;
+        }
+        Ok(())
+    }
+
+    async fn find_volumes(&self, cluster: &str) -> Ec2Result<Vec<Volume>> {
+        const OP: &str = "DescribeVolumes";
+        let mut pages = self
+            .client
+            .describe_volumes()
+            .filters(cluster_filter(cluster))
+            .filters(
+                Filter::builder()
+                    .name("tag-key")
+                    .values(tags::VOLUME)
+                    .build(),
+            )
+            .max_results(500)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.calls.count(OP);
+            for v in page.map_err(|e| self.ec2_error(OP, e))?.volumes() {
+                let attachment = v.attachments().first().and_then(|a| {
+                    Some(VolumeAttachment {
+                        instance_id: a.instance_id()?.to_string(),
+                        device: a.device().unwrap_or_default().to_string(),
+                        state: a
+                            .state()
+                            .and_then(|s| AttachmentState::parse(s.as_str()))
+                            .unwrap_or(AttachmentState::Attaching),
+                    })
+                });
+                let attachment = attachment.filter(|a| a.state != AttachmentState::Detached);
+                let n = |x: Option<i32>| x.and_then(|x| u32::try_from(x).ok()).unwrap_or(0);
+                out.push(Volume {
+                    id: v.volume_id().unwrap_or_default().to_string(),
+                    zone: v.availability_zone().unwrap_or_default().to_string(),
+                    state: v
+                        .state()
+                        .and_then(|s| VolumeState::parse(s.as_str()))
+                        .unwrap_or(VolumeState::Creating),
+                    size_gib: n(v.size()),
+                    iops: n(v.iops()),
+                    throughput_mibps: n(v.throughput()),
+                    attachment,
+                    tags: read_tags(v.tags()),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn create_volume(&self, spec: &DataVolumeSpec) -> Ec2Result<String> {
+        const OP: &str = "CreateVolume";
+        self.calls.count(OP);
+        let out = self
+            .client
+            .create_volume()
+            .availability_zone(&spec.zone)
+            .size(spec.size_gib as i32)
+            .volume_type(VolumeType::Gp3)
+            .iops(spec.iops as i32)
+            .throughput(spec.throughput_mibps as i32)
+            .encrypted(true)
+            .client_token(&spec.client_token)
+            .tag_specifications(tag_spec(ResourceType::Volume, &spec.tags))
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        out.volume_id()
+            .map(String::from)
+            .ok_or_else(|| Ec2Error::new(OP, "NoId", "EC2 returned no volume id"))
+    }
+
+    async fn attach_volume(
+        &self,
+        volume_id: &str,
+        instance_id: &str,
+        device: &str,
+    ) -> Ec2Result<()> {
+        const OP: &str = "AttachVolume";
+        self.calls.count(OP);
+        self.client
+            .attach_volume()
+            .volume_id(volume_id)
+            .instance_id(instance_id)
+            .device(device)
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn modify_volume(&self, volume_id: &str, to: &VolumeSize) -> Ec2Result<()> {
+        const OP: &str = "ModifyVolume";
+        self.calls.count(OP);
+        self.client
+            .modify_volume()
+            .volume_id(volume_id)
+            .size(to.size_gib as i32)
+            .iops(to.iops as i32)
+            .throughput(to.throughput_mibps as i32)
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn delete_volume(&self, volume_id: &str) -> Ec2Result<()> {
+        const OP: &str = "DeleteVolume";
+        self.calls.count(OP);
+        self.client
+            .delete_volume()
+            .volume_id(volume_id)
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
         Ok(())
     }
 

@@ -55,6 +55,46 @@ impl Fixture {
             .ok()
     }
 
+    /// `apply --skip-health-gates` of `t`, which must succeed: a roll on moto, where no Kafka
+    /// runs behind the instances (a cluster "already down" as far as the gates can tell).
+    fn apply_down(&self, t: &Topology) -> Run {
+        self.kc([
+            "apply",
+            "--yes",
+            "--api-calls",
+            "--skip-health-gates",
+            "-f",
+            &self.file(t),
+        ])
+        .run()
+        .ok()
+    }
+
+    /// The cluster's data volumes by node: (id, zone, instance attached to).
+    fn volumes(&self, cluster: &str) -> BTreeMap<String, (String, String, Option<String>)> {
+        let mut out = BTreeMap::new();
+        for v in self.ec2.data_volumes(cluster) {
+            let node = tag(v.tags(), "kcluster:node")
+                .unwrap_or("(none)")
+                .to_string();
+            let attached = v
+                .attachments()
+                .first()
+                .and_then(|a| a.instance_id())
+                .map(String::from);
+            let value = (
+                v.volume_id().unwrap_or_default().to_string(),
+                v.availability_zone().unwrap_or_default().to_string(),
+                attached,
+            );
+            assert!(
+                out.insert(node.clone(), value).is_none(),
+                "{node} of {cluster} has a second data volume"
+            );
+        }
+        out
+    }
+
     /// `apply` after a run that was killed: its lease is left behind, so break it.
     fn apply_after_kill(&self, t: &Topology) -> Run {
         self.kc([
@@ -538,20 +578,23 @@ fn scale_out_from_3_to_6_brokers_adds_only_the_new_brokers() {
                     "create".to_string(),
                 ),
                 (format!("instance.broker-{n}"), "create".to_string()),
+                (format!("volume.broker-{n}"), "create".to_string()),
             ]
         })
         .collect();
     assert_eq!(changes(&plan), expected, "plan: {plan:#}");
     assert_eq!(
         plan["summary"],
-        json!({"add": 6, "change": 0, "destroy": 0})
+        json!({"add": 9, "change": 0, "destroy": 0})
     );
 
     let calls = f.apply(&six).api_calls();
     assert_eq!(
         mutating(&calls),
         BTreeMap::from([
+            ("AttachVolume".to_string(), 3),
             ("CreateNetworkInterface".to_string(), 3),
+            ("CreateVolume".to_string(), 3),
             ("RunInstances".to_string(), 3)
         ]),
         "{calls:?}"
@@ -620,12 +663,14 @@ fn scale_in_from_6_to_3_brokers_removes_only_brokers_4_to_6() {
 }
 
 #[test]
-fn instance_type_change_replaces_each_broker_on_its_own_interface() {
+fn instance_type_change_stops_modifies_and_starts_each_broker_keeping_instance_volume_and_address()
+{
     let f = Fixture::new();
     let all = nodes(3, 3);
     f.apply(&Topology::minimal("bigger"));
     let before = ids(&f.one_instance_per_node("bigger", &all));
     let enis_before = f.one_interface_per_node("bigger", &all);
+    let volumes_before = f.volumes("bigger");
 
     let t = Topology::minimal("bigger").broker_type("m5.2xlarge");
     let plan = f
@@ -642,37 +687,176 @@ fn instance_type_change_replaces_each_broker_on_its_own_interface() {
         .map(|n| {
             json!({
                 "address": format!("instance.broker-{n}"),
-                "action": "replace",
+                "action": "update",
                 "id": before[&format!("broker-{n}")],
                 "reasons": ["instance type m5.xlarge → m5.2xlarge"],
             })
         })
         .collect();
     assert_eq!(got, want.iter().collect::<Vec<_>>(), "plan: {plan:#}");
+    assert!(
+        plan["availability"][0]
+            .as_str()
+            .is_some_and(|a| a.starts_with("resize to m5.2xlarge: broker-1 (stop, change, start")),
+        "plan: {plan:#}"
+    );
 
-    let calls = f.apply(&t).api_calls();
-    assert_eq!(calls.get("RunInstances"), Some(&3), "{calls:?}");
-    assert_eq!(calls.get("CreateNetworkInterface"), None, "{calls:?}");
+    // No Kafka answers behind moto's instances: a roll with gates refuses and changes nothing.
+    let refused = f
+        .kc(["apply", "--yes", "--api-calls", "-f", &f.file(&t)])
+        .run()
+        .expect_code(1);
+    assert!(
+        refused.stderr.contains("no broker node answers")
+            && refused
+                .stderr
+                .contains("`kcluster apply --skip-health-gates`")
+            && refused.stderr.contains("Nothing was changed."),
+        "{}",
+        refused.stderr
+    );
+    for i in f.ec2.instances("bigger") {
+        assert_eq!(
+            (
+                i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+                i.instance_type().map(|t| t.as_str())
+            ),
+            (
+                Some("running"),
+                Some(if tag(i.tags(), "kcluster:role") == Some("broker") {
+                    "m5.xlarge"
+                } else {
+                    "m5.large"
+                })
+            ),
+            "untouched by the refused apply"
+        );
+    }
+
+    let calls = f.apply_down(&t).api_calls();
+    assert_eq!(
+        mutating(&calls),
+        BTreeMap::from([
+            ("CreateTags".to_string(), 3),
+            ("ModifyInstanceAttribute".to_string(), 3),
+            ("StartInstances".to_string(), 3),
+            ("StopInstances".to_string(), 3),
+        ]),
+        "nothing launched, terminated or created: {calls:?}"
+    );
     let after = f.one_instance_per_node("bigger", &all);
     assert_eq!(
         f.one_interface_per_node("bigger", &all),
         enis_before,
         "interfaces kept"
     );
+    assert_eq!(
+        f.volumes("bigger"),
+        volumes_before,
+        "volumes kept, attached"
+    );
     for (node, i) in &after {
-        if node.starts_with("broker") {
-            assert_ne!(id(i), before[node], "{node} was replaced");
-            assert_eq!(i.instance_type().map(|t| t.as_str()), Some("m5.2xlarge"));
-            assert_eq!(tag(i.tags(), "kcluster:generation"), Some("2"), "{node}");
-            assert_eq!(
-                i.private_ip_address(),
-                Some(enis_before[node].1.as_str()),
-                "{node} keeps its address"
-            );
+        assert_eq!(id(i), before[node], "{node} is the same instance");
+        let want = if node.starts_with("broker") {
+            "m5.2xlarge"
         } else {
-            assert_eq!(id(i), before[node], "{node} is untouched");
-        }
+            "m5.large"
+        };
+        assert_eq!(i.instance_type().map(|t| t.as_str()), Some(want), "{node}");
+        assert_eq!(
+            i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+            Some("running")
+        );
     }
+    f.kc(["plan", "--detailed-exitcode", "-f", &f.file(&t)])
+        .run()
+        .ok();
+}
+
+#[test]
+fn config_only_change_restarts_every_node_in_place_and_terminates_nothing() {
+    let f = Fixture::new();
+    let all = nodes(3, 3);
+    let t = Topology::minimal("files");
+    f.apply(&t);
+    let before = ids(&f.one_instance_per_node("files", &all));
+    let volumes = f.volumes("files");
+
+    // A template every node renders (sysctl.conf) changes: every node's files change.
+    let templates = tempfile::tempdir().expect("temporary directory");
+    let marker = "# kcluster test: tuned";
+    std::fs::write(
+        templates.path().join("sysctl.conf.j2"),
+        format!("{marker}\nvm.swappiness=1\n"),
+    )
+    .expect("template");
+    let dir = templates.path().display().to_string();
+    let plan = f
+        .kc([
+            "plan",
+            "--output",
+            "json",
+            "--templates",
+            &dir,
+            "-f",
+            &f.file(&t),
+        ])
+        .run()
+        .ok()
+        .json();
+    let expected: BTreeSet<(String, String)> = all
+        .iter()
+        .map(|n| (format!("instance.{n}"), "update".to_string()))
+        .collect();
+    assert_eq!(changes(&plan), expected, "plan: {plan:#}");
+    assert_eq!(
+        plan["summary"],
+        json!({"add": 0, "change": 6, "destroy": 0})
+    );
+
+    let calls = f
+        .kc([
+            "apply",
+            "--yes",
+            "--api-calls",
+            "--skip-health-gates",
+            "--templates",
+            &dir,
+            "-f",
+            &f.file(&t),
+        ])
+        .run()
+        .ok()
+        .api_calls();
+    assert_eq!(calls.get("TerminateInstances"), None, "{calls:?}");
+    assert_eq!(calls.get("RunInstances"), None, "{calls:?}");
+    assert_eq!(calls.get("StopInstances"), Some(&6), "{calls:?}");
+    let after = f.one_instance_per_node("files", &all);
+    assert_eq!(ids(&after), before, "the same instances");
+    assert_eq!(f.volumes("files"), volumes, "the same volumes, attached");
+    for (node, i) in &after {
+        let data = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            f.ec2.user_data_base64(&id(i)),
+        )
+        .expect("base64");
+        let text = kcluster::render::user_data_text(&data).expect("user-data");
+        assert!(text.contains(marker), "{node} holds its new files");
+        assert!(
+            text.contains(&format!("readonly DATA_VOLUME=\"{}\"", volumes[node].0)),
+            "{node}'s bootstrap names its volume"
+        );
+    }
+    f.kc([
+        "plan",
+        "--detailed-exitcode",
+        "--templates",
+        &dir,
+        "-f",
+        &f.file(&t),
+    ])
+    .run()
+    .ok();
 }
 
 #[test]
@@ -701,12 +885,14 @@ fn moving_brokers_to_other_zones_replaces_their_interfaces_and_instances() {
                     "replace".to_string(),
                 ),
                 (format!("instance.broker-{n}"), "replace".to_string()),
+                // EBS volumes stay in their zone: a new, empty one in the new zone.
+                (format!("volume.broker-{n}"), "create".to_string()),
             ]
         })
         .collect();
     assert_eq!(changes(&plan), expected, "plan: {plan:#}");
 
-    f.apply(&t);
+    f.apply_down(&t);
     let after = f.one_instance_per_node("swap", &all);
     let enis = f.one_interface_per_node("swap", &all);
     for (node, zone, address) in [
@@ -762,6 +948,9 @@ fn destroy_removes_only_the_cluster_and_a_second_destroy_finds_nothing() {
     });
     let beta_ids = ids(&f.one_instance_per_node("beta", &nodes(3, 3)));
     let beta_enis = f.one_interface_per_node("beta", &nodes(3, 3));
+    let beta_volumes = f.volumes("beta");
+    let alpha_volumes = f.volumes("alpha");
+    assert_eq!(alpha_volumes.len(), 6);
 
     let run = f.kc(["destroy", "--yes", "-f", &f.file(&alpha)]).run().ok();
     assert!(
@@ -769,6 +958,23 @@ fn destroy_removes_only_the_cluster_and_a_second_destroy_finds_nothing() {
         "{}",
         run.stdout
     );
+    // The list says the data volumes go, each by id, and they are gone.
+    for (node, (volume, _, _)) in &alpha_volumes {
+        assert!(
+            run.stdout.lines().any(|l| l.contains(volume)
+                && l.contains(node.as_str())
+                && l.contains("the node's data, deleted for good")),
+            "{node}'s volume {volume} in the list:\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains("6 data volumes (their data is lost)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.ec2.data_volumes("alpha").len(), 0, "no volume of alpha");
+    assert_eq!(f.volumes("beta"), beta_volumes, "beta keeps its volumes");
     assert_eq!(
         f.ec2.instances("alpha").len(),
         0,
@@ -924,10 +1130,12 @@ fn replacement_killed_at(action: &str, cluster: &str) {
     let before = ids(&f.one_instance_per_node(cluster, &all));
     let enis = f.one_interface_per_node(cluster, &all);
 
-    let t = Topology::minimal(cluster).broker_type("m5.2xlarge");
+    let volumes = f.volumes(cluster);
+    // A new image replaces every node, ZooKeeper first, keeping its volume.
+    let t = Topology::minimal(cluster).image("ami-fa7cdd89");
     let gate = Gate::start(f.mock.port(), action, 0);
     let mut child = Kc::new(&gate.endpoint())
-        .args(["apply", "--yes", "-f", &f.file(&t)])
+        .args(["apply", "--yes", "--skip-health-gates", "-f", &f.file(&t)])
         .start();
     gate.wait_until(
         &format!("kcluster to be stuck in {action}"),
@@ -947,36 +1155,47 @@ fn replacement_killed_at(action: &str, cluster: &str) {
         still_running,
         "kcluster finished although EC2 never answered {action}"
     );
-    let old = before["broker-1"].clone();
+    let old = before["zookeeper-1"].clone();
     assert!(
         !f.ec2.instances(cluster).iter().any(|i| id(i) == old),
-        "broker-1's old instance was terminated before the kill"
+        "zookeeper-1's old instance was terminated before the kill"
     );
 
-    f.apply_after_kill(&t);
+    f.kc([
+        "apply",
+        "--yes",
+        "--break-lease",
+        "--skip-health-gates",
+        "-f",
+        &f.file(&t),
+    ])
+    .run()
+    .ok();
     let after = f.one_instance_per_node(cluster, &all);
     assert_eq!(
         f.one_interface_per_node(cluster, &all),
         enis,
         "interfaces kept"
     );
+    let volumes_after = f.volumes(cluster);
     for (node, i) in &after {
-        if node.starts_with("broker") {
-            assert_ne!(id(i), before[node], "{node} was replaced");
-            assert_eq!(
-                i.instance_type().map(|t| t.as_str()),
-                Some("m5.2xlarge"),
-                "{node}"
-            );
-            // A launch after an interrupted replacement may skip a generation: its ClientToken
-            // must be one no earlier launch used.
-            let generation: u32 = tag(i.tags(), "kcluster:generation")
-                .and_then(|g| g.parse().ok())
-                .unwrap_or(0);
-            assert!(generation >= 2, "{node}: generation {generation}");
-        } else {
-            assert_eq!(id(i), before[node], "{node} is untouched");
-        }
+        assert_ne!(id(i), before[node], "{node} was replaced");
+        assert_eq!(i.image_id(), Some("ami-fa7cdd89"), "{node}");
+        // A launch after an interrupted replacement may skip a generation: its ClientToken
+        // must be one no earlier launch used.
+        let generation: u32 = tag(i.tags(), "kcluster:generation")
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(0);
+        assert!(generation >= 2, "{node}: generation {generation}");
+        assert_eq!(
+            volumes_after[node].0, volumes[node].0,
+            "{node} keeps its volume"
+        );
+        assert_eq!(
+            volumes_after[node].2,
+            Some(id(i)),
+            "{node}'s volume is on it"
+        );
     }
     f.kc(["plan", "--detailed-exitcode", "-f", &f.file(&t)])
         .run()
@@ -984,12 +1203,12 @@ fn replacement_killed_at(action: &str, cluster: &str) {
 }
 
 #[test]
-fn replacement_killed_after_terminating_the_old_broker_is_finished_by_the_next_apply() {
+fn replacement_killed_after_terminating_the_old_node_is_finished_by_the_next_apply() {
     replacement_killed_at("TerminateInstances", "rollterm");
 }
 
 #[test]
-fn replacement_killed_after_launching_the_new_broker_is_finished_by_the_next_apply() {
+fn replacement_killed_after_launching_the_new_node_is_finished_by_the_next_apply() {
     replacement_killed_at("RunInstances", "rollrun");
 }
 
@@ -1178,8 +1397,9 @@ fn check_flags_a_broker_relaunched_by_hand_in_another_zone_and_apply_moves_it_ba
         "a live-zone finding for broker-2: {live:?}"
     );
 
-    // apply replaces it in its zone, on its own interface.
-    f.apply(&t);
+    // apply replaces it in its zone, on its own interface, with its own volume.
+    let volume = f.volumes("moved")["broker-2"].0.clone();
+    f.apply_down(&t);
     let enis = f.one_interface_per_node("moved", &nodes(3, 3));
     let back = &f.one_instance_per_node("moved", &nodes(3, 3))["broker-2"];
     assert_ne!(id(back), moved);
@@ -1188,6 +1408,11 @@ fn check_flags_a_broker_relaunched_by_hand_in_another_zone_and_apply_moves_it_ba
         Some("eu-west-1b")
     );
     assert_eq!(back.private_ip_address(), Some(enis["broker-2"].1.as_str()));
+    assert_eq!(
+        f.volumes("moved")["broker-2"],
+        (volume, "eu-west-1b".to_string(), Some(id(back))),
+        "broker-2 has its volume back"
+    );
     let (code, live) = live_check(&f, &t);
     assert_eq!((code, live), (Some(0), vec![]), "check passes again");
 }

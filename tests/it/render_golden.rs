@@ -200,18 +200,29 @@ fn templates_dir_overriding_one_template_changes_only_that_file() {
         "zookeeper-3",
     ]) {
         expected.push(format!("{node}/sysctl.conf"));
-        expected.push(format!("{node}/user-data"));
+        expected.push(user_data_name(&a, node));
     }
     expected.sort();
     assert_eq!(changed, expected.iter().collect::<Vec<_>>());
     for node in ["broker-1", "zookeeper-1"] {
         let sysctl = String::from_utf8(b[&format!("{node}/sysctl.conf")].clone()).unwrap();
         assert_eq!(sysctl, format!("{marker}\nvm.swappiness=10\n"));
-        let ud = String::from_utf8(b[&format!("{node}/user-data")].clone()).unwrap();
+        let ud = kcluster::render::user_data_text(&b[&user_data_name(&b, node)]).unwrap();
         assert!(
             ud.contains(marker),
             "user-data of {node} carries the new file"
         );
+    }
+}
+
+/// The node's user-data file in a rendered tree: `user-data`, or `user-data.gz` when it is
+/// gzipped to fit EC2's limit.
+fn user_data_name(tree: &BTreeMap<String, Vec<u8>>, node: &str) -> String {
+    let gz = format!("{node}/user-data.gz");
+    if tree.contains_key(&gz) {
+        gz
+    } else {
+        format!("{node}/user-data")
     }
 }
 

@@ -136,6 +136,20 @@ impl Account {
         out.security_groups().to_vec()
     }
 
+    /// The data volumes kcluster made for the cluster (tag `kcluster:volume`), in any state.
+    pub fn data_volumes(&self, cluster: &str) -> Vec<Volume> {
+        let out = self
+            .block(
+                self.client
+                    .describe_volumes()
+                    .filters(cluster_filter(cluster))
+                    .filters(filter("tag-key", &["kcluster:volume"]))
+                    .send(),
+            )
+            .expect("DescribeVolumes");
+        out.volumes().to_vec()
+    }
+
     /// The volumes attached to `instance_id`.
     pub fn volumes(&self, instance_id: &str) -> Vec<Volume> {
         let out = self

@@ -1,0 +1,254 @@
+//! Reads the running cluster's health for the roll's gates, never over SSH: ZooKeeper's `mntr`
+//! four-letter word on each member's client port, and Kafka's own protocol on the brokers' client
+//! listener (a Metadata request for brokers, controller, replicas and ISRs; DescribeConfigs for each
+//! topic's `min.insync.replicas`). kcluster must run where it reaches the nodes' private addresses
+//! (a bastion, a VPN, a CI runner in the VPC).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Buf, BufMut, BytesMut};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{
+    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, MetadataRequest, MetadataResponse,
+    RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{
+    Decodable, Encodable, HeaderVersion, StrBytes, encode_request_header_into_buffer,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::cluster::ZK_CLIENT_PORT;
+use crate::roll::{KafkaView, Partition, ZkMember, ZkState};
+
+/// What the gates read. The network implementation talks to the nodes; tests may give another.
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// `mntr` of each member (by node name and address).
+    async fn zookeeper(&self, members: &[(String, Ipv4Addr)]) -> Vec<ZkMember>;
+    /// The brokers' view, from the first of `brokers` that answers.
+    async fn kafka(&self, brokers: &[Ipv4Addr]) -> Result<KafkaView, String>;
+}
+
+/// Health read over the network from the nodes' own addresses.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The brokers' client listener port.
+    pub client_port: u16,
+    /// Bound on each connection and answer.
+    pub timeout: Duration,
+}
+
+#[async_trait]
+impl Health for Network {
+    async fn zookeeper(&self, members: &[(String, Ipv4Addr)]) -> Vec<ZkMember> {
+        let mut out = Vec::new();
+        for (node, address) in members {
+            let state = match mntr(*address, self.timeout).await {
+                Ok(stats) => zk_state(&stats),
+                Err(e) => ZkState::Down(e),
+            };
+            out.push(ZkMember {
+                node: node.clone(),
+                state,
+            });
+        }
+        out
+    }
+
+    async fn kafka(&self, brokers: &[Ipv4Addr]) -> Result<KafkaView, String> {
+        let mut errors = Vec::new();
+        for address in brokers {
+            let at = SocketAddr::from((*address, self.client_port));
+            match tokio::time::timeout(self.timeout * 3, kafka_view(at, self.timeout)).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => errors.push(format!("{at}: {e}")),
+                Err(_) => errors.push(format!("{at}: no answer within {:?}", self.timeout * 3)),
+            }
+        }
+        Err(errors.join("; "))
+    }
+}
+
+/// The role a member's `mntr` reports.
+pub fn zk_state(stats: &std::collections::BTreeMap<String, String>) -> ZkState {
+    match stats.get("zk_server_state").map(String::as_str) {
+        Some("leader") => ZkState::Leader {
+            synced_followers: stats
+                .get("zk_synced_followers")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        },
+        Some("follower") => ZkState::Follower,
+        Some(other) => ZkState::Down(format!("{other}, not part of a quorum")),
+        None => ZkState::Down("mntr gave no zk_server_state".into()),
+    }
+}
+
+/// `mntr` as key/value pairs, or why there are none.
+pub async fn mntr(
+    address: Ipv4Addr,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let at = SocketAddr::from((address, ZK_CLIENT_PORT));
+    let talk = async {
+        let mut s = TcpStream::connect(at).await?;
+        s.write_all(b"mntr").await?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await?;
+        Ok::<String, std::io::Error>(answer)
+    };
+    let answer = match tokio::time::timeout(timeout, talk).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Err(format!("{at}: {e}")),
+        Err(_) => return Err(format!("{at}: no answer within {timeout:?}")),
+    };
+    let stats: std::collections::BTreeMap<String, String> = answer
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if stats.is_empty() {
+        return Err(format!("{at}: {}", answer.trim()));
+    }
+    Ok(stats)
+}
+
+const METADATA_VERSION: i16 = 9;
+const DESCRIBE_CONFIGS_VERSION: i16 = 4;
+/// Kafka's ConfigResource type of a topic.
+const TOPIC_RESOURCE: i8 = 2;
+
+async fn kafka_view(at: SocketAddr, timeout: Duration) -> Result<KafkaView, String> {
+    let mut stream = tokio::time::timeout(timeout, TcpStream::connect(at))
+        .await
+        .map_err(|_| format!("no connection within {timeout:?}"))?
+        .map_err(|e| e.to_string())?;
+    let mut request = MetadataRequest::default();
+    request.topics = None;
+    let metadata: MetadataResponse =
+        call(&mut stream, ApiKey::Metadata, 1, &request, METADATA_VERSION).await?;
+    let mut view = KafkaView {
+        brokers: metadata.brokers.iter().map(|b| b.node_id.0).collect(),
+        controller: Some(metadata.controller_id.0).filter(|c| *c >= 0),
+        partitions: Vec::new(),
+    };
+    let names: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    let mut min_isr = std::collections::BTreeMap::new();
+    if !names.is_empty() {
+        let mut request = DescribeConfigsRequest::default();
+        request.resources = names
+            .iter()
+            .map(|n| {
+                let mut r = DescribeConfigsResource::default();
+                r.resource_type = TOPIC_RESOURCE;
+                r.resource_name = StrBytes::from_string(n.clone());
+                r.configuration_keys = Some(vec![StrBytes::from_static_str("min.insync.replicas")]);
+                r
+            })
+            .collect();
+        let configs: DescribeConfigsResponse = call(
+            &mut stream,
+            ApiKey::DescribeConfigs,
+            2,
+            &request,
+            DESCRIBE_CONFIGS_VERSION,
+        )
+        .await?;
+        for r in configs.results {
+            if r.error_code != 0 {
+                return Err(format!(
+                    "DescribeConfigs of topic {}: error {}",
+                    r.resource_name.as_str(),
+                    r.error_code
+                ));
+            }
+            for c in r.configs {
+                if c.name.as_str() == "min.insync.replicas"
+                    && let Some(v) = c.value.and_then(|v| v.as_str().parse::<i32>().ok())
+                {
+                    min_isr.insert(r.resource_name.to_string(), v);
+                }
+            }
+        }
+    }
+    for t in &metadata.topics {
+        let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
+            continue;
+        };
+        if t.error_code != 0 {
+            return Err(format!("metadata of topic {name}: error {}", t.error_code));
+        }
+        for p in &t.partitions {
+            view.partitions.push(Partition {
+                topic: name.clone(),
+                partition: p.partition_index,
+                replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                min_isr: min_isr.get(&name).copied(),
+            });
+        }
+    }
+    view.partitions
+        .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Ok(view)
+}
+
+/// One request and its response on `stream`, framed as Kafka frames them (a 4-byte size first).
+async fn call<Req: Encodable, Resp: Decodable + HeaderVersion>(
+    stream: &mut TcpStream,
+    api_key: ApiKey,
+    correlation_id: i32,
+    request: &Req,
+    version: i16,
+) -> Result<Resp, String> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = api_key as i16;
+    header.request_api_version = version;
+    header.correlation_id = correlation_id;
+    header.client_id = Some(StrBytes::from_static_str("kcluster"));
+    let mut body = BytesMut::new();
+    encode_request_header_into_buffer(&mut body, &header).map_err(|e| e.to_string())?;
+    request
+        .encode(&mut body, version)
+        .map_err(|e| e.to_string())?;
+    let mut frame = BytesMut::with_capacity(body.len() + 4);
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    stream
+        .write_all(&frame)
+        .await
+        .map_err(|e| format!("{api_key:?}: {e}"))?;
+    let size = stream
+        .read_i32()
+        .await
+        .map_err(|e| format!("{api_key:?}: {e}"))?;
+    if !(0..=64 * 1024 * 1024).contains(&size) {
+        return Err(format!("{api_key:?}: answer of {size} bytes"));
+    }
+    let mut answer = vec![0u8; size as usize];
+    stream
+        .read_exact(&mut answer)
+        .await
+        .map_err(|e| format!("{api_key:?}: {e}"))?;
+    let mut buf = bytes::Bytes::from(answer);
+    let header = ResponseHeader::decode(&mut buf, Resp::header_version(version))
+        .map_err(|e| format!("{api_key:?} header: {e}"))?;
+    if header.correlation_id != correlation_id {
+        return Err(format!(
+            "{api_key:?}: answer to request {} instead of {correlation_id}",
+            header.correlation_id
+        ));
+    }
+    let response = Resp::decode(&mut buf, version).map_err(|e| format!("{api_key:?}: {e}"))?;
+    if buf.has_remaining() {
+        return Err(format!("{api_key:?}: {} bytes left over", buf.remaining()));
+    }
+    Ok(response)
+}
