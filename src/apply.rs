@@ -342,6 +342,21 @@ impl Run<'_> {
             })
             .collect();
         if !modify.is_empty() {
+            // EBS never shrinks a volume: a smaller size in the topology keeps the current one.
+            let current = self
+                .ec2
+                .find_volumes(&self.plan.cluster)
+                .await
+                .map_err(|e| ApplyError::one("changing data volumes", "volumes", e))?;
+            let modify: Vec<(String, (String, VolumeSize))> = modify
+                .into_iter()
+                .map(|(resource, (id, mut to))| {
+                    if let Some(v) = current.iter().find(|v| v.id == id) {
+                        to.size_gib = to.size_gib.max(v.size_gib);
+                    }
+                    (resource, (id, to))
+                })
+                .collect();
             let ec2 = self.ec2;
             let (_, failures) = in_parallel(
                 "change data volumes",
@@ -1584,6 +1599,42 @@ mod tests {
         }
         assert_eq!(ec2.volumes().len(), 6, "no volume created or deleted");
         assert!(!plan_for(&ec2, &new).await.has_changes());
+    }
+
+    #[tokio::test]
+    async fn a_volume_grows_and_retunes_online_but_never_shrinks() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("grow", "")).await;
+        let bigger = with_extra(
+            "grow",
+            "brokers:\n  volume: {size_gib: 200, iops: 4000, throughput_mibps: 250}\n",
+        );
+        let plan = plan_for(&ec2, &bigger).await;
+        let b1 = plan.node("broker-1").expect("broker-1");
+        assert_eq!((b1.volume, b1.instance), (Action::Update, Action::NoOp));
+        assert_eq!(
+            b1.volume_reasons,
+            vec![
+                "size 100 → 200 GiB",
+                "iops 3000 → 4000",
+                "throughput 125 → 250 MiB/s"
+            ]
+        );
+        converge(&ec2, &bigger).await;
+        let v = volume_of(&ec2, "broker-1");
+        assert_eq!((v.size_gib, v.iops, v.throughput_mibps), (200, 4000, 250));
+        // Smaller again, with other IOPS: the IOPS change, the size stays.
+        let smaller = with_extra("grow", "brokers:\n  volume: {size_gib: 50, iops: 3000}\n");
+        let plan = plan_for(&ec2, &smaller).await;
+        let b1 = plan.node("broker-1").expect("broker-1");
+        assert_eq!(
+            b1.volume_reasons,
+            vec!["iops 4000 → 3000", "throughput 250 → 125 MiB/s"]
+        );
+        converge(&ec2, &smaller).await;
+        let v = volume_of(&ec2, "broker-1");
+        assert_eq!((v.size_gib, v.iops), (200, 3000));
+        assert!(!plan_for(&ec2, &smaller).await.has_changes());
     }
 
     #[tokio::test]

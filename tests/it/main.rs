@@ -12,6 +12,7 @@ mod local;
 mod mock_ec2;
 mod monitoring;
 mod render_golden;
+mod roll;
 mod support;
 mod validators;
 mod zookeeper;

@@ -60,6 +60,12 @@ impl LocalNode {
         self.role.info().node_id_base + self.id
     }
 
+    /// The properties file the node's JVM starts with (its rendered one, or the one it was
+    /// given by [`LocalCluster::reconfigure`]).
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.config).expect("node config")
+    }
+
     /// Where the harness put one of the node's rendered files (by its render name).
     pub fn rendered_file(&self, name: &str) -> PathBuf {
         self.home.join("rendered").join(name)
@@ -205,6 +211,34 @@ impl LocalCluster {
                 Watchdog::start(&cmd, &node.log)
             });
         }
+    }
+
+    /// Stops a node's JVM as `systemctl stop` (and so an EC2 stop) does: SIGTERM, which Kafka
+    /// and ZooKeeper answer with a clean shutdown (a broker's is controlled: its leaderships move
+    /// first); SIGKILL only if it has not exited after `limit`.
+    pub fn stop(&mut self, name: &str, limit: Duration) {
+        let i = self.index(name);
+        if let Some(p) = self.nodes[i].process.take() {
+            p.terminate(limit);
+        }
+    }
+
+    /// Gives a stopped node new files, as its bootstrap writes them at boot from the user-data:
+    /// its properties file and its systemd unit (from which the JVM command is built).
+    pub fn reconfigure(&mut self, name: &str, config: &str, unit: &str) {
+        let i = self.index(name);
+        let node = &mut self.nodes[i];
+        assert!(
+            node.process.is_none(),
+            "{name} is reconfigured while it runs"
+        );
+        std::fs::write(&node.config, config).expect("node config");
+        node.unit = unit.to_string();
+    }
+
+    /// The node's data directory: its "volume", kept through stops and starts.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.node(name).home.join("data")
     }
 
     /// SIGKILLs a node's JVM, as a crash or the loss of its machine would end it.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 /// A process run under a bash watchdog that SIGKILLs it as soon as the watchdog's stdin closes:
 /// when the test stops it, when it is dropped (a failing test), or when the test process itself
-/// dies for any reason, even SIGKILL. A line written to the watchdog names a signal to send (the
-/// way a clean shutdown is asked for). Given a restart delay, the watchdog starts the process
+/// dies for any reason, even SIGKILL. A line written to the watchdog names a signal to send, or is
+/// `STOP`: SIGTERM, after which the process is not restarted (a clean shutdown asked for). Given a restart delay, the watchdog starts the process
 /// again when it exits with a failure, as systemd's `Restart=on-failure` does (at most
 /// [`MAX_RESTARTS`] times). The watchdog exits with the process's last status.
 pub struct Watchdog {
@@ -25,7 +25,10 @@ pub const MAX_RESTARTS: u32 = 5;
 const WATCHDOG: &str = r#"
 exec 3<&0
 state=$(mktemp -d)
-{ while read -r signal <&3; do kill -"$signal" "$(cat "$state/pid")" 2>/dev/null; done
+{ while read -r signal <&3; do
+    if [ "$signal" = STOP ]; then touch "$state/stop"; signal=TERM; fi
+    kill -"$signal" "$(cat "$state/pid")" 2>/dev/null
+  done
   touch "$state/stop"; kill -KILL "$(cat "$state/pid")" 2>/dev/null; } &
 restarts=0
 while :; do
@@ -104,10 +107,11 @@ impl Watchdog {
     }
 
     /// Asks the process to shut down (SIGTERM) and waits up to `limit` for it to exit on its own;
-    /// kills it after that. Returns its exit status, or `None` if it had to be killed.
+    /// kills it after that. Returns its exit status, or `None` if it had to be killed. A stop,
+    /// as `systemctl stop` is: the restart policy does not start it again, whatever its status.
     pub fn terminate(mut self, limit: Duration) -> Option<ExitStatus> {
         if let Some(stdin) = self.stdin.as_mut() {
-            let _ = writeln!(stdin, "TERM");
+            let _ = writeln!(stdin, "STOP");
         }
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
