@@ -1953,6 +1953,11 @@ mod tests {
         assert_eq!(plan.node("broker-1").map(|n| n.duplicates.len()), Some(1));
         assert_eq!(plan.orphans.len(), 1);
         assert_eq!(plan.summary().destroy, 2);
+        let text = plan.render_text();
+        assert!(
+            text.contains("broker-9 is not in the topology; its replicas are NOT moved first (kcluster does not drain yet"),
+            "{text}"
+        );
         converge(&ec2, &c).await;
         let live = live_by_node(&ec2);
         assert_eq!(live.len(), 6);

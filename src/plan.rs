@@ -837,11 +837,15 @@ impl Plan {
             .iter()
             .filter(|o| o.kind == OrphanKind::Instance)
         {
+            let node = o.node.as_deref().unwrap_or("-");
+            let replicas = if node.starts_with("broker-") {
+                "; its replicas are NOT moved first (kcluster does not drain yet: move them with kafka-reassign-partitions.sh before applying)"
+            } else {
+                ""
+            };
             out.push(format!(
-                "terminate {} ({}): {}; its data volume is kept",
-                o.node.as_deref().unwrap_or("-"),
-                o.id,
-                o.reason
+                "terminate {node} ({}): {}{replicas}; its data volume is kept",
+                o.id, o.reason
             ));
         }
         out

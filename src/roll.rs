@@ -5,7 +5,7 @@
 //! partition it holds in sync would fall below `min.insync.replicas`, and the next one only once
 //! no partition is under-replicated. Nothing here does I/O: `health.rs` observes, `apply.rs` acts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -190,15 +190,6 @@ pub fn broker_back(view: &KafkaView, id: i32) -> Decision {
             ),
         )
     }
-}
-
-/// Partitions by their ISR size, for the record of what a gate saw.
-pub fn isr_histogram(view: &KafkaView) -> BTreeMap<usize, usize> {
-    let mut m = BTreeMap::new();
-    for p in &view.partitions {
-        *m.entry(p.isr.len()).or_default() += 1;
-    }
-    m
 }
 
 #[cfg(test)]
