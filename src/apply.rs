@@ -636,7 +636,7 @@ impl Run<'_> {
         }
         self.reporter
             .phase("roll nodes (one at a time)", todo.len());
-        for role in [Role::Zookeeper, Role::Broker] {
+        for role in Role::ALL {
             let mut left: Vec<&NodeChange> =
                 todo.iter().copied().filter(|n| n.role == role).collect();
             if !left.is_empty() {
@@ -694,6 +694,16 @@ impl Run<'_> {
                 let addresses: Vec<std::net::Ipv4Addr> = members.iter().map(|m| m.1).collect();
                 health.kafka(&addresses).await.err()
             }
+            // Nothing reads a KRaft quorum's health yet, so no gate could let a controller go.
+            Role::Controller => {
+                return Err(ApplyError::one(
+                    "health gates",
+                    "KRaft controllers",
+                    format!(
+                        "kcluster does not read a KRaft controller quorum's health yet, so it will not roll the controllers of a running cluster. If the cluster is already down, `kcluster apply {SKIP_GATES_FLAG}` changes the nodes without gates. Nothing was changed."
+                    ),
+                ));
+            }
         };
         match problem {
             None => Ok(()),
@@ -725,6 +735,7 @@ impl Run<'_> {
                 let names: Vec<String> = left.iter().map(|n| n.node.clone()).collect();
                 roll::zookeeper_order(&names, &seen)
             }
+            Role::Controller => return Ok(0),
             Role::Broker => {
                 let addresses: Vec<std::net::Ipv4Addr> =
                     self.members(role).iter().map(|m| m.1).collect();
@@ -735,7 +746,10 @@ impl Run<'_> {
                     .and_then(|v| v.controller);
                 let ids: Vec<(String, i32)> = left
                     .iter()
-                    .map(|n| (n.node.clone(), n.desired.node.id as i32))
+                    .map(|n| {
+                        let id = n.role.info().node_id_base + n.desired.node.id;
+                        (n.node.clone(), id as i32)
+                    })
                     .collect();
                 roll::broker_order(&ids, controller)
             }
@@ -767,7 +781,7 @@ impl Run<'_> {
                 Role::Broker => {
                     let addresses: Vec<std::net::Ipv4Addr> =
                         self.members(Role::Broker).iter().map(|m| m.1).collect();
-                    let id = n.desired.node.id as i32;
+                    let id = (n.role.info().node_id_base + n.desired.node.id) as i32;
                     match health.kafka(&addresses).await {
                         Ok(view) => match when {
                             Moment::Before => roll::broker_can_stop(&view, id),
@@ -779,6 +793,10 @@ impl Run<'_> {
                         },
                     }
                 }
+                Role::Controller => Decision::Wait {
+                    check: "the KRaft controller quorum is whole".into(),
+                    seen: "kcluster does not read a KRaft quorum's health yet".into(),
+                },
             };
             let Decision::Wait { check, seen } = decision else {
                 return Ok(());
@@ -1524,7 +1542,7 @@ mod tests {
         for n in &plan.nodes {
             let expected = match n.role {
                 crate::cluster::Role::Broker => Action::Update,
-                crate::cluster::Role::Zookeeper => Action::NoOp,
+                _ => Action::NoOp,
             };
             assert_eq!(n.instance, expected, "{}", n.node);
             assert_eq!((n.interface, n.volume), (Action::NoOp, Action::NoOp));

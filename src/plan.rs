@@ -794,6 +794,9 @@ impl Plan {
             Role::Broker => {
                 "rolling: the active controller last; gated on no partition it hosts falling below min.insync.replicas, then 0 under-replicated partitions"
             }
+            Role::Controller => {
+                "rolling; kcluster does not read a KRaft quorum's health yet, so with gates apply refuses to roll the controllers of a running cluster"
+            }
         };
         let keeping = |n: &NodeChange| match &n.volume_id {
             Some(id) if n.volume != Action::Create => format!("keeping {id}"),

@@ -144,17 +144,10 @@ impl Ec2 for LocalEc2 {
             let data_dir = local.data_dir(&node).display().to_string();
             let files = self.files_of(id, &data_dir);
             let role = local.node(&node).role;
-            let (config, unit) = match role {
-                Role::Zookeeper => (
-                    "/etc/kafka/zookeeper.properties",
-                    "/etc/systemd/system/zookeeper.service",
-                ),
-                Role::Broker => (
-                    "/etc/kafka/server.properties",
-                    "/etc/systemd/system/kafka.service",
-                ),
-            };
-            local.reconfigure(&node, &files[config], &files[unit]);
+            let info = role.info();
+            let config = format!("/etc/kafka/{}", info.config_file);
+            let unit = format!("/etc/systemd/system/{}.service", info.service);
+            local.reconfigure(&node, &files[&config], &files[&unit]);
             local.start(&node);
         }
         Ok(())
