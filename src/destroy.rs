@@ -1,15 +1,18 @@
 //! Removes a cluster: exactly the resources that carry its `kcluster:cluster` tag (filtered by
-//! EC2 and checked again here), instances first, then network interfaces, then security groups.
+//! EC2 and checked again here), instances first, then Elastic IPs (disassociated, released),
+//! then network interfaces, then security groups.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::apply::{
-    ApplyError, Failure, Settings, delete_interface, delete_when_free, in_parallel, wait_for,
-    wait_until_detached,
+    ApplyError, Failure, Settings, delete_interface, delete_when_free, in_parallel,
+    release_address, wait_for, wait_until_detached,
 };
-use crate::ec2::{Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, tags};
+use crate::ec2::{
+    Address, Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, tags,
+};
 use crate::progress::Reporter;
 
 /// What destroy would remove.
@@ -18,6 +21,7 @@ pub struct Inventory {
     pub cluster: String,
     pub instances: Vec<Instance>,
     pub interfaces: Vec<NetworkInterface>,
+    pub addresses: Vec<Address>,
     pub groups: Vec<SecurityGroup>,
     /// The cluster's instances already terminated (an interface may still name one briefly).
     #[serde(skip)]
@@ -25,13 +29,14 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Finds the cluster's resources: three Describe calls. Anything whose tag does not match
+    /// Finds the cluster's resources: four Describe calls. Anything whose tag does not match
     /// exactly is dropped, whatever the server-side filter returned.
     pub async fn read(ec2: &dyn Ec2, cluster: &str) -> Ec2Result<Inventory> {
-        let (groups, interfaces, instances) = futures::try_join!(
+        let (groups, interfaces, instances, addresses) = futures::try_join!(
             ec2.find_security_groups(cluster),
             ec2.find_network_interfaces(cluster),
             ec2.find_instances(cluster),
+            ec2.find_addresses(cluster),
         )?;
         let ours = |t: &crate::ec2::Tags| t.get(tags::CLUSTER).is_some_and(|c| c == cluster);
         let key = |t: &crate::ec2::Tags, id: &str| (t.get(tags::NODE).cloned(), id.to_string());
@@ -48,20 +53,23 @@ impl Inventory {
                 .filter(|i| ours(&i.tags) && i.state != InstanceState::Terminated)
                 .collect(),
             interfaces: interfaces.into_iter().filter(|n| ours(&n.tags)).collect(),
+            addresses: addresses.into_iter().filter(|a| ours(&a.tags)).collect(),
             groups: groups.into_iter().filter(|g| ours(&g.tags)).collect(),
         };
         inv.instances.sort_by_key(|i| key(&i.tags, &i.id));
         inv.interfaces.sort_by_key(|n| key(&n.tags, &n.id));
+        inv.addresses
+            .sort_by_key(|a| key(&a.tags, &a.allocation_id));
         inv.groups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(inv)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty() && self.interfaces.is_empty() && self.groups.is_empty()
+        self.count() == 0
     }
 
     pub fn count(&self) -> usize {
-        self.instances.len() + self.interfaces.len() + self.groups.len()
+        self.instances.len() + self.interfaces.len() + self.addresses.len() + self.groups.len()
     }
 
     /// Every resource that will go, one per line.
@@ -88,6 +96,15 @@ impl Inventory {
                 n.address
             );
         }
+        for a in &self.addresses {
+            let _ = writeln!(
+                out,
+                "  - elastic_ip         {:<22} {:<14} {}",
+                a.allocation_id,
+                node(&a.tags),
+                a.public_ip
+            );
+        }
         for g in &self.groups {
             let _ = writeln!(out, "  - security_group     {:<22} {}", g.id, g.name);
         }
@@ -96,9 +113,10 @@ impl Inventory {
         };
         let _ = writeln!(
             out,
-            "Destroy: {}, {}, {} of cluster {}.",
+            "Destroy: {}, {}, {}, {} of cluster {}.",
             n(self.instances.len(), "instance"),
             n(self.interfaces.len(), "network interface"),
+            n(self.addresses.len(), "Elastic IP"),
             n(self.groups.len(), "security group"),
             self.cluster
         );
@@ -145,6 +163,30 @@ pub async fn destroy(
             .map(|n| n.id.clone())
             .collect();
         wait_until_detached(ec2, &inventory.cluster, &detaching, settings).await?;
+    }
+    // Elastic IPs go before the interfaces they sit on: disassociated, then released.
+    if !inventory.addresses.is_empty() {
+        let (_, failures) =
+            in_parallel(
+                "release Elastic IPs",
+                inventory
+                    .addresses
+                    .iter()
+                    .map(|a| (a.allocation_id.clone(), a))
+                    .collect(),
+                settings.parallelism,
+                reporter,
+                |a| async move {
+                    release_address(ec2, &a.allocation_id, a.association_id.as_deref()).await
+                },
+            )
+            .await;
+        if !failures.is_empty() {
+            return Err(ApplyError {
+                stage: "releasing Elastic IPs",
+                failures,
+            });
+        }
     }
     // An interface held by an instance that is not the cluster's stays held: kcluster does not
     // terminate what it does not own, so waiting for it would only end at the timeout.

@@ -9,16 +9,25 @@ use serde::Serialize;
 
 use crate::cluster::Role;
 use crate::desired::{Desired, DesiredNode};
-use crate::ec2::{Ec2, Ec2Result, Instance, NetworkInterface, Rule, SecurityGroup, Subnet, tags};
+use crate::ec2::{
+    Address, Ec2, Ec2Result, Instance, NetworkInterface, RouteTable, Rule, SecurityGroup, Subnet,
+    tags,
+};
+use crate::egress::ZoneEgress;
 
-/// Everything kcluster reads from EC2 for one cluster: four Describe calls, whatever its size.
+/// Everything kcluster reads from EC2 for one cluster: a fixed number of Describe calls,
+/// whatever its size.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
     pub subnets: Vec<Subnet>,
+    /// The route tables of the subnets' VPC.
+    pub route_tables: Vec<RouteTable>,
     pub groups: Vec<SecurityGroup>,
     pub interfaces: Vec<NetworkInterface>,
     /// All instances with the cluster tag, terminated ones included.
     pub instances: Vec<Instance>,
+    /// Elastic IPs with the cluster tag.
+    pub addresses: Vec<Address>,
 }
 
 impl Observed {
@@ -46,19 +55,29 @@ impl Observed {
                 },
             )?;
             named.extend(defaults.into_iter().filter(|d| !subnet_ids.contains(&d.id)));
-            Ok(named)
+            // The route tables of the subnets' VPC (one, unless the topology mixes VPCs, which
+            // desired.rs refuses).
+            let vpcs: BTreeSet<&str> = named.iter().map(|s| s.vpc_id.as_str()).collect();
+            let mut tables = Vec::new();
+            for vpc in vpcs {
+                tables.extend(ec2.describe_route_tables(vpc).await?);
+            }
+            Ok((named, tables))
         };
-        let (subnets, groups, interfaces, instances) = futures::try_join!(
+        let ((subnets, route_tables), groups, interfaces, instances, addresses) = futures::try_join!(
             subnets,
             ec2.find_security_groups(cluster),
             ec2.find_network_interfaces(cluster),
             ec2.find_instances(cluster),
+            ec2.find_addresses(cluster),
         )?;
         Ok(Observed {
             subnets,
+            route_tables,
             groups,
             interfaces,
             instances,
+            addresses,
         })
     }
 
@@ -104,7 +123,7 @@ pub struct GroupChange {
     pub description: String,
 }
 
-/// One node's part of the plan: its network interface and its instance.
+/// One node's part of the plan: its network interface, its Elastic IP and its instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeChange {
     pub node: String,
@@ -114,6 +133,15 @@ pub struct NodeChange {
     pub interface: Action,
     pub interface_id: Option<String>,
     pub interface_reasons: Vec<String>,
+    /// The node's Elastic IP (zones behind an internet gateway only): `Create` allocates and
+    /// associates one, `Update` associates the one it has with its interface.
+    pub public_address: Action,
+    /// The allocation id of the node's Elastic IP, if it has one.
+    pub address_id: Option<String>,
+    pub public_ip: Option<String>,
+    /// Its current association, undone before it moves to the node's (new) interface.
+    #[serde(skip)]
+    pub address_association: Option<String>,
     pub instance: Action,
     /// The live instance that stands for the node now, if any.
     pub instance_id: Option<String>,
@@ -133,6 +161,9 @@ pub struct Orphan {
     pub id: String,
     pub node: Option<String>,
     pub reason: String,
+    /// An Elastic IP's association, undone before the address is released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub association: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -140,6 +171,18 @@ pub struct Orphan {
 pub enum OrphanKind {
     Instance,
     NetworkInterface,
+    ElasticIp,
+}
+
+impl OrphanKind {
+    /// The resource kind as plan addresses name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrphanKind::Instance => "instance",
+            OrphanKind::NetworkInterface => "network_interface",
+            OrphanKind::ElasticIp => "public_address",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -147,6 +190,8 @@ pub struct Plan {
     pub cluster: String,
     pub region: String,
     pub vpc_id: String,
+    /// Each zone's way to the internet.
+    pub egress: Vec<ZoneEgress>,
     pub group: GroupChange,
     pub nodes: Vec<NodeChange>,
     pub orphans: Vec<Orphan>,
@@ -203,6 +248,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     Some(n) => format!("{n} is not in the topology"),
                     None => "tagged with the cluster but names no node".into(),
                 },
+                association: None,
             });
         }
     }
@@ -218,6 +264,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     Some(x) => format!("{x} is not in the topology"),
                     None => "tagged with the cluster but names no node".into(),
                 },
+                association: None,
             });
         }
     }
@@ -234,9 +281,35 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     id: n.id.clone(),
                     node: Some(nc.node.clone()),
                     reason: format!("a second network interface for {}", nc.node),
+                    association: None,
                 });
             }
         }
+    }
+    // Elastic IPs: of nodes the topology no longer has, of nodes whose zone now needs none
+    // (its subnet routes through a NAT gateway), and a node's second one.
+    for a in &observed.addresses {
+        let node = a.tags.get(tags::NODE);
+        let kept = nodes.iter().find(|nc| Some(&nc.node) == node);
+        let reason = match (node, kept) {
+            (None, _) => "tagged with the cluster but names no node".to_string(),
+            (Some(x), None) => format!("{x} is not in the topology"),
+            (Some(_), Some(nc)) if !nc.desired.public_address => format!(
+                "{} reaches the internet without a public address now",
+                nc.zone
+            ),
+            (Some(_), Some(nc)) if nc.address_id.as_deref() != Some(a.allocation_id.as_str()) => {
+                format!("a second Elastic IP for {}", nc.node)
+            }
+            _ => continue,
+        };
+        orphans.push(Orphan {
+            kind: OrphanKind::ElasticIp,
+            id: a.allocation_id.clone(),
+            node: node.cloned(),
+            reason,
+            association: a.association_id.clone(),
+        });
     }
     orphans.sort_by(|a, b| (a.kind, &a.node, &a.id).cmp(&(b.kind, &b.node, &b.id)));
 
@@ -244,6 +317,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         cluster: desired.cluster.clone(),
         region: desired.region.clone(),
         vpc_id: desired.vpc_id.clone(),
+        egress: desired.egress.clone(),
         group,
         nodes,
         orphans,
@@ -329,6 +403,28 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
     };
     let eni_generation = eni.map(|n| generation_of(&n.tags)).unwrap_or(1);
 
+    // The node's Elastic IP: the one tagged with its name, preferring one on its interface.
+    let mut eips: Vec<&crate::ec2::Address> = observed
+        .addresses
+        .iter()
+        .filter(|a| d.public_address && a.tags.get(tags::NODE) == Some(name))
+        .collect();
+    eips.sort_by_key(|a| {
+        (
+            eni.is_none_or(|n| a.interface_id.as_deref() != Some(n.id.as_str())),
+            &a.allocation_id,
+        )
+    });
+    let eip = eips.first().copied();
+    let public_address = match eip {
+        _ if !d.public_address => Action::NoOp,
+        None => Action::Create,
+        Some(a) if interface == Action::NoOp && a.interface_id == eni.map(|n| n.id.clone()) => {
+            Action::NoOp
+        }
+        Some(_) => Action::Update,
+    };
+
     // The node's live instances: the one on its interface stands for it; others are duplicates.
     let mut live: Vec<&Instance> = observed
         .live_instances()
@@ -404,6 +500,10 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
         interface,
         interface_id: eni.map(|n| n.id.clone()),
         interface_reasons,
+        public_address,
+        address_id: eip.map(|a| a.allocation_id.clone()),
+        public_ip: eip.map(|a| a.public_ip.clone()),
+        address_association: eip.and_then(|a| a.association_id.clone()),
         instance,
         instance_id: current.map(|i| i.id.clone()),
         instance_reasons,
@@ -413,12 +513,25 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
     }
 }
 
+/// Why a node's Elastic IP changes, for the plan's text and JSON.
+fn address_reason(n: &NodeChange) -> String {
+    match (n.public_address, &n.public_ip) {
+        (Action::Create, _) => format!(
+            "Elastic IP on its interface: {} routes 0.0.0.0/0 to an internet gateway",
+            n.zone
+        ),
+        (_, Some(ip)) => format!("associate {ip} with its network interface"),
+        _ => String::new(),
+    }
+}
+
 impl Plan {
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         s.count(self.group.action);
         for n in &self.nodes {
             s.count(n.interface);
+            s.count(n.public_address);
             s.count(n.instance);
             for _ in &n.duplicates {
                 s.count(Action::Delete);
@@ -442,6 +555,9 @@ impl Plan {
             "Cluster {} in {} (VPC {}):",
             self.cluster, self.region, self.vpc_id
         );
+        for e in &self.egress {
+            let _ = writeln!(out, "  egress {e}");
+        }
         let mut line = |a: Action, address: String, detail: String| {
             if a != Action::NoOp {
                 let _ = writeln!(out, "  {:<3} {address:<40} {detail}", a.symbol());
@@ -477,6 +593,11 @@ impl Plan {
                 format!("network_interface.{}", n.node),
                 eni_detail,
             );
+            line(
+                n.public_address,
+                format!("public_address.{}", n.node),
+                address_reason(n),
+            );
             let inst_detail = match n.instance {
                 Action::Create => format!(
                     "{} {} in {}, generation {}",
@@ -494,14 +615,10 @@ impl Plan {
             }
         }
         for o in &self.orphans {
-            let kind = match o.kind {
-                OrphanKind::Instance => "instance",
-                OrphanKind::NetworkInterface => "network_interface",
-            };
             let name = o.node.clone().unwrap_or_else(|| o.id.clone());
             line(
                 Action::Delete,
-                format!("{kind}.{name} ({})", o.id),
+                format!("{}.{name} ({})", o.kind.as_str(), o.id),
                 o.reason.clone(),
             );
         }
@@ -553,6 +670,12 @@ impl Plan {
                 n.interface_reasons.clone(),
             );
             push(
+                format!("public_address.{}", n.node),
+                n.public_address,
+                n.address_id.as_ref(),
+                vec![address_reason(n)],
+            );
+            push(
                 format!("instance.{}", n.node),
                 n.instance,
                 n.instance_id.as_ref(),
@@ -568,12 +691,12 @@ impl Plan {
             }
         }
         for o in &self.orphans {
-            let kind = match o.kind {
-                OrphanKind::Instance => "instance",
-                OrphanKind::NetworkInterface => "network_interface",
-            };
             push(
-                format!("{kind}.{}", o.node.clone().unwrap_or_else(|| o.id.clone())),
+                format!(
+                    "{}.{}",
+                    o.kind.as_str(),
+                    o.node.clone().unwrap_or_else(|| o.id.clone())
+                ),
                 Action::Delete,
                 Some(&o.id),
                 vec![o.reason.clone()],
@@ -585,6 +708,7 @@ impl Plan {
             "cluster": self.cluster,
             "region": self.region,
             "vpc_id": self.vpc_id,
+            "egress": self.egress,
             "changes": changes,
             "summary": s,
         })
@@ -604,6 +728,9 @@ impl Plan {
         );
         for n in &self.nodes {
             m.insert(format!("network_interface.{}", n.node), n.interface);
+            if n.desired.public_address {
+                m.insert(format!("public_address.{}", n.node), n.public_address);
+            }
             m.insert(format!("instance.{}", n.node), n.instance);
         }
         m
