@@ -14,6 +14,7 @@ use serde_json::json;
 
 use mock::{Account, Gate, Kc, Launch, MockEc2, Run, Strictness, Topology, tag};
 
+mod egress;
 mod safety;
 
 /// A moto_server, the SDK's view of its eu-west-1, and a directory for topology files.
@@ -28,10 +29,12 @@ impl Fixture {
         Fixture::with(Strictness::default())
     }
 
-    /// A fixture whose strict EC2 is `strictness`.
+    /// A fixture whose strict EC2 is `strictness`, its default VPC routed to an internet
+    /// gateway as a real one is.
     fn with(strictness: Strictness) -> Fixture {
         let mock = MockEc2::strict(strictness);
         let ec2 = Account::connect(&mock.endpoint(), "eu-west-1");
+        ec2.internet_gateway(&ec2.default_vpc());
         Fixture {
             mock,
             ec2,
@@ -485,6 +488,8 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
     let small = Topology::minimal("small");
     // The same subnets exist in us-east-1 a/b/c, so the 30 nodes' addresses clash with nothing.
     let large = Topology::minimal("large").region("us-east-1").brokers(27);
+    let us_east = Account::connect(&f.mock.endpoint(), "us-east-1");
+    us_east.internet_gateway(&us_east.default_vpc());
     let plan = |t: &Topology| {
         f.kc(["plan", "--api-calls", "-f", &f.file(t)])
             .run()
@@ -495,7 +500,6 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
     let empty_large = plan(&large);
     f.apply(&small);
     f.apply(&large);
-    let us_east = Account::connect(&f.mock.endpoint(), "us-east-1");
     assert_eq!(
         us_east.instances("large").len(),
         30,
@@ -514,6 +518,15 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
     assert_eq!(empty_small, empty_large, "empty account: 6 vs 30 nodes");
     assert_eq!(applied_small, applied_large, "after apply: 6 vs 30 nodes");
     assert_eq!(empty_small, applied_small, "empty vs applied");
+    let describes: u64 = empty_small
+        .iter()
+        .filter(|(k, _)| k.starts_with("Describe"))
+        .map(|(_, v)| v)
+        .sum();
+    // Subnets, route tables, groups, interfaces, instances, Elastic IPs, the image, type
+    // offerings, the architectures of each of the two instance types, the interfaces holding
+    // the nodes' addresses.
+    assert_eq!(describes, 11, "{empty_small:?}");
 }
 
 #[test]
@@ -537,6 +550,7 @@ fn scale_out_from_3_to_6_brokers_adds_only_the_new_brokers() {
                     format!("network_interface.broker-{n}"),
                     "create".to_string(),
                 ),
+                (format!("public_address.broker-{n}"), "create".to_string()),
                 (format!("instance.broker-{n}"), "create".to_string()),
             ]
         })
@@ -544,13 +558,15 @@ fn scale_out_from_3_to_6_brokers_adds_only_the_new_brokers() {
     assert_eq!(changes(&plan), expected, "plan: {plan:#}");
     assert_eq!(
         plan["summary"],
-        json!({"add": 6, "change": 0, "destroy": 0})
+        json!({"add": 9, "change": 0, "destroy": 0})
     );
 
     let calls = f.apply(&six).api_calls();
     assert_eq!(
         mutating(&calls),
         BTreeMap::from([
+            ("AllocateAddress".to_string(), 3),
+            ("AssociateAddress".to_string(), 3),
             ("CreateNetworkInterface".to_string(), 3),
             ("RunInstances".to_string(), 3)
         ]),
@@ -600,6 +616,7 @@ fn scale_in_from_6_to_3_brokers_removes_only_brokers_4_to_6() {
                     format!("network_interface.broker-{n}"),
                     "delete".to_string(),
                 ),
+                (format!("public_address.broker-{n}"), "delete".to_string()),
                 (format!("instance.broker-{n}"), "delete".to_string()),
             ]
         })
@@ -700,6 +717,8 @@ fn moving_brokers_to_other_zones_replaces_their_interfaces_and_instances() {
                     format!("network_interface.broker-{n}"),
                     "replace".to_string(),
                 ),
+                // The node's Elastic IP moves to its new interface.
+                (format!("public_address.broker-{n}"), "update".to_string()),
                 (format!("instance.broker-{n}"), "replace".to_string()),
             ]
         })
@@ -709,6 +728,16 @@ fn moving_brokers_to_other_zones_replaces_their_interfaces_and_instances() {
     f.apply(&t);
     let after = f.one_instance_per_node("swap", &all);
     let enis = f.one_interface_per_node("swap", &all);
+    let addresses = f.ec2.addresses("swap");
+    assert_eq!(addresses.len(), 6, "the same six Elastic IPs");
+    for a in &addresses {
+        let node = tag(a.tags(), "kcluster:node").expect("a node tag");
+        assert_eq!(
+            a.network_interface_id(),
+            Some(enis[node].0.as_str()),
+            "{node}'s Elastic IP is on its (new) interface"
+        );
+    }
     for (node, zone, address) in [
         ("broker-1", "eu-west-1b", "172.31.16.101"),
         ("broker-2", "eu-west-1a", "172.31.0.102"),
