@@ -964,8 +964,8 @@ mod tests {
         }
         assert_eq!(
             counts,
-            vec![10, 10],
-            "subnets, route tables, groups, interfaces, instances, Elastic IPs, image, type offerings, type architectures, interfaces holding the nodes' addresses"
+            vec![11, 11],
+            "subnets, route tables, groups, interfaces, instances, Elastic IPs, availability zones, image, type offerings, type architectures, interfaces holding the nodes' addresses"
         );
     }
 
@@ -1512,5 +1512,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn az_ids_in_the_topology_become_racks_and_are_checked_against_ec2() {
+        // The fake's account, like a real one, maps names to IDs its own way: a=az2, b=az3, c=az1.
+        let ec2 = fake();
+        let zones = |a: &str, b: &str| {
+            format!(
+                "name: ids\nregion: eu-west-1\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20, id: {a}}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20, id: {b}}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20, id: euw1-az1}}\n"
+            )
+        };
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &load(&zones("euw1-az3", "euw1-az2")), &r)
+            .await
+            .expect_err("wrong AZ IDs")
+            .to_string();
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [
+                "zones[0].id: zone eu-west-1a is euw1-az2 in this account, not euw1-az3 (euw1-az3 is eu-west-1b); AZ names map to different physical zones in each account: set `id: euw1-az2`, or name the zone whose ID is euw1-az3",
+                "zones[1].id: zone eu-west-1b is euw1-az3 in this account, not euw1-az2 (euw1-az2 is eu-west-1a); AZ names map to different physical zones in each account: set `id: euw1-az3`, or name the zone whose ID is euw1-az2",
+            ]
+        );
+        let c = load(&zones("euw1-az2", "euw1-az3"));
+        let plan = converge(&ec2, &c).await;
+        assert!(
+            plan.render_text().contains(
+                "  racks are AZ IDs: eu-west-1a=euw1-az2, eu-west-1b=euw1-az3, eu-west-1c=euw1-az1\n"
+            ),
+            "{}",
+            plan.render_text()
+        );
+        let b1 = plan.node("broker-1").expect("broker-1");
+        let props = crate::live::launched_properties(&b1.desired.user_data).expect("user-data");
+        assert_eq!(
+            props.get("broker.rack").map(String::as_str),
+            Some("euw1-az2")
+        );
+        // The live check compares the rack with the AZ ID of where the broker runs.
+        let observed = crate::workflow::observe(&ec2, &c).await.expect("observed");
+        let findings = crate::live::findings(&ec2, &c, &observed, 4)
+            .await
+            .expect("findings");
+        assert!(
+            findings.iter().all(|f| f.rule != "live-broker-rack"),
+            "{findings:?}"
+        );
+        // Were eu-west-1a another AZ, broker-1's rack would be wrong, and check says so.
+        let mut moved = observed.clone();
+        moved
+            .zone_ids
+            .insert("eu-west-1a".into(), "euw1-az9".into());
+        let findings = crate::live::findings(&ec2, &c, &moved, 4)
+            .await
+            .expect("findings");
+        assert!(
+            findings.iter().any(|f| f.rule == "live-broker-rack"
+                && f.message.contains(
+                    "runs in eu-west-1a (euw1-az9) but was launched with broker.rack=euw1-az2"
+                )),
+            "{findings:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_az_ids_racks_are_zone_names_and_plan_shows_their_ids() {
+        let ec2 = fake();
+        let plan = plan_for(&ec2, &cluster("names", 3, "m5.xlarge")).await;
+        assert!(
+            plan.render_text().contains("  racks are zone names, whose AZ IDs in this account are eu-west-1a=euw1-az2, eu-west-1b=euw1-az3, eu-west-1c=euw1-az1: set zones[].id to rack by AZ ID"),
+            "{}",
+            plan.render_text()
+        );
     }
 }

@@ -56,6 +56,8 @@ pub struct Desired {
     pub vpc_id: String,
     /// Each zone's way to the internet, in the topology's zone order.
     pub egress: Vec<ZoneEgress>,
+    /// Each zone's name and rack (its AZ ID when the topology gives one), in topology order.
+    pub racks: Vec<(String, String)>,
     pub group: DesiredGroup,
     pub nodes: Vec<DesiredNode>,
 }
@@ -334,6 +336,11 @@ pub fn desired(
         region: cluster.region.clone(),
         vpc_id,
         egress,
+        racks: cluster
+            .zones
+            .iter()
+            .map(|z| (z.name.clone(), z.rack().to_string()))
+            .collect(),
         group,
         nodes,
     })

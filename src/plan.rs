@@ -28,6 +28,8 @@ pub struct Observed {
     pub instances: Vec<Instance>,
     /// Elastic IPs with the cluster tag.
     pub addresses: Vec<Address>,
+    /// The region's zones: name → AZ ID.
+    pub zone_ids: BTreeMap<String, String>,
 }
 
 impl Observed {
@@ -64,12 +66,13 @@ impl Observed {
             }
             Ok((named, tables))
         };
-        let ((subnets, route_tables), groups, interfaces, instances, addresses) = futures::try_join!(
+        let ((subnets, route_tables), groups, interfaces, instances, addresses, zones) = futures::try_join!(
             subnets,
             ec2.find_security_groups(cluster),
             ec2.find_network_interfaces(cluster),
             ec2.find_instances(cluster),
             ec2.find_addresses(cluster),
+            ec2.availability_zones(),
         )?;
         Ok(Observed {
             subnets,
@@ -78,6 +81,7 @@ impl Observed {
             interfaces,
             instances,
             addresses,
+            zone_ids: zones.into_iter().collect(),
         })
     }
 
@@ -192,9 +196,19 @@ pub struct Plan {
     pub vpc_id: String,
     /// Each zone's way to the internet.
     pub egress: Vec<ZoneEgress>,
+    /// Each zone's rack (`broker.rack`) and its AZ ID in this account, in topology order.
+    pub racks: Vec<ZoneRack>,
     pub group: GroupChange,
     pub nodes: Vec<NodeChange>,
     pub orphans: Vec<Orphan>,
+}
+
+/// A zone's Kafka rack, and the AZ ID EC2 gives its name in this account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZoneRack {
+    pub zone: String,
+    pub rack: String,
+    pub az_id: Option<String>,
 }
 
 /// Totals in Terraform's sense: a replacement adds one and destroys one.
@@ -318,6 +332,15 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         region: desired.region.clone(),
         vpc_id: desired.vpc_id.clone(),
         egress: desired.egress.clone(),
+        racks: desired
+            .racks
+            .iter()
+            .map(|(zone, rack)| ZoneRack {
+                zone: zone.clone(),
+                rack: rack.clone(),
+                az_id: observed.zone_ids.get(zone).cloned(),
+            })
+            .collect(),
         group,
         nodes,
         orphans,
@@ -558,6 +581,23 @@ impl Plan {
         for e in &self.egress {
             let _ = writeln!(out, "  egress {e}");
         }
+        if !self.racks.is_empty() {
+            let ids: Vec<String> = self
+                .racks
+                .iter()
+                .map(|r| format!("{}={}", r.zone, r.az_id.as_deref().unwrap_or("?")))
+                .collect();
+            let by_id = self.racks.iter().all(|r| Some(&r.rack) == r.az_id.as_ref());
+            let _ = if by_id {
+                writeln!(out, "  racks are AZ IDs: {}", ids.join(", "))
+            } else {
+                writeln!(
+                    out,
+                    "  racks are zone names, whose AZ IDs in this account are {}: set zones[].id to rack by AZ ID, the same physical zone in every account",
+                    ids.join(", ")
+                )
+            };
+        }
         let mut line = |a: Action, address: String, detail: String| {
             if a != Action::NoOp {
                 let _ = writeln!(out, "  {:<3} {address:<40} {detail}", a.symbol());
@@ -709,6 +749,7 @@ impl Plan {
             "region": self.region,
             "vpc_id": self.vpc_id,
             "egress": self.egress,
+            "racks": self.racks,
             "changes": changes,
             "summary": s,
         })

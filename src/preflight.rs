@@ -1,5 +1,5 @@
 //! Read-only checks `plan` makes before anything is created, each failure one line naming the
-//! thing and the fix: every instance type is offered in its nodes' zones and runs the image's
+//! thing and the fix: the AZ IDs the topology gives are those of its zones here; every instance type is offered in its nodes' zones and runs the image's
 //! architecture; each subnet has room for the interfaces apply creates in it, and no one else
 //! holds a node's fixed address; EC2's DryRun allows every kind of call apply makes. (That the
 //! subnets exist, sit in the topology's VPC and reach the internet is checked as the plan is
@@ -25,7 +25,8 @@ pub async fn check(
     observed: &Observed,
     image: &Image,
 ) -> Ec2Result<Vec<String>> {
-    let mut problems = instance_types(ec2, plan, image).await?;
+    let mut problems = zone_ids(plan);
+    problems.extend(instance_types(ec2, plan, image).await?);
     problems.extend(room(plan, observed));
     problems.extend(held_addresses(ec2, plan, observed).await?);
     problems.extend(denied(ec2, plan, image).await?);
@@ -84,6 +85,28 @@ async fn instance_types(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<
         }
     }
     Ok(problems)
+}
+
+/// Zones whose AZ ID in the topology is not the one EC2 gives the zone's name in this account.
+fn zone_ids(plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, r) in plan.racks.iter().enumerate() {
+        if r.rack == r.zone || Some(&r.rack) == r.az_id.as_ref() {
+            continue;
+        }
+        let actual = r.az_id.as_deref().unwrap_or("unknown to EC2");
+        let named = plan
+            .racks
+            .iter()
+            .find(|o| o.az_id.as_ref() == Some(&r.rack))
+            .map(|o| format!(" ({} is {})", r.rack, o.zone))
+            .unwrap_or_default();
+        problems.push(format!(
+            "zones[{i}].id: zone {} is {actual} in this account, not {}{named}; AZ names map to different physical zones in each account: set `id: {actual}`, or name the zone whose ID is {}",
+            r.zone, r.rack, r.rack
+        ));
+    }
+    problems
 }
 
 /// Subnets with fewer free addresses than the interfaces apply creates in them.

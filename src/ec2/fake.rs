@@ -296,6 +296,26 @@ impl Ec2 for FakeEc2 {
             .collect())
     }
 
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>> {
+        self.call("DescribeAvailabilityZones")?;
+        // The zones of the subnets; as in a real account, names and IDs do not line up:
+        // `…a` is az2, `…b` az3, `…c` az1.
+        let s = self.lock();
+        let mut zones: Vec<(String, String)> = Vec::new();
+        for n in &s.subnets {
+            let (region, letter) = n.zone.split_at(n.zone.len().saturating_sub(1));
+            let index = letter.bytes().next().map_or(0, |b| b.saturating_sub(b'a'));
+            let Some(prefix) = crate::topology::az_id_prefix(region) else {
+                continue;
+            };
+            let id = format!("{prefix}-az{}", (index + 1) % 3 + 1);
+            if !zones.iter().any(|(z, _)| z == &n.zone) {
+                zones.push((n.zone.clone(), id));
+            }
+        }
+        Ok(zones)
+    }
+
     async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
         self.call("DescribeRouteTables")?;
         Ok(self

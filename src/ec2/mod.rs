@@ -355,6 +355,9 @@ pub trait Ec2: Send + Sync {
     async fn find_network_interfaces(&self, cluster: &str) -> Ec2Result<Vec<NetworkInterface>>;
     /// Instances with the cluster tag in any state, terminated ones included.
     async fn find_instances(&self, cluster: &str) -> Ec2Result<Vec<Instance>>;
+    /// The region's availability zones as (name, AZ ID) pairs: names map to different physical
+    /// zones in each account, IDs do not.
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>>;
     /// Every route table of `vpc_id`.
     async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>>;
     /// Elastic IPs with the cluster tag.

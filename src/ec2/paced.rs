@@ -163,6 +163,13 @@ impl<E: Ec2> Ec2 for Paced<E> {
             .await
     }
 
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>> {
+        self.paced("DescribeAvailabilityZones", || {
+            self.inner.availability_zones()
+        })
+        .await
+    }
+
     async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
         self.paced("DescribeRouteTables", || {
             self.inner.describe_route_tables(vpc_id)

@@ -553,6 +553,23 @@ impl Ec2 for SdkEc2 {
         Ok(out)
     }
 
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>> {
+        const OP: &str = "DescribeAvailabilityZones";
+        // Not paginated: a region's zones come in one answer.
+        self.calls.count(OP);
+        let out = self
+            .client
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(out
+            .availability_zones()
+            .iter()
+            .filter_map(|z| Some((z.zone_name()?.to_string(), z.zone_id()?.to_string())))
+            .collect())
+    }
+
     async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
         const OP: &str = "DescribeRouteTables";
         let mut pages = self

@@ -523,10 +523,10 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
         .filter(|(k, _)| k.starts_with("Describe"))
         .map(|(_, v)| v)
         .sum();
-    // Subnets, route tables, groups, interfaces, instances, Elastic IPs, the image, type
-    // offerings, the architectures of each of the two instance types, the interfaces holding
-    // the nodes' addresses.
-    assert_eq!(describes, 11, "{empty_small:?}");
+    // Subnets, route tables, groups, interfaces, instances, Elastic IPs, availability zones,
+    // the image, type offerings, the architectures of each of the two instance types, the
+    // interfaces holding the nodes' addresses.
+    assert_eq!(describes, 12, "{empty_small:?}");
 }
 
 #[test]
@@ -1140,6 +1140,41 @@ fn check_passes_on_a_clean_apply() {
     let f = Fixture::new();
     let t = Topology::minimal("clean");
     f.apply(&t);
+    let (code, live) = live_check(&f, &t);
+    assert_eq!(code, Some(0), "{live:?}");
+    assert_eq!(live, vec![], "no live finding");
+}
+
+/// moto's eu-west-1 maps a, b, c to these AZ IDs (a real account maps them its own way).
+const MOTO_AZ_IDS: [&str; 3] = ["euw1-az3", "euw1-az1", "euw1-az2"];
+
+#[test]
+fn brokers_rack_by_az_id_checked_against_ec2_by_plan_and_by_check() {
+    let f = Fixture::new();
+    // IDs of another account's mapping: plan refuses them, naming the right one per zone.
+    let wrong = Topology::minimal("racks").az_ids(["euw1-az1", "euw1-az2", "euw1-az3"]);
+    let run = f.kc(["plan", "-f", &f.file(&wrong)]).run().expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "zones[0].id: zone eu-west-1a is euw1-az3 in this account, not euw1-az1 (euw1-az1 is eu-west-1b)"
+        ),
+        "{}",
+        run.stderr
+    );
+    let t = Topology::minimal("racks").az_ids(MOTO_AZ_IDS);
+    f.apply(&t);
+    let instances = f.one_instance_per_node("racks", &nodes(3, 3));
+    for (broker, rack) in [
+        ("broker-1", "euw1-az3"),
+        ("broker-2", "euw1-az1"),
+        ("broker-3", "euw1-az2"),
+    ] {
+        let data = f.ec2.user_data(&id(&instances[broker]));
+        assert!(
+            data.contains(&format!("broker.rack={rack}\n")),
+            "{broker}: {data}"
+        );
+    }
     let (code, live) = live_check(&f, &t);
     assert_eq!(code, Some(0), "{live:?}");
     assert_eq!(live, vec![], "no live finding");
