@@ -1586,4 +1586,48 @@ mod tests {
             plan.render_text()
         );
     }
+
+    #[tokio::test]
+    async fn preflight_asks_dryrun_of_the_elastic_ip_calls_only_where_a_zone_needs_them() {
+        let ec2 = fake();
+        for op in [
+            "AllocateAddress",
+            "ReleaseAddress",
+            "RevokeSecurityGroupIngress",
+        ] {
+            ec2.deny(op);
+        }
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &cluster("denied", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("denied")
+            .to_string();
+        let denied: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("ec2:"))
+            .filter_map(|l| l.split_once(' ').map(|(op, _)| op))
+            .collect();
+        assert_eq!(
+            denied,
+            [
+                "RevokeSecurityGroupIngress",
+                "AllocateAddress",
+                "ReleaseAddress"
+            ],
+            "{err}"
+        );
+        // Behind NAT gateways no Elastic IP call is made, so none is asked.
+        for subnet in ["subnet-00000000", "subnet-00000001", "subnet-00000002"] {
+            ec2.route_subnet(subnet, Some("nat-1"));
+        }
+        let err = make_plan(&ec2, &cluster("denied", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("denied")
+            .to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("ec2:RevokeSecurityGroupIngress is denied"),
+            "{err}"
+        );
+    }
 }

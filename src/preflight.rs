@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use crate::ec2::{DryRun, Ec2, Ec2Result, Image};
-use crate::plan::{Action, Observed, Plan};
+use crate::plan::{Action, Observed, OrphanKind, Plan};
 
 /// Placeholder ids for DryRuns of calls on resources apply has not made yet (or may never
 /// touch): destructive calls always name one, so a DryRun can never act on a real resource.
@@ -17,6 +17,7 @@ const NO_GROUP: &str = "sg-00000000000000000";
 const NO_INTERFACE: &str = "eni-00000000000000000";
 const NO_INSTANCE: &str = "i-00000000000000000";
 const NO_ALLOCATION: &str = "eipalloc-00000000000000000";
+const NO_ASSOCIATION: &str = "eipassoc-00000000000000000";
 
 /// Every problem found; empty when apply can go ahead.
 pub async fn check(
@@ -182,6 +183,9 @@ async fn denied(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<Vec<Stri
         DryRun::AuthorizeSecurityGroupIngress {
             group_id: plan.group.id.clone().unwrap_or_else(|| NO_GROUP.into()),
         },
+        DryRun::RevokeSecurityGroupIngress {
+            group_id: NO_GROUP.into(),
+        },
         DryRun::CreateNetworkInterface {
             subnet_id: subnet_id.clone(),
         },
@@ -203,11 +207,22 @@ async fn denied(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<Vec<Stri
             interface_id: NO_INTERFACE.into(),
         },
     ];
+    // Elastic IPs: asked where a zone needs them (apply may also move or release them), or
+    // where the plan releases some.
+    let releases = plan.orphans.iter().any(|o| o.kind == OrphanKind::ElasticIp);
     if plan.egress.iter().any(|e| e.egress.needs_public_address()) {
         calls.push(DryRun::AllocateAddress);
         calls.push(DryRun::AssociateAddress {
             allocation_id: NO_ALLOCATION.into(),
             interface_id: NO_INTERFACE.into(),
+        });
+    }
+    if releases || plan.egress.iter().any(|e| e.egress.needs_public_address()) {
+        calls.push(DryRun::DisassociateAddress {
+            association_id: NO_ASSOCIATION.into(),
+        });
+        calls.push(DryRun::ReleaseAddress {
+            allocation_id: NO_ALLOCATION.into(),
         });
     }
     let mut problems = Vec::new();

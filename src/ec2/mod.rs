@@ -260,6 +260,9 @@ pub enum DryRun {
     AuthorizeSecurityGroupIngress {
         group_id: String,
     },
+    RevokeSecurityGroupIngress {
+        group_id: String,
+    },
     CreateNetworkInterface {
         subnet_id: String,
     },
@@ -282,6 +285,12 @@ pub enum DryRun {
         allocation_id: String,
         interface_id: String,
     },
+    DisassociateAddress {
+        association_id: String,
+    },
+    ReleaseAddress {
+        allocation_id: String,
+    },
 }
 
 impl DryRun {
@@ -289,6 +298,7 @@ impl DryRun {
         match self {
             DryRun::CreateSecurityGroup { .. } => "CreateSecurityGroup",
             DryRun::AuthorizeSecurityGroupIngress { .. } => "AuthorizeSecurityGroupIngress",
+            DryRun::RevokeSecurityGroupIngress { .. } => "RevokeSecurityGroupIngress",
             DryRun::CreateNetworkInterface { .. } => "CreateNetworkInterface",
             DryRun::CreateTags { .. } => "CreateTags",
             DryRun::RunInstances { .. } => "RunInstances",
@@ -296,6 +306,8 @@ impl DryRun {
             DryRun::DeleteNetworkInterface { .. } => "DeleteNetworkInterface",
             DryRun::AllocateAddress => "AllocateAddress",
             DryRun::AssociateAddress { .. } => "AssociateAddress",
+            DryRun::DisassociateAddress { .. } => "DisassociateAddress",
+            DryRun::ReleaseAddress { .. } => "ReleaseAddress",
         }
     }
 }

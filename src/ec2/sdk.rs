@@ -911,6 +911,14 @@ impl Ec2 for SdkEc2 {
                         &Rule::tcp(9092, Source::Cidr(ipnet::Ipv4Net::default())),
                     ))
             ),
+            DryRun::RevokeSecurityGroupIngress { group_id } => ask!(
+                c.revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .ip_permissions(permission(
+                        group_id,
+                        &Rule::tcp(9092, Source::Cidr(ipnet::Ipv4Net::default())),
+                    ))
+            ),
             DryRun::CreateNetworkInterface { subnet_id } => {
                 ask!(c.create_network_interface().subnet_id(subnet_id))
             }
@@ -954,6 +962,12 @@ impl Ec2 for SdkEc2 {
                     .allocation_id(allocation_id)
                     .network_interface_id(interface_id)
             ),
+            DryRun::DisassociateAddress { association_id } => {
+                ask!(c.disassociate_address().association_id(association_id))
+            }
+            DryRun::ReleaseAddress { allocation_id } => {
+                ask!(c.release_address().allocation_id(allocation_id))
+            }
         };
         match answer {
             Ok(()) => Ok(true),
