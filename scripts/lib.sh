@@ -45,7 +45,36 @@ start_moto() {
   return 1
 }
 
+# Starts bench/strict_ec2.py in front of moto (no throttling), so that EC2 answers as real EC2
+# does where moto is lenient: above all, an interface detaches from its terminated instance,
+# which moto never does (destroy waits for that). Sets STRICT_PID and MOTO_URL to the proxy.
+start_strict_ec2() {
+  local port i upstream="${MOTO_URL#http://}"
+  port="$(free_port)"
+  "${VENV}/bin/python" "${REPO}/bench/strict_ec2.py" --listen "127.0.0.1:${port}" \
+    --upstream "${upstream}" --detach-seconds 2 >"${STRICT_LOG:-/dev/null}" 2>&1 &
+  STRICT_PID=$!
+  for i in $(seq 1 100); do
+    if curl --silent --output /dev/null "http://127.0.0.1:${port}/__stats"; then
+      MOTO_URL="http://127.0.0.1:${port}"
+      return 0
+    fi
+    if ! kill -0 "${STRICT_PID}" 2>/dev/null; then
+      echo "bench/strict_ec2.py exited at start" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "bench/strict_ec2.py did not answer on port ${port} after ${i} tries" >&2
+  return 1
+}
+
 stop_moto() {
+  if [ -n "${STRICT_PID:-}" ]; then
+    kill "${STRICT_PID}" 2>/dev/null || true
+    wait "${STRICT_PID}" 2>/dev/null || true
+    STRICT_PID=""
+  fi
   if [ -n "${MOTO_PID:-}" ]; then
     kill "${MOTO_PID}" 2>/dev/null || true
     wait "${MOTO_PID}" 2>/dev/null || true
