@@ -21,6 +21,24 @@ free_port() {
   "${VENV}/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# wait_answering PID URL NAME: waits until URL answers (0), or NAME's process PID exits or
+# never answers (1, saying so).
+wait_answering() {
+  local pid=$1 url=$2 name=$3 i
+  for i in $(seq 1 100); do
+    if curl --silent --output /dev/null "${url}"; then
+      return 0
+    fi
+    if ! kill -0 "${pid}" 2>/dev/null; then
+      echo "${name} exited at start" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "${name} did not answer on ${url} after ${i} tries" >&2
+  return 1
+}
+
 # Starts moto's EC2 server (AMI and instance-type validation on) and waits until it answers.
 # Sets MOTO_PID and MOTO_URL.
 start_moto() {
@@ -30,22 +48,28 @@ start_moto() {
     "${VENV}/bin/moto_server" -H 127.0.0.1 -p "${port}" >"${MOTO_LOG:-/dev/null}" 2>&1 &
   MOTO_PID=$!
   MOTO_URL="http://127.0.0.1:${port}"
-  local i
-  for i in $(seq 1 100); do
-    if curl --silent --output /dev/null "${MOTO_URL}/moto-api/"; then
-      return 0
-    fi
-    if ! kill -0 "${MOTO_PID}" 2>/dev/null; then
-      echo "moto_server exited at start" >&2
-      return 1
-    fi
-    sleep 0.2
-  done
-  echo "moto_server did not answer on ${MOTO_URL} after ${i} tries" >&2
-  return 1
+  wait_answering "${MOTO_PID}" "${MOTO_URL}/moto-api/" moto_server
+}
+
+# Starts bench/strict_ec2.py in front of moto (no throttling), so that EC2 answers as real EC2
+# does where moto is lenient: above all, an interface detaches from its terminated instance,
+# which moto never does (destroy waits for that). Sets STRICT_PID and MOTO_URL to the proxy.
+start_strict_ec2() {
+  local port upstream="${MOTO_URL#http://}"
+  port="$(free_port)"
+  "${VENV}/bin/python" "${REPO}/bench/strict_ec2.py" --listen "127.0.0.1:${port}" \
+    --upstream "${upstream}" --detach-seconds 2 >"${STRICT_LOG:-/dev/null}" 2>&1 &
+  STRICT_PID=$!
+  wait_answering "${STRICT_PID}" "http://127.0.0.1:${port}/__stats" bench/strict_ec2.py || return 1
+  MOTO_URL="http://127.0.0.1:${port}"
 }
 
 stop_moto() {
+  if [ -n "${STRICT_PID:-}" ]; then
+    kill "${STRICT_PID}" 2>/dev/null || true
+    wait "${STRICT_PID}" 2>/dev/null || true
+    STRICT_PID=""
+  fi
   if [ -n "${MOTO_PID:-}" ]; then
     kill "${MOTO_PID}" 2>/dev/null || true
     wait "${MOTO_PID}" 2>/dev/null || true

@@ -4,9 +4,12 @@ Usage: mock_network.py TOPOLOGY ENDPOINT OUT
 
 moto cannot create resources with given ids, so for a topology that names its VPC and subnets
 (topologies/production.yaml) this creates a VPC and one subnet per zone with the topology's
-CIDRs, and writes to OUT a copy of the topology naming the mock's ids instead; an SSH key pair
-the topology names is created too. A topology on the default VPC is copied unchanged once its
-zones' default subnets are found with the right CIDRs. When the mock cannot hold what the
+CIDRs, private ones as in production: an internet gateway, a public subnet with a NAT gateway,
+and the zones' subnets routed to it. It writes to OUT a copy of the topology naming the mock's ids
+instead; an SSH key pair the topology names is created too. A topology on the default VPC is
+copied unchanged once its zones' default subnets are found with the right CIDRs, and the default
+VPC gets what a real one has and moto's lacks: an internet gateway its main route table sends
+0.0.0.0/0 to. When the mock cannot hold what the
 topology needs (a zone moto does not have), it says why and exits 3.
 """
 
@@ -15,6 +18,17 @@ import sys
 
 import boto3
 import yaml
+
+
+def internet_gateway(ec2, vpc: str) -> str:
+    """Attaches a new internet gateway to `vpc` and sends its main route table's 0.0.0.0/0 there."""
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"][0]["RouteTableId"]
+    ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    return igw
 
 
 def main() -> int:
@@ -49,12 +63,26 @@ def main() -> int:
         old_vpc = (t.get("network") or {}).get("vpc")
         if old_vpc:
             text = text.replace(old_vpc, vpc)
+        igw = internet_gateway(ec2, vpc)
+        public_cidr = next(c for c in vpc_cidr.subnets(new_prefix=24) if c not in cidrs)
+        public = ec2.create_subnet(
+            VpcId=vpc, CidrBlock=str(public_cidr), AvailabilityZone=named[0]["name"]
+        )["Subnet"]["SubnetId"]
+        eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+        private = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=private, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
         for z in named:
             subnet = ec2.create_subnet(
                 VpcId=vpc, CidrBlock=z["cidr"], AvailabilityZone=z["name"]
             )["Subnet"]["SubnetId"]
+            ec2.associate_route_table(RouteTableId=private, SubnetId=subnet)
             text = text.replace(z["subnet"], subnet)
-        print(f"mock network: {vpc} with {len(named)} subnets for {topology}", file=sys.stderr)
+        print(
+            f"mock network: {vpc} with {len(named)} private subnets behind {nat} "
+            f"(public subnet {public}, {igw}) for {topology}",
+            file=sys.stderr,
+        )
     else:
         defaults = {
             s["AvailabilityZone"]: s["CidrBlock"]
@@ -71,6 +99,8 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 3
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        print(f"mock network: the default VPC {vpc} routed to {internet_gateway(ec2, vpc)}", file=sys.stderr)
     key = ((t.get("network") or {}).get("ssh") or {}).get("key_name")
     if key:
         ec2.create_key_pair(KeyName=key)

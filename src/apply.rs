@@ -1,9 +1,10 @@
-//! Executes a Plan against EC2 in dependency waves: security group → network interfaces → data
-//! volumes → new instances (bounded concurrency), each with its volume attached → the roll of
-//! nodes that change (one at a time, ZooKeeper first, behind health gates: roll.rs decides,
-//! health.rs observes) → removal of what the topology no longer has. Every resource is tagged at
-//! creation, so an interrupted apply leaves nothing unknown behind and the next plan picks up
-//! where it stopped. Data volumes are never deleted here: only `destroy` deletes them.
+//! Executes a Plan against EC2 in dependency waves: security group → network interfaces →
+//! Elastic IPs (zones behind an internet gateway) → data volumes → new instances (bounded
+//! concurrency), each with its volume attached → the roll of nodes that change (one at a time,
+//! ZooKeeper first, behind health gates: roll.rs decides, health.rs observes) → removal of what
+//! the topology no longer has. Every resource is tagged at creation, so an interrupted apply
+//! leaves nothing unknown behind and the next plan picks up where it stopped. Data volumes are
+//! never deleted here: only `destroy` deletes them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,8 +14,9 @@ use futures::StreamExt;
 use crate::cluster::Role;
 use crate::desired::{DATA_DEVICE, client_token, volume_token};
 use crate::ec2::{
-    AttachmentState, DataVolumeSpec, Ec2, Ec2Error, InstanceChange, InstanceSpec, InstanceState,
-    InterfaceSpec, Rule, SecurityGroupSpec, VolumeSize, VolumeState, tags,
+    Address, AttachmentState, DataVolumeSpec, Ec2, Ec2Error, Ec2Result, InstanceChange,
+    InstanceSpec, InstanceState, InterfaceSpec, Rule, SecurityGroupSpec, VolumeSize, VolumeState,
+    tags,
 };
 use crate::health::Health;
 use crate::plan::{Action, NodeChange, OrphanKind, Plan};
@@ -54,6 +56,9 @@ pub struct Settings {
     pub poll: Duration,
     /// How long to wait for instances to reach a state.
     pub timeout: Duration,
+    /// Tests only: launch on a kept interface without waiting for EC2 to detach it from the
+    /// terminated instance, to show that the fake (like EC2) then refuses the launch.
+    pub skip_detach_wait: bool,
 }
 
 impl Default for Settings {
@@ -62,6 +67,7 @@ impl Default for Settings {
             parallelism: 16,
             poll: Duration::from_secs(5),
             timeout: Duration::from_secs(900),
+            skip_detach_wait: false,
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct Outcome {
     pub volumes_created: usize,
     pub interfaces_created: usize,
     pub interfaces_deleted: usize,
+    pub addresses_allocated: usize,
+    pub addresses_released: usize,
 }
 
 struct Run<'a> {
@@ -136,6 +144,7 @@ pub async fn execute(
     };
     let group_id = run.group().await?;
     let mut interfaces = run.create_interfaces(&group_id).await?;
+    run.public_addresses(&interfaces).await?;
     run.prepare_volumes(&interfaces).await?;
     run.launch_new(&interfaces).await?;
     run.roll(&group_id, &mut interfaces).await?;
@@ -534,6 +543,45 @@ impl Run<'_> {
         Ok(ids)
     }
 
+    /// Gives every node behind an internet gateway its Elastic IP on its interface, in parallel,
+    /// before its instance boots (its first boot installs packages and downloads Kafka).
+    async fn public_addresses(
+        &mut self,
+        interfaces: &BTreeMap<String, String>,
+    ) -> Result<(), ApplyError> {
+        let todo: Vec<(String, (&NodeChange, String))> = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| n.public_address != Action::NoOp && n.interface != Action::Replace)
+            .filter_map(|n| {
+                let eni = interfaces.get(&n.node)?.clone();
+                Some((format!("public_address.{}", n.node), (n, eni)))
+            })
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let (ec2, cluster) = (self.ec2, self.plan.cluster.as_str());
+        let (done, failures) = in_parallel(
+            "allocate and associate Elastic IPs",
+            todo,
+            self.settings.parallelism,
+            self.reporter,
+            |(n, eni)| async move { public_address(ec2, cluster, n, &eni).await },
+        )
+        .await;
+        self.outcome.addresses_allocated += done.iter().filter(|(_, new)| *new).count();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ApplyError {
+                stage: "giving nodes their Elastic IPs",
+                failures,
+            })
+        }
+    }
+
     /// Launches the instances of nodes that have none, in parallel, and waits until they run.
     async fn launch_new(
         &mut self,
@@ -889,6 +937,13 @@ impl Run<'_> {
         // 3. A moved node gets a new interface in its new subnet.
         let eni = if n.interface == Action::Replace {
             if let Some(old) = &n.interface_id {
+                // Its Elastic IP moves with the node: let go of the old interface first.
+                if let Some(association) = &n.address_association {
+                    self.ec2
+                        .disassociate_address(association)
+                        .await
+                        .map_err(|e| fail(&e))?;
+                }
                 self.delete_interface(old).await.map_err(|e| fail(&e))?;
                 self.outcome.interfaces_deleted += 1;
             }
@@ -899,6 +954,16 @@ impl Run<'_> {
                 .map_err(|e| fail(&e))?;
             self.outcome.interfaces_created += 1;
             interfaces.insert(n.node.clone(), id.clone());
+            if n.desired.public_address {
+                let moved = NodeChange {
+                    address_association: None,
+                    ..n.clone()
+                };
+                let new = public_address(self.ec2, &self.plan.cluster, &moved, &id)
+                    .await
+                    .map_err(|e| fail(&e))?;
+                self.outcome.addresses_allocated += usize::from(new);
+            }
             id
         } else {
             match interfaces.get(&n.node) {
@@ -947,7 +1012,14 @@ impl Run<'_> {
             .filter(|o| o.kind == OrphanKind::NetworkInterface)
             .map(|o| o.id.clone())
             .collect();
-        if instances.is_empty() && interfaces.is_empty() {
+        let addresses: Vec<(String, Option<String>)> = self
+            .plan
+            .orphans
+            .iter()
+            .filter(|o| o.kind == OrphanKind::ElasticIp)
+            .map(|o| (o.id.clone(), o.association.clone()))
+            .collect();
+        if instances.is_empty() && interfaces.is_empty() && addresses.is_empty() {
             return Ok(());
         }
         if !instances.is_empty() {
@@ -967,6 +1039,28 @@ impl Run<'_> {
             self.reporter.finish();
         }
         let (ec2, settings) = (self.ec2, self.settings);
+        if !addresses.is_empty() {
+            let (released, failures) = in_parallel(
+                "release Elastic IPs the topology no longer has",
+                addresses
+                    .into_iter()
+                    .map(|(id, association)| (id.clone(), (id, association)))
+                    .collect(),
+                settings.parallelism,
+                self.reporter,
+                |(id, association)| async move {
+                    release_address(ec2, &id, association.as_deref()).await
+                },
+            )
+            .await;
+            self.outcome.addresses_released += released.len();
+            if !failures.is_empty() {
+                return Err(ApplyError {
+                    stage: "releasing Elastic IPs",
+                    failures,
+                });
+            }
+        }
         let (deleted, failures) = in_parallel(
             "delete network interfaces the topology no longer has",
             interfaces.into_iter().map(|id| (id.clone(), id)).collect(),
@@ -996,6 +1090,9 @@ impl Run<'_> {
     }
 
     async fn wait_until_detached(&self, ids: &[String]) -> Result<(), ApplyError> {
+        if self.settings.skip_detach_wait {
+            return Ok(());
+        }
         wait_until_detached(self.ec2, &self.plan.cluster, ids, self.settings).await
     }
 }
@@ -1054,6 +1151,69 @@ pub async fn wait_until_detached(
             ));
         }
         tokio::time::sleep(settings.poll).await;
+    }
+}
+
+/// Puts the node's Elastic IP on `interface_id`: the one it has (moved from where it is
+/// associated now), or a new one tagged as the node's. Returns whether one was allocated.
+async fn public_address(
+    ec2: &dyn Ec2,
+    cluster: &str,
+    n: &NodeChange,
+    interface_id: &str,
+) -> Result<bool, Ec2Error> {
+    let (allocation, new) = match &n.address_id {
+        Some(id) => {
+            if let Some(association) = &n.address_association {
+                ec2.disassociate_address(association).await?;
+            }
+            (id.clone(), false)
+        }
+        None => {
+            let a = allocate_once(ec2, cluster, &n.node, &n.desired.interface_tags).await?;
+            (a.allocation_id, true)
+        }
+    };
+    ec2.associate_address(&allocation, interface_id).await?;
+    Ok(new)
+}
+
+/// Allocates `node`'s Elastic IP. AllocateAddress takes no ClientToken and is never resent
+/// blindly: after any failure EC2 may still have allocated the address (the answer was lost),
+/// so the cluster's addresses are read and one tagged as the node's is taken before the
+/// failure is reported. The plan found none for the node, so one found now is this call's.
+pub async fn allocate_once(
+    ec2: &dyn Ec2,
+    cluster: &str,
+    node: &str,
+    tags: &crate::ec2::Tags,
+) -> Ec2Result<Address> {
+    match ec2.allocate_address(tags).await {
+        Ok(a) => Ok(a),
+        Err(e) => ec2
+            .find_addresses(cluster)
+            .await?
+            .into_iter()
+            .find(|a| a.tags.get(tags::NODE).map(String::as_str) == Some(node))
+            .ok_or(e),
+    }
+}
+
+/// Releases an Elastic IP, undoing its association first; one already gone is not an error.
+pub async fn release_address(
+    ec2: &dyn Ec2,
+    allocation_id: &str,
+    association: Option<&str>,
+) -> Result<(), Ec2Error> {
+    if let Some(a) = association {
+        match ec2.disassociate_address(a).await {
+            Err(e) if e.code != "InvalidAssociationID.NotFound" => return Err(e),
+            _ => {}
+        }
+    }
+    match ec2.release_address(allocation_id).await {
+        Err(e) if e.code != "InvalidAllocationID.NotFound" => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -1266,6 +1426,7 @@ mod tests {
             parallelism: 8,
             poll: Duration::ZERO,
             timeout: Duration::from_secs(5),
+            skip_detach_wait: false,
         }
     }
 
@@ -1324,8 +1485,8 @@ mod tests {
         let first = converge(&ec2, &c).await;
         assert_eq!(
             first.summary().add,
-            19,
-            "1 group + 6 interfaces + 6 data volumes + 6 instances"
+            25,
+            "1 group + 6 interfaces + 6 Elastic IPs (the default VPC routes to its internet gateway) + 6 data volumes + 6 instances"
         );
         let live = live_by_node(&ec2);
         assert_eq!(live.len(), 6);
@@ -1383,8 +1544,8 @@ mod tests {
         }
         assert_eq!(
             counts,
-            vec![8, 8],
-            "subnets, groups, interfaces, instances, volumes, image, type offerings, type architectures"
+            vec![12, 12],
+            "subnets, route tables, groups, interfaces, instances, volumes, Elastic IPs, availability zones, image, type offerings, type architectures, interfaces holding the nodes' addresses"
         );
     }
 
@@ -1432,6 +1593,8 @@ mod tests {
                 "instance.broker-5",
                 "network_interface.broker-4",
                 "network_interface.broker-5",
+                "public_address.broker-4",
+                "public_address.broker-5",
                 "volume.broker-4",
                 "volume.broker-5"
             ]
@@ -2055,10 +2218,10 @@ mod tests {
             tags: Default::default(),
         });
         let inv = Inventory::read(&ec2, "doomed").await.expect("inventory");
-        assert_eq!(inv.count(), 19);
+        assert_eq!(inv.count(), 25);
         assert!(
             inv.render_text()
-                .contains("Destroy: 6 instances, 6 data volumes (their data is lost), 6 network interfaces, 1 security group of cluster doomed."),
+                .contains("Destroy: 6 instances, 6 data volumes (their data is lost), 6 network interfaces, 6 Elastic IPs, 1 security group of cluster doomed."),
             "{}",
             inv.render_text()
         );
@@ -2066,14 +2229,21 @@ mod tests {
             .await
             .expect("destroy");
         let left = Inventory::read(&ec2, "doomed").await.expect("inventory");
-        assert!(left.instances.is_empty() && left.interfaces.is_empty() && left.groups.is_empty());
-        assert!(left.volumes.is_empty());
+        assert!(left.is_empty(), "{}", left.render_text());
         let kept_volumes = ec2
             .volumes()
             .iter()
             .filter(|v| v.tags.get(tags::CLUSTER).map(String::as_str) == Some("kept"))
             .count();
         assert_eq!(kept_volumes, 6, "the other cluster's volumes stay");
+        assert_eq!(
+            ec2.addresses()
+                .iter()
+                .filter(|a| a.tags.get(tags::CLUSTER).map(String::as_str) == Some("kept"))
+                .count(),
+            6,
+            "the other cluster keeps its Elastic IPs"
+        );
         let live = ec2.instances();
         assert!(live.iter().any(|i| i.id == stranger && i.state.is_live()));
         assert_eq!(
@@ -2090,5 +2260,332 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(ec2.calls().get("TerminateInstances"), Some(&1));
+    }
+
+    /// Node name → the allocation ids of the Elastic IPs tagged as its.
+    fn addresses_by_node(ec2: &FakeEc2) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for a in ec2.addresses() {
+            m.entry(a.tags.get(tags::NODE).cloned().unwrap_or_default())
+                .or_default()
+                .push(a.allocation_id);
+        }
+        m
+    }
+
+    #[tokio::test]
+    async fn nodes_behind_an_internet_gateway_get_one_elastic_ip_each_on_their_interface() {
+        // Regression: nodes launched on interfaces made beforehand get no public address, so in
+        // a default VPC (internet gateway, no NAT) they could never install Kafka.
+        let ec2 = fake();
+        // eu-west-1b routes through a NAT gateway: its nodes need no public address.
+        ec2.route_subnet("subnet-00000001", Some("nat-0b"));
+        let c = cluster("egress", 3, "m5.xlarge");
+        let plan = converge(&ec2, &c).await;
+        let text = plan.render_text();
+        for part in [
+            "  egress eu-west-1a (subnet-00000000, rtb-main): 0.0.0.0/0 via internet gateway igw-default: each node gets an Elastic IP",
+            "  egress eu-west-1b (subnet-00000001, rtb-",
+            "): 0.0.0.0/0 via NAT gateway nat-0b",
+            "  +   public_address.broker-1 ",
+        ] {
+            assert!(text.contains(part), "{part}\n{text}");
+        }
+        assert!(!text.contains("public_address.broker-2"), "{text}");
+        let by_node = addresses_by_node(&ec2);
+        assert_eq!(
+            by_node.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["broker-1", "broker-3", "zookeeper-1", "zookeeper-3"],
+            "one per node in eu-west-1a and eu-west-1c"
+        );
+        let interfaces = ec2.interfaces();
+        for a in ec2.addresses() {
+            assert_eq!(by_node[&a.tags[tags::NODE]].len(), 1);
+            let eni = interfaces
+                .iter()
+                .find(|n| Some(&n.id) == a.interface_id.as_ref())
+                .expect("associated with an interface");
+            assert_eq!(eni.tags.get(tags::NODE), a.tags.get(tags::NODE));
+            assert_eq!(
+                a.tags.get(tags::CLUSTER).map(String::as_str),
+                Some("egress")
+            );
+        }
+        // Re-applying finds them by tag: nothing to do, never a second one.
+        assert!(!plan_for(&ec2, &c).await.has_changes());
+        converge(&ec2, &c).await;
+        assert_eq!(ec2.calls().get("AllocateAddress"), Some(&4));
+
+        // eu-west-1a moves behind a NAT gateway: its nodes' addresses are released.
+        ec2.route_subnet("subnet-00000000", Some("nat-0a"));
+        let plan = plan_for(&ec2, &c).await;
+        let released: Vec<&str> = plan.orphans.iter().map(|o| o.reason.as_str()).collect();
+        assert_eq!(
+            released,
+            [
+                "eu-west-1a reaches the internet without a public address now",
+                "eu-west-1a reaches the internet without a public address now"
+            ]
+        );
+        converge(&ec2, &c).await;
+        assert_eq!(
+            addresses_by_node(&ec2)
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["broker-3", "zookeeper-3"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_zone_without_a_route_to_the_internet_is_refused_naming_the_subnet_and_the_fix() {
+        let ec2 = fake();
+        ec2.route_subnet("subnet-00000002", None);
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &cluster("island", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("no way out")
+            .to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("zone eu-west-1c: subnet subnet-00000002 has no route to the internet (route table rtb-")
+                && err.contains("add a 0.0.0.0/0 route to a NAT gateway"),
+            "{err}"
+        );
+        assert!(ec2.groups().is_empty() && ec2.interfaces().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_to_allocate_address_adopts_the_address_ec2_made() {
+        // AllocateAddress has no ClientToken: sent again, it would allocate a second address.
+        let ec2 = fake();
+        ec2.lose_answer("AllocateAddress");
+        let c = cluster("lost-eip", 3, "m5.xlarge");
+        converge(&ec2, &c).await;
+        let by_node = addresses_by_node(&ec2);
+        assert_eq!(by_node.len(), 6);
+        assert!(by_node.values().all(|a| a.len() == 1), "{by_node:?}");
+        assert!(ec2.addresses().iter().all(|a| a.interface_id.is_some()));
+        assert!(!plan_for(&ec2, &c).await.has_changes());
+    }
+
+    #[tokio::test]
+    async fn a_moved_node_takes_its_elastic_ip_to_its_new_interface() {
+        let ec2 = fake();
+        let c = cluster("mover", 3, "m5.xlarge");
+        converge(&ec2, &c).await;
+        let before = addresses_by_node(&ec2)["broker-1"].clone();
+        let moved = load(
+            "name: mover\nregion: eu-west-1\nzones:\n  - {name: eu-west-1a, cidr: 172.31.0.0/20}\n  - {name: eu-west-1b, cidr: 172.31.16.0/20}\n  - {name: eu-west-1c, cidr: 172.31.32.0/20}\nbrokers:\n  count: 3\n  instance_type: m5.xlarge\n  nodes:\n    - {id: 1, zone: eu-west-1b}\n",
+        );
+        let plan = plan_for(&ec2, &moved).await;
+        let b1 = plan.node("broker-1").expect("broker-1");
+        assert_eq!(
+            (b1.interface, b1.public_address),
+            (Action::Replace, Action::Update)
+        );
+        converge(&ec2, &moved).await;
+        assert_eq!(
+            addresses_by_node(&ec2)["broker-1"],
+            before,
+            "the same address"
+        );
+        let eni = ec2
+            .interfaces()
+            .into_iter()
+            .find(|n| n.tags.get(tags::NODE).map(String::as_str) == Some("broker-1"))
+            .expect("broker-1's interface");
+        assert_eq!(eni.zone, "eu-west-1b");
+        let a = ec2
+            .addresses()
+            .into_iter()
+            .find(|a| a.allocation_id == before[0])
+            .expect("kept");
+        assert_eq!(a.interface_id, Some(eni.id));
+        assert!(!plan_for(&ec2, &moved).await.has_changes());
+    }
+
+    #[tokio::test]
+    async fn preflight_refuses_a_full_subnet_and_an_address_someone_else_holds() {
+        let ec2 = fake();
+        ec2.set_free_addresses("subnet-00000001", 1);
+        let stranger = ec2.insert_interface(crate::ec2::NetworkInterface {
+            id: String::new(),
+            subnet_id: "subnet-00000002".into(),
+            vpc_id: "vpc-default".into(),
+            zone: "eu-west-1c".into(),
+            address: "172.31.32.103".parse().expect("address"),
+            instance_id: None,
+            tags: Default::default(),
+        });
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &cluster("crowded", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [
+                "zone eu-west-1b: subnet subnet-00000001 has 1 free addresses, and apply needs 2 for new nodes' interfaces: free addresses in it, name a larger subnet under `zones[].subnet`, or place fewer nodes in eu-west-1b",
+                format!("zone eu-west-1c: broker-3's address 172.31.32.103 is held by network interface {stranger} in subnet subnet-00000002, which is not the cluster's: pin another address for broker-3 in the topology, or free this one").as_str(),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn relaunching_on_an_interface_ec2_has_not_detached_yet_is_refused_so_apply_waits() {
+        // The fake, like EC2, detaches an interface a while after its instance terminates.
+        for skip in [false, true] {
+            let ec2 = fake();
+            ec2.set_image("ami-0aaaaaaaaaaaaaaaa", "/dev/xvda", "x86_64");
+            ec2.set_image("ami-0bbbbbbbbbbbbbbbb", "/dev/xvda", "x86_64");
+            // A new image replaces every node on the interface it keeps (a new instance type
+            // would only stop, change and start it).
+            let c = with_extra("detach", "ami: {id: ami-0aaaaaaaaaaaaaaaa}\n");
+            converge(&ec2, &c).await;
+            let plan = plan_for(
+                &ec2,
+                &with_extra("detach", "ami: {id: ami-0bbbbbbbbbbbbbbbb}\n"),
+            )
+            .await;
+            let settings = Settings {
+                skip_detach_wait: skip,
+                ..settings()
+            };
+            let gates = Gates::skipped();
+            let r = tokio::select! {
+                r = execute(&ec2, &plan, &settings, &gates, &Silent) => r,
+                _ = async { loop { ec2.boot_all(); tokio::time::sleep(Duration::from_millis(1)).await; } } => unreachable!(),
+            };
+            match (skip, r) {
+                (false, r) => {
+                    r.expect("apply waits for the detach");
+                }
+                (true, r) => {
+                    let e = r.expect_err("launched on an attached interface");
+                    assert!(
+                        e.to_string().contains("InvalidNetworkInterface.InUse"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn az_ids_in_the_topology_become_racks_and_are_checked_against_ec2() {
+        // The fake's account, like a real one, maps names to IDs its own way: a=az2, b=az3, c=az1.
+        let ec2 = fake();
+        let zones = |a: &str, b: &str| {
+            format!(
+                "name: ids\nregion: eu-west-1\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20, id: {a}}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20, id: {b}}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20, id: euw1-az1}}\n"
+            )
+        };
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &load(&zones("euw1-az3", "euw1-az2")), &r)
+            .await
+            .expect_err("wrong AZ IDs")
+            .to_string();
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [
+                "zones[0].id: zone eu-west-1a is euw1-az2 in this account, not euw1-az3 (euw1-az3 is eu-west-1b); AZ names map to different physical zones in each account: set `id: euw1-az2`, or name the zone whose ID is euw1-az3",
+                "zones[1].id: zone eu-west-1b is euw1-az3 in this account, not euw1-az2 (euw1-az2 is eu-west-1a); AZ names map to different physical zones in each account: set `id: euw1-az3`, or name the zone whose ID is euw1-az2",
+            ]
+        );
+        let c = load(&zones("euw1-az2", "euw1-az3"));
+        let plan = converge(&ec2, &c).await;
+        assert!(
+            plan.render_text().contains(
+                "  racks are AZ IDs: eu-west-1a=euw1-az2, eu-west-1b=euw1-az3, eu-west-1c=euw1-az1\n"
+            ),
+            "{}",
+            plan.render_text()
+        );
+        let b1 = plan.node("broker-1").expect("broker-1");
+        let props = crate::live::launched_properties(&b1.desired.user_data).expect("user-data");
+        assert_eq!(
+            props.get("broker.rack").map(String::as_str),
+            Some("euw1-az2")
+        );
+        // The live check compares the rack with the AZ ID of where the broker runs.
+        let observed = crate::workflow::observe(&ec2, &c).await.expect("observed");
+        let findings = crate::live::findings(&ec2, &c, &observed, 4)
+            .await
+            .expect("findings");
+        assert!(
+            findings.iter().all(|f| f.rule != "live-broker-rack"),
+            "{findings:?}"
+        );
+        // Were eu-west-1a another AZ, broker-1's rack would be wrong, and check says so.
+        let mut moved = observed.clone();
+        moved
+            .zone_ids
+            .insert("eu-west-1a".into(), "euw1-az9".into());
+        let findings = crate::live::findings(&ec2, &c, &moved, 4)
+            .await
+            .expect("findings");
+        assert!(
+            findings.iter().any(|f| f.rule == "live-broker-rack"
+                && f.message.contains(
+                    "runs in eu-west-1a (euw1-az9) but was launched with broker.rack=euw1-az2"
+                )),
+            "{findings:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_az_ids_racks_are_zone_names_and_plan_shows_their_ids() {
+        let ec2 = fake();
+        let plan = plan_for(&ec2, &cluster("names", 3, "m5.xlarge")).await;
+        assert!(
+            plan.render_text().contains("  racks are zone names, whose AZ IDs in this account are eu-west-1a=euw1-az2, eu-west-1b=euw1-az3, eu-west-1c=euw1-az1: set zones[].id to rack by AZ ID"),
+            "{}",
+            plan.render_text()
+        );
+    }
+
+    #[tokio::test]
+    async fn preflight_asks_dryrun_of_the_elastic_ip_calls_only_where_a_zone_needs_them() {
+        let ec2 = fake();
+        for op in [
+            "AllocateAddress",
+            "ReleaseAddress",
+            "RevokeSecurityGroupIngress",
+        ] {
+            ec2.deny(op);
+        }
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let err = make_plan(&ec2, &cluster("denied", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("denied")
+            .to_string();
+        let denied: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("ec2:"))
+            .filter_map(|l| l.split_once(' ').map(|(op, _)| op))
+            .collect();
+        assert_eq!(
+            denied,
+            [
+                "RevokeSecurityGroupIngress",
+                "AllocateAddress",
+                "ReleaseAddress"
+            ],
+            "{err}"
+        );
+        // Behind NAT gateways no Elastic IP call is made, so none is asked.
+        for subnet in ["subnet-00000000", "subnet-00000001", "subnet-00000002"] {
+            ec2.route_subnet(subnet, Some("nat-1"));
+        }
+        let err = make_plan(&ec2, &cluster("denied", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("denied")
+            .to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("ec2:RevokeSecurityGroupIngress is denied"),
+            "{err}"
+        );
     }
 }

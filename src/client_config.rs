@@ -99,7 +99,7 @@ pub fn render(
                  RackAwareReplicaSelector): no cross-zone traffic, and reads go on while \
                  another zone is down.",
             );
-            out.set("client.rack", zone);
+            out.set("client.rack", cluster.rack_of(zone));
         }
         ClientKind::Producer => {
             let d = disruption.ok_or(ClientConfigError::MissingSizing)?;
@@ -416,6 +416,17 @@ mod tests {
             )
         );
         assert_eq!(value(&c.properties, "acks"), None);
+    }
+
+    #[test]
+    fn a_consumer_in_a_zone_with_an_az_id_fetches_by_that_id_as_the_brokers_rack() {
+        let yaml = "name: demo\nregion: eu-west-1\nzones:\n  - {name: eu-west-1a, cidr: 10.0.1.0/24, id: euw1-az3}\n  - {name: eu-west-1b, cidr: 10.0.2.0/24, id: euw1-az1}\n  - {name: eu-west-1c, cidr: 10.0.3.0/24, id: euw1-az2}\n";
+        let cluster = match crate::topology::load("test.yaml", yaml.as_bytes()) {
+            Ok(l) => l.cluster,
+            Err(r) => panic!("{r}"),
+        };
+        let c = render(&cluster, "eu-west-1a", ClientKind::Consumer, None, None).expect("renders");
+        assert_eq!(value(&c.properties, "client.rack"), Some("euw1-az3"));
     }
 
     #[test]

@@ -46,6 +46,15 @@ pub struct Zone {
     /// Subnet id; `None` means "the default VPC's default subnet for this zone", found at plan time.
     pub subnet_id: Option<String>,
     pub cidr: Ipv4Net,
+    /// The AZ ID (`euw1-az2`) the topology gives, checked against EC2 by plan; the zone's rack.
+    pub id: Option<String>,
+}
+
+impl Zone {
+    /// The zone's Kafka rack: its AZ ID when the topology gives one, else its name.
+    pub fn rack(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// The Kafka distribution every node installs (ZooKeeper nodes run the ZooKeeper bundled with Kafka).
@@ -120,7 +129,7 @@ pub struct Node {
     pub id: u32,
     /// Stable name, `zookeeper-1`, `broker-3`.
     pub name: String,
-    /// Availability zone, which is also the broker's `broker.rack`.
+    /// Availability zone; the broker's `broker.rack` is its rack (`Cluster::rack_of`).
     pub zone: String,
     /// Fixed private address, held by the node's own network interface.
     pub address: Ipv4Addr,
@@ -185,6 +194,15 @@ impl Cluster {
     /// What the nodes of `role` run on; `None` when the cluster has no such role.
     pub fn role_spec(&self, role: Role) -> Option<&RoleSpec> {
         self.roles.get(&role)
+    }
+
+    /// The rack of the zone named `zone` (`broker.rack`, `client.rack`): its AZ ID when the
+    /// topology gives one, else the name itself.
+    pub fn rack_of<'a>(&'a self, zone: &'a str) -> &'a str {
+        self.zones
+            .iter()
+            .find(|z| z.name == zone)
+            .map_or(zone, Zone::rack)
     }
 
     pub fn zone_names(&self) -> Vec<&str> {

@@ -39,6 +39,7 @@ fn settings(aws: &AwsArgs, parallelism: u16) -> Settings {
         parallelism: usize::from(parallelism),
         poll: Duration::from_secs_f64(aws.poll_seconds),
         timeout: Duration::from_secs_f64(aws.wait_seconds),
+        skip_detach_wait: false,
     }
 }
 
@@ -215,13 +216,15 @@ async fn converge(
             )));
         }
         crate::outln!(
-            "Apply complete: {} instances launched, {} restarted in place, {} terminated, {} data volumes created, {} network interfaces created, {} deleted. Planning again shows no changes.",
+            "Apply complete: {} instances launched, {} restarted in place, {} terminated, {} data volumes created, {} network interfaces created, {} deleted, {} Elastic IPs allocated, {} released. Planning again shows no changes.",
             outcome.launched.len(),
             outcome.restarted.len(),
             outcome.terminated.len(),
             outcome.volumes_created,
             outcome.interfaces_created,
-            outcome.interfaces_deleted
+            outcome.interfaces_deleted,
+            outcome.addresses_allocated,
+            outcome.addresses_released
         );
     }
     let (partitions, rf) = sample_topic(cluster, None, None);
@@ -281,6 +284,7 @@ async fn destroy_held(a: &DestroyArgs, name: &str, region: &str) -> Result<i32> 
         &inventory.groups,
         &inventory.interfaces,
         &inventory.instances,
+        &inventory.addresses,
     );
     if let Some(refusal) = ownership::refuse_foreign(&name, &foreign) {
         return Err(Error::Usage(refusal));
@@ -325,6 +329,7 @@ async fn remove(a: &DestroyArgs, name: &str, ec2: &dyn Ec2, inventory: &Inventor
         .map_err(|e| Error::Aws(e.to_string()))?;
     let remaining = left.instances.iter().filter(|i| i.state.is_live()).count()
         + left.interfaces.len()
+        + left.addresses.len()
         + left.groups.len();
     if remaining > 0 {
         return Err(Error::Failed(format!(

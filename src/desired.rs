@@ -1,13 +1,15 @@
-//! Cluster + rendered node files + the subnets found in EC2 → the resources that should exist:
-//! one security group, and per node a network interface holding its address, an EBS data volume
-//! of its own (it outlives instances) and an instance.
+//! Cluster + rendered node files + the subnets and route tables found in EC2 → the resources that
+//! should exist: one security group, and per node a network interface holding its address, an EBS
+//! data volume of its own (it outlives instances), an instance, and an Elastic IP where the zone
+//! reaches the internet through an internet gateway.
 
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
 use crate::cluster::{Cluster, Node};
-use crate::ec2::{Image, Rule, Source, Subnet, Tags, VolumeSpec, tags};
+use crate::ec2::{Image, RouteTable, Rule, Source, Subnet, Tags, VolumeSpec, tags};
+use crate::egress::{self, ZoneEgress};
 use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
 use crate::render::{JMX_PORT, NodeRender};
 
@@ -32,6 +34,9 @@ pub struct DesiredNode {
     pub node: Node,
     pub subnet_id: String,
     pub interface_tags: Tags,
+    /// Whether the node needs an Elastic IP to reach the internet (its zone's subnet routes
+    /// 0.0.0.0/0 to an internet gateway); the address carries the interface's tags.
+    pub public_address: bool,
     pub instance_type: String,
     /// The AMI to launch.
     pub image: String,
@@ -67,6 +72,10 @@ pub struct Desired {
     pub cluster: String,
     pub region: String,
     pub vpc_id: String,
+    /// Each zone's way to the internet, in the topology's zone order.
+    pub egress: Vec<ZoneEgress>,
+    /// Each zone's name and rack (its AZ ID when the topology gives one), in topology order.
+    pub racks: Vec<(String, String)>,
     pub group: DesiredGroup,
     pub nodes: Vec<DesiredNode>,
 }
@@ -101,6 +110,9 @@ pub enum DesiredError {
         actual: String,
         expected: String,
     },
+    /// A zone whose subnet has no way to the internet: the whole sentence, fix included.
+    #[error("{0}")]
+    NoEgress(String),
     #[error("no rendered files for {0}")]
     NotRendered(String),
     #[error("no instance settings for {0}'s role")]
@@ -249,14 +261,41 @@ pub fn zone_subnets(
     Ok((vpc, out))
 }
 
-/// Everything that should exist for `cluster`, given its rendered files and its subnets.
+/// Each zone's egress, from the route tables of the zones' VPC.
+pub fn zone_egress(
+    cluster: &Cluster,
+    zone_subnet: &BTreeMap<String, String>,
+    tables: &[RouteTable],
+) -> Result<Vec<ZoneEgress>, Vec<DesiredError>> {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for zone in &cluster.zones {
+        let Some(subnet) = zone_subnet.get(&zone.name) else {
+            continue;
+        };
+        match egress::of_subnet(&zone.name, subnet, tables) {
+            Ok(e) => found.push(e),
+            Err(e) => errors.push(DesiredError::NoEgress(e)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Everything that should exist for `cluster`, given its rendered files, its subnets and their
+/// VPC's route tables.
 pub fn desired(
     cluster: &Cluster,
     renders: &[NodeRender],
     subnets: &[Subnet],
+    tables: &[RouteTable],
     image: &Image,
 ) -> Result<Desired, Vec<DesiredError>> {
     let (vpc_id, zone_subnet) = zone_subnets(cluster, subnets)?;
+    let egress = zone_egress(cluster, &zone_subnet, tables)?;
     let group = DesiredGroup {
         name: crate::ownership::group_name(&cluster.name),
         description: format!("kcluster {}: ZooKeeper and Kafka", cluster.name),
@@ -283,6 +322,9 @@ pub fn desired(
             node: node.clone(),
             subnet_id: zone_subnet.get(&node.zone).cloned().unwrap_or_default(),
             interface_tags: node_tags(cluster, node),
+            public_address: egress
+                .iter()
+                .any(|e| e.zone == node.zone && e.egress.needs_public_address()),
             instance_type: spec.instance_type.clone(),
             image: image.id.clone(),
             image_source: cluster.ami.image_id(),
@@ -326,6 +368,12 @@ pub fn desired(
         cluster: cluster.name.clone(),
         region: cluster.region.clone(),
         vpc_id,
+        egress,
+        racks: cluster
+            .zones
+            .iter()
+            .map(|z| (z.name.clone(), z.rack().to_string()))
+            .collect(),
         group,
         nodes,
     })

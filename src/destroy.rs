@@ -1,17 +1,18 @@
 //! Removes a cluster: exactly the resources that carry its `kcluster:cluster` tag (filtered by
 //! EC2 and checked again here), instances first, then the nodes' data volumes (the only command
-//! that deletes them), network interfaces, and security groups.
+//! that deletes them) and Elastic IPs (disassociated, released), then network interfaces, then
+//! security groups.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::apply::{
-    ApplyError, Failure, Settings, delete_interface, delete_when_free, in_parallel, wait_for,
-    wait_until_detached,
+    ApplyError, Failure, Settings, delete_interface, delete_when_free, in_parallel,
+    release_address, wait_for, wait_until_detached,
 };
 use crate::ec2::{
-    Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, Volume, tags,
+    Address, Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, Volume, tags,
 };
 use crate::progress::Reporter;
 
@@ -23,6 +24,7 @@ pub struct Inventory {
     pub interfaces: Vec<NetworkInterface>,
     /// The nodes' data volumes (kcluster's own: `kcluster:volume` with the node tags).
     pub volumes: Vec<Volume>,
+    pub addresses: Vec<Address>,
     pub groups: Vec<SecurityGroup>,
     /// The cluster's instances already terminated (an interface may still name one briefly).
     #[serde(skip)]
@@ -33,11 +35,12 @@ impl Inventory {
     /// Finds the cluster's resources: four Describe calls. Anything whose tag does not match
     /// exactly is dropped, whatever the server-side filter returned.
     pub async fn read(ec2: &dyn Ec2, cluster: &str) -> Ec2Result<Inventory> {
-        let (groups, interfaces, instances, volumes) = futures::try_join!(
+        let (groups, interfaces, instances, volumes, addresses) = futures::try_join!(
             ec2.find_security_groups(cluster),
             ec2.find_network_interfaces(cluster),
             ec2.find_instances(cluster),
             ec2.find_volumes(cluster),
+            ec2.find_addresses(cluster),
         )?;
         let ours = |t: &crate::ec2::Tags| t.get(tags::CLUSTER).is_some_and(|c| c == cluster);
         let key = |t: &crate::ec2::Tags, id: &str| (t.get(tags::NODE).cloned(), id.to_string());
@@ -58,24 +61,28 @@ impl Inventory {
                 .into_iter()
                 .filter(|v| ours(&v.tags) && crate::ownership::own_volume(&v.tags))
                 .collect(),
+            addresses: addresses.into_iter().filter(|a| ours(&a.tags)).collect(),
             groups: groups.into_iter().filter(|g| ours(&g.tags)).collect(),
         };
         inv.instances.sort_by_key(|i| key(&i.tags, &i.id));
         inv.interfaces.sort_by_key(|n| key(&n.tags, &n.id));
         inv.volumes.sort_by_key(|v| key(&v.tags, &v.id));
+        inv.addresses
+            .sort_by_key(|a| key(&a.tags, &a.allocation_id));
         inv.groups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(inv)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty()
-            && self.interfaces.is_empty()
-            && self.volumes.is_empty()
-            && self.groups.is_empty()
+        self.count() == 0
     }
 
     pub fn count(&self) -> usize {
-        self.instances.len() + self.interfaces.len() + self.volumes.len() + self.groups.len()
+        self.instances.len()
+            + self.interfaces.len()
+            + self.volumes.len()
+            + self.addresses.len()
+            + self.groups.len()
     }
 
     /// Every resource that will go, one per line.
@@ -112,6 +119,15 @@ impl Inventory {
                 v.size_gib
             );
         }
+        for a in &self.addresses {
+            let _ = writeln!(
+                out,
+                "  - elastic_ip         {:<22} {:<14} {}",
+                a.allocation_id,
+                node(&a.tags),
+                a.public_ip
+            );
+        }
         for g in &self.groups {
             let _ = writeln!(out, "  - security_group     {:<22} {}", g.id, g.name);
         }
@@ -120,10 +136,11 @@ impl Inventory {
         };
         let _ = writeln!(
             out,
-            "Destroy: {}, {} (their data is lost), {}, {} of cluster {}.",
+            "Destroy: {}, {} (their data is lost), {}, {}, {} of cluster {}.",
             n(self.instances.len(), "instance"),
             n(self.volumes.len(), "data volume"),
             n(self.interfaces.len(), "network interface"),
+            n(self.addresses.len(), "Elastic IP"),
             n(self.groups.len(), "security group"),
             self.cluster
         );
@@ -193,6 +210,30 @@ pub async fn destroy(
         if !failures.is_empty() {
             return Err(ApplyError {
                 stage: "deleting data volumes",
+                failures,
+            });
+        }
+    }
+    // Elastic IPs go before the interfaces they sit on: disassociated, then released.
+    if !inventory.addresses.is_empty() {
+        let (_, failures) =
+            in_parallel(
+                "release Elastic IPs",
+                inventory
+                    .addresses
+                    .iter()
+                    .map(|a| (a.allocation_id.clone(), a))
+                    .collect(),
+                settings.parallelism,
+                reporter,
+                |a| async move {
+                    release_address(ec2, &a.allocation_id, a.association_id.as_deref()).await
+                },
+            )
+            .await;
+        if !failures.is_empty() {
+            return Err(ApplyError {
+                stage: "releasing Elastic IPs",
                 failures,
             });
         }

@@ -12,6 +12,7 @@ pub mod desired;
 pub mod destroy;
 pub mod diagnostic;
 pub mod ec2;
+pub mod egress;
 pub mod error;
 pub mod exporters;
 pub mod health;

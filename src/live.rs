@@ -1,6 +1,7 @@
 //! Live rack-awareness findings: what runs in EC2 compared with the topology. Each broker's
 //! `broker.rack` is read back from the user-data EC2 holds for its instance, not from kcluster's
-//! memory, and compared with the zone the instance really runs in.
+//! memory, and compared with the zone the instance really runs in (its AZ ID, read from EC2, when
+//! the topology racks by AZ ID).
 
 use std::collections::BTreeMap;
 
@@ -162,13 +163,24 @@ pub async fn findings(
                 continue;
             }
         };
+        // The rack of where it really runs: the zone's AZ ID in this account when the topology
+        // racks by AZ ID, else the zone's name.
+        let by_id = cluster.zones.iter().any(|z| z.id.is_some());
+        let here = match observed.zone_ids.get(&i.zone) {
+            Some(id) if by_id => format!("{} ({id})", i.zone),
+            _ => i.zone.clone(),
+        };
+        let actual = match observed.zone_ids.get(&i.zone) {
+            Some(id) if by_id => id.as_str(),
+            _ => i.zone.as_str(),
+        };
         match props.get("broker.rack") {
-            Some(rack) if rack == &i.zone => {}
+            Some(rack) if rack == actual => {}
             Some(rack) => out.push(Finding::error(
                 "live-broker-rack",
                 format!(
-                    "{name} ({}) runs in {} but was launched with broker.rack={rack}: its replicas are not where Kafka thinks",
-                    i.id, i.zone
+                    "{name} ({}) runs in {here} but was launched with broker.rack={rack}: its replicas are not where Kafka thinks",
+                    i.id
                 ),
                 "replace it in its zone with `kcluster apply` (it plans the replacement), or fix the topology",
             )),

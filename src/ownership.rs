@@ -1,11 +1,11 @@
 //! What kcluster may touch. A resource that carries `kcluster:cluster=<name>` is kcluster's own
 //! only with what kcluster alone writes as well: the security group its name `kcluster-<name>`,
-//! network interfaces and instances the `kcluster:role` and `kcluster:node` tags (a topology
-//! cannot set `kcluster:*` tags). Anything else with the cluster's tag, and a cluster whose
+//! network interfaces, instances and Elastic IPs the `kcluster:role` and `kcluster:node` tags (a
+//! topology cannot set `kcluster:*` tags). Anything else with the cluster's tag, and a cluster whose
 //! resources sit in another VPC than the topology's, is refused by its real name and id before
 //! anything is planned or destroyed.
 
-use crate::ec2::{Instance, NetworkInterface, SecurityGroup, Tags, tags};
+use crate::ec2::{Address, Instance, NetworkInterface, SecurityGroup, Tags, tags};
 
 /// A data volume is kcluster's own when it carries the node tags and `kcluster:volume`, which
 /// only kcluster writes (a root volume carries its instance's tags, not that one).
@@ -24,6 +24,7 @@ pub fn foreign(
     groups: &[SecurityGroup],
     interfaces: &[NetworkInterface],
     instances: &[Instance],
+    addresses: &[Address],
 ) -> Vec<String> {
     let own_group = group_name(cluster);
     let named = |t: &Tags| {
@@ -61,6 +62,17 @@ pub fn foreign(
             i.id,
             named(&i.tags),
             i.instance_type,
+            tags::CLUSTER,
+            tags::ROLE,
+            tags::NODE
+        ));
+    }
+    for a in addresses.iter().filter(|a| !by_node(&a.tags)) {
+        found.push(format!(
+            "Elastic IP {} ({}, {}) carries {}={cluster} without the {} and {} tags kcluster gives its own",
+            a.allocation_id,
+            named(&a.tags),
+            a.public_ip,
             tags::CLUSTER,
             tags::ROLE,
             tags::NODE
@@ -170,6 +182,7 @@ mod tests {
             ],
             &[],
             &[],
+            &[],
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("sg-2 (bastion-sg)"), "{found:?}");
@@ -191,9 +204,40 @@ mod tests {
                 interface("eni-2", "vpc-1", stray),
             ],
             &[],
+            &[],
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("eni-2 (Name ops-eni"), "{found:?}");
+    }
+
+    #[test]
+    fn an_elastic_ip_with_the_cluster_tag_but_not_kcluster_s_node_tags_is_foreign() {
+        let address = |id: &str, t: Tags| crate::ec2::Address {
+            allocation_id: id.into(),
+            public_ip: "198.51.100.7".into(),
+            association_id: None,
+            interface_id: None,
+            tags: t,
+        };
+        let own = tagged(&[
+            (tags::CLUSTER, "demo"),
+            (tags::ROLE, "broker"),
+            (tags::NODE, "broker-1"),
+        ]);
+        let stray = tagged(&[(tags::CLUSTER, "demo"), (tags::NAME, "bastion-ip")]);
+        let found = foreign(
+            "demo",
+            &[],
+            &[],
+            &[],
+            &[address("eipalloc-1", own), address("eipalloc-2", stray)],
+        );
+        assert_eq!(
+            found,
+            [
+                "Elastic IP eipalloc-2 (Name bastion-ip, 198.51.100.7) carries kcluster:cluster=demo without the kcluster:role and kcluster:node tags kcluster gives its own"
+            ]
+        );
     }
 
     #[test]

@@ -10,20 +10,28 @@ use serde::Serialize;
 use crate::cluster::Role;
 use crate::desired::{Desired, DesiredNode};
 use crate::ec2::{
-    Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, Rule, SecurityGroup, Subnet, Volume,
-    VolumeState, tags,
+    Address, Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, RouteTable, Rule,
+    SecurityGroup, Subnet, Volume, VolumeState, tags,
 };
+use crate::egress::ZoneEgress;
 
-/// Everything kcluster reads from EC2 for one cluster: five Describe calls, whatever its size.
+/// Everything kcluster reads from EC2 for one cluster: a fixed number of Describe calls,
+/// whatever its size.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
     pub subnets: Vec<Subnet>,
+    /// The route tables of the subnets' VPC.
+    pub route_tables: Vec<RouteTable>,
     pub groups: Vec<SecurityGroup>,
     pub interfaces: Vec<NetworkInterface>,
     /// All instances with the cluster tag, terminated ones included.
     pub instances: Vec<Instance>,
     /// The cluster's data volumes.
     pub volumes: Vec<Volume>,
+    /// Elastic IPs with the cluster tag.
+    pub addresses: Vec<Address>,
+    /// The region's zones: name → AZ ID.
+    pub zone_ids: BTreeMap<String, String>,
 }
 
 impl Observed {
@@ -51,14 +59,23 @@ impl Observed {
                 },
             )?;
             named.extend(defaults.into_iter().filter(|d| !subnet_ids.contains(&d.id)));
-            Ok(named)
+            // The route tables of the subnets' VPC (one, unless the topology mixes VPCs, which
+            // desired.rs refuses).
+            let vpcs: BTreeSet<&str> = named.iter().map(|s| s.vpc_id.as_str()).collect();
+            let mut tables = Vec::new();
+            for vpc in vpcs {
+                tables.extend(ec2.describe_route_tables(vpc).await?);
+            }
+            Ok((named, tables))
         };
-        let (subnets, groups, interfaces, instances, volumes) = futures::try_join!(
+        let ((subnets, route_tables), groups, interfaces, instances, volumes, addresses, zones) = futures::try_join!(
             subnets,
             ec2.find_security_groups(cluster),
             ec2.find_network_interfaces(cluster),
             ec2.find_instances(cluster),
             ec2.find_volumes(cluster),
+            ec2.find_addresses(cluster),
+            ec2.availability_zones(),
         )?;
         // Only kcluster's own volumes: anything else is never looked at, let alone changed.
         let volumes = volumes
@@ -67,10 +84,13 @@ impl Observed {
             .collect();
         Ok(Observed {
             subnets,
+            route_tables,
             groups,
             interfaces,
             instances,
             volumes,
+            addresses,
+            zone_ids: zones.into_iter().collect(),
         })
     }
 
@@ -127,7 +147,8 @@ pub struct InPlace {
     pub files: bool,
 }
 
-/// One node's part of the plan: its network interface, its data volume and its instance.
+/// One node's part of the plan: its network interface, its Elastic IP, its data volume and its
+/// instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeChange {
     pub node: String,
@@ -137,6 +158,15 @@ pub struct NodeChange {
     pub interface: Action,
     pub interface_id: Option<String>,
     pub interface_reasons: Vec<String>,
+    /// The node's Elastic IP (zones behind an internet gateway only): `Create` allocates and
+    /// associates one, `Update` associates the one it has with its interface.
+    pub public_address: Action,
+    /// The allocation id of the node's Elastic IP, if it has one.
+    pub address_id: Option<String>,
+    pub public_ip: Option<String>,
+    /// Its current association, undone before it moves to the node's (new) interface.
+    #[serde(skip)]
+    pub address_association: Option<String>,
     /// The data volume: created, changed (grown, retuned, or attached to the node's instance),
     /// or kept as it is.
     pub volume: Action,
@@ -164,6 +194,9 @@ pub struct Orphan {
     pub id: String,
     pub node: Option<String>,
     pub reason: String,
+    /// An Elastic IP's association, undone before the address is released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub association: Option<String>,
 }
 
 /// A data volume no node uses: kept, since only `kcluster destroy` deletes data.
@@ -180,6 +213,18 @@ pub struct KeptVolume {
 pub enum OrphanKind {
     Instance,
     NetworkInterface,
+    ElasticIp,
+}
+
+impl OrphanKind {
+    /// The resource kind as plan addresses name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrphanKind::Instance => "instance",
+            OrphanKind::NetworkInterface => "network_interface",
+            OrphanKind::ElasticIp => "public_address",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,11 +232,23 @@ pub struct Plan {
     pub cluster: String,
     pub region: String,
     pub vpc_id: String,
+    /// Each zone's way to the internet.
+    pub egress: Vec<ZoneEgress>,
+    /// Each zone's rack (`broker.rack`) and its AZ ID in this account, in topology order.
+    pub racks: Vec<ZoneRack>,
     pub group: GroupChange,
     pub nodes: Vec<NodeChange>,
     pub orphans: Vec<Orphan>,
     /// Data volumes that no node of the topology uses; never deleted by apply.
     pub kept_volumes: Vec<KeptVolume>,
+}
+
+/// A zone's Kafka rack, and the AZ ID EC2 gives its name in this account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZoneRack {
+    pub zone: String,
+    pub rack: String,
+    pub az_id: Option<String>,
 }
 
 /// Totals in Terraform's sense: a replacement adds one and destroys one.
@@ -245,6 +302,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     Some(n) => format!("{n} is not in the topology"),
                     None => "tagged with the cluster but names no node".into(),
                 },
+                association: None,
             });
         }
     }
@@ -260,6 +318,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     Some(x) => format!("{x} is not in the topology"),
                     None => "tagged with the cluster but names no node".into(),
                 },
+                association: None,
             });
         }
     }
@@ -276,9 +335,35 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                     id: n.id.clone(),
                     node: Some(nc.node.clone()),
                     reason: format!("a second network interface for {}", nc.node),
+                    association: None,
                 });
             }
         }
+    }
+    // Elastic IPs: of nodes the topology no longer has, of nodes whose zone now needs none
+    // (its subnet routes through a NAT gateway), and a node's second one.
+    for a in &observed.addresses {
+        let node = a.tags.get(tags::NODE);
+        let kept = nodes.iter().find(|nc| Some(&nc.node) == node);
+        let reason = match (node, kept) {
+            (None, _) => "tagged with the cluster but names no node".to_string(),
+            (Some(x), None) => format!("{x} is not in the topology"),
+            (Some(_), Some(nc)) if !nc.desired.public_address => format!(
+                "{} reaches the internet without a public address now",
+                nc.zone
+            ),
+            (Some(_), Some(nc)) if nc.address_id.as_deref() != Some(a.allocation_id.as_str()) => {
+                format!("a second Elastic IP for {}", nc.node)
+            }
+            _ => continue,
+        };
+        orphans.push(Orphan {
+            kind: OrphanKind::ElasticIp,
+            id: a.allocation_id.clone(),
+            node: node.cloned(),
+            reason,
+            association: a.association_id.clone(),
+        });
     }
     orphans.sort_by(|a, b| (a.kind, &a.node, &a.id).cmp(&(b.kind, &b.node, &b.id)));
 
@@ -314,6 +399,16 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         cluster: desired.cluster.clone(),
         region: desired.region.clone(),
         vpc_id: desired.vpc_id.clone(),
+        egress: desired.egress.clone(),
+        racks: desired
+            .racks
+            .iter()
+            .map(|(zone, rack)| ZoneRack {
+                zone: zone.clone(),
+                rack: rack.clone(),
+                az_id: observed.zone_ids.get(zone).cloned(),
+            })
+            .collect(),
         group,
         nodes,
         orphans,
@@ -399,6 +494,28 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
         }
     };
     let eni_generation = eni.map(|n| generation_of(&n.tags)).unwrap_or(1);
+
+    // The node's Elastic IP: the one tagged with its name, preferring one on its interface.
+    let mut eips: Vec<&crate::ec2::Address> = observed
+        .addresses
+        .iter()
+        .filter(|a| d.public_address && a.tags.get(tags::NODE) == Some(name))
+        .collect();
+    eips.sort_by_key(|a| {
+        (
+            eni.is_none_or(|n| a.interface_id.as_deref() != Some(n.id.as_str())),
+            &a.allocation_id,
+        )
+    });
+    let eip = eips.first().copied();
+    let public_address = match eip {
+        _ if !d.public_address => Action::NoOp,
+        None => Action::Create,
+        Some(a) if interface == Action::NoOp && a.interface_id == eni.map(|n| n.id.clone()) => {
+            Action::NoOp
+        }
+        Some(_) => Action::Update,
+    };
 
     // The node's live instances: the one on its interface stands for it; others are duplicates.
     let mut live: Vec<&Instance> = observed
@@ -496,6 +613,10 @@ fn plan_node(d: &DesiredNode, observed: &Observed) -> NodeChange {
         interface,
         interface_id: eni.map(|n| n.id.clone()),
         interface_reasons,
+        public_address,
+        address_id: eip.map(|a| a.allocation_id.clone()),
+        public_ip: eip.map(|a| a.public_ip.clone()),
+        address_association: eip.and_then(|a| a.association_id.clone()),
         volume,
         volume_id,
         volume_reasons,
@@ -575,6 +696,18 @@ fn plan_volume(
     (action, Some(v.id.clone()), reasons)
 }
 
+/// Why a node's Elastic IP changes, for the plan's text and JSON.
+fn address_reason(n: &NodeChange) -> String {
+    match (n.public_address, &n.public_ip) {
+        (Action::Create, _) => format!(
+            "Elastic IP on its interface: {} routes 0.0.0.0/0 to an internet gateway",
+            n.zone
+        ),
+        (_, Some(ip)) => format!("associate {ip} with its network interface"),
+        _ => String::new(),
+    }
+}
+
 impl Plan {
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
@@ -582,6 +715,7 @@ impl Plan {
         for n in &self.nodes {
             s.count(n.volume);
             s.count(n.interface);
+            s.count(n.public_address);
             s.count(n.instance);
             for _ in &n.duplicates {
                 s.count(Action::Delete);
@@ -605,6 +739,26 @@ impl Plan {
             "Cluster {} in {} (VPC {}):",
             self.cluster, self.region, self.vpc_id
         );
+        for e in &self.egress {
+            let _ = writeln!(out, "  egress {e}");
+        }
+        if !self.racks.is_empty() {
+            let ids: Vec<String> = self
+                .racks
+                .iter()
+                .map(|r| format!("{}={}", r.zone, r.az_id.as_deref().unwrap_or("?")))
+                .collect();
+            let by_id = self.racks.iter().all(|r| Some(&r.rack) == r.az_id.as_ref());
+            let _ = if by_id {
+                writeln!(out, "  racks are AZ IDs: {}", ids.join(", "))
+            } else {
+                writeln!(
+                    out,
+                    "  racks are zone names, whose AZ IDs in this account are {}: set zones[].id to rack by AZ ID, the same physical zone in every account",
+                    ids.join(", ")
+                )
+            };
+        }
         let mut line = |a: Action, address: String, detail: String| {
             if a != Action::NoOp {
                 let _ = writeln!(out, "  {:<3} {address:<40} {detail}", a.symbol());
@@ -640,6 +794,11 @@ impl Plan {
                 format!("network_interface.{}", n.node),
                 eni_detail,
             );
+            line(
+                n.public_address,
+                format!("public_address.{}", n.node),
+                address_reason(n),
+            );
             let volume = match &n.volume_id {
                 Some(id) => format!("volume.{} ({id})", n.node),
                 None => format!("volume.{}", n.node),
@@ -662,14 +821,10 @@ impl Plan {
             }
         }
         for o in &self.orphans {
-            let kind = match o.kind {
-                OrphanKind::Instance => "instance",
-                OrphanKind::NetworkInterface => "network_interface",
-            };
             let name = o.node.clone().unwrap_or_else(|| o.id.clone());
             line(
                 Action::Delete,
-                format!("{kind}.{name} ({})", o.id),
+                format!("{}.{name} ({})", o.kind.as_str(), o.id),
                 o.reason.clone(),
             );
         }
@@ -738,6 +893,12 @@ impl Plan {
                 n.interface_reasons.clone(),
             );
             push(
+                format!("public_address.{}", n.node),
+                n.public_address,
+                n.address_id.as_ref(),
+                vec![address_reason(n)],
+            );
+            push(
                 format!("volume.{}", n.node),
                 n.volume,
                 n.volume_id.as_ref(),
@@ -759,12 +920,12 @@ impl Plan {
             }
         }
         for o in &self.orphans {
-            let kind = match o.kind {
-                OrphanKind::Instance => "instance",
-                OrphanKind::NetworkInterface => "network_interface",
-            };
             push(
-                format!("{kind}.{}", o.node.clone().unwrap_or_else(|| o.id.clone())),
+                format!(
+                    "{}.{}",
+                    o.kind.as_str(),
+                    o.node.clone().unwrap_or_else(|| o.id.clone())
+                ),
                 Action::Delete,
                 Some(&o.id),
                 vec![o.reason.clone()],
@@ -776,6 +937,8 @@ impl Plan {
             "cluster": self.cluster,
             "region": self.region,
             "vpc_id": self.vpc_id,
+            "egress": self.egress,
+            "racks": self.racks,
             "changes": changes,
             "availability": self.impacts(),
             "kept_volumes": self.kept_volumes,
@@ -868,6 +1031,9 @@ impl Plan {
         );
         for n in &self.nodes {
             m.insert(format!("network_interface.{}", n.node), n.interface);
+            if n.desired.public_address {
+                m.insert(format!("public_address.{}", n.node), n.public_address);
+            }
             m.insert(format!("volume.{}", n.node), n.volume);
             m.insert(format!("instance.{}", n.node), n.instance);
         }

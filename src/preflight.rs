@@ -1,19 +1,44 @@
 //! Read-only checks `plan` makes before anything is created, each failure one line naming the
-//! thing and the fix: every instance type is offered in its nodes' zones and runs the image's
-//! architecture, and EC2's DryRun allows the calls apply makes. A fixed number of requests,
-//! whatever the cluster's size.
+//! thing and the fix: the AZ IDs the topology gives are those of its zones here; every instance type is offered in its nodes' zones and runs the image's
+//! architecture; each subnet has room for the interfaces apply creates in it, and no one else
+//! holds a node's fixed address; EC2's DryRun allows every kind of call apply makes. (That the
+//! subnets exist, sit in the topology's VPC and reach the internet is checked as the plan is
+//! made: desired.rs, egress.rs.) A fixed number of requests, whatever the cluster's size.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
-use crate::desired::Desired;
 use crate::ec2::{DryRun, Ec2, Ec2Result, Image};
+use crate::plan::{Action, Observed, OrphanKind, Plan};
+
+/// Placeholder ids for DryRuns of calls on resources apply has not made yet (or may never
+/// touch): destructive calls always name one, so a DryRun can never act on a real resource.
+const NO_GROUP: &str = "sg-00000000000000000";
+const NO_INTERFACE: &str = "eni-00000000000000000";
+const NO_INSTANCE: &str = "i-00000000000000000";
+const NO_ALLOCATION: &str = "eipalloc-00000000000000000";
+const NO_ASSOCIATION: &str = "eipassoc-00000000000000000";
 
 /// Every problem found; empty when apply can go ahead.
-pub async fn check(ec2: &dyn Ec2, desired: &Desired, image: &Image) -> Ec2Result<Vec<String>> {
-    let needed: BTreeSet<(&str, &str)> = desired
+pub async fn check(
+    ec2: &dyn Ec2,
+    plan: &Plan,
+    observed: &Observed,
+    image: &Image,
+) -> Ec2Result<Vec<String>> {
+    let mut problems = zone_ids(plan);
+    problems.extend(instance_types(ec2, plan, image).await?);
+    problems.extend(room(plan, observed));
+    problems.extend(held_addresses(ec2, plan, observed).await?);
+    problems.extend(denied(ec2, plan, image).await?);
+    Ok(problems)
+}
+
+async fn instance_types(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<Vec<String>> {
+    let needed: BTreeSet<(&str, &str)> = plan
         .nodes
         .iter()
-        .map(|n| (n.instance_type.as_str(), n.node.zone.as_str()))
+        .map(|n| (n.desired.instance_type.as_str(), n.zone.as_str()))
         .collect();
     let types: Vec<String> = needed
         .iter()
@@ -39,7 +64,7 @@ pub async fn check(ec2: &dyn Ec2, desired: &Desired, image: &Image) -> Ec2Result
         match architectures.get(t) {
             None => problems.push(format!(
                 "instance type {t} does not exist in {}: choose another (`aws ec2 describe-instance-types`)",
-                desired.region
+                plan.region
             )),
             Some(archs) if !archs.contains(&image.architecture) => problems.push(format!(
                 "instance type {t} runs {}, but the image {} is {}: choose a {} instance type or an image for {}",
@@ -60,22 +85,147 @@ pub async fn check(ec2: &dyn Ec2, desired: &Desired, image: &Image) -> Ec2Result
             }
         }
     }
-    let Some(first) = desired.nodes.first() else {
-        return Ok(problems);
+    Ok(problems)
+}
+
+/// Zones whose AZ ID in the topology is not the one EC2 gives the zone's name in this account.
+fn zone_ids(plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, r) in plan.racks.iter().enumerate() {
+        if r.rack == r.zone || Some(&r.rack) == r.az_id.as_ref() {
+            continue;
+        }
+        let actual = r.az_id.as_deref().unwrap_or("unknown to EC2");
+        let named = plan
+            .racks
+            .iter()
+            .find(|o| o.az_id.as_ref() == Some(&r.rack))
+            .map(|o| format!(" ({} is {})", r.rack, o.zone))
+            .unwrap_or_default();
+        problems.push(format!(
+            "zones[{i}].id: zone {} is {actual} in this account, not {}{named}; AZ names map to different physical zones in each account: set `id: {actual}`, or name the zone whose ID is {}",
+            r.zone, r.rack, r.rack
+        ));
+    }
+    problems
+}
+
+/// Subnets with fewer free addresses than the interfaces apply creates in them.
+fn room(plan: &Plan, observed: &Observed) -> Vec<String> {
+    let mut new: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for n in plan
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.interface, Action::Create | Action::Replace))
+    {
+        new.entry(n.desired.subnet_id.as_str())
+            .or_insert((0, n.zone.as_str()))
+            .0 += 1;
+    }
+    let mut problems = Vec::new();
+    for (subnet, (count, zone)) in new {
+        let Some(s) = observed.subnets.iter().find(|s| s.id == subnet) else {
+            continue;
+        };
+        if (s.available_addresses as usize) < count {
+            problems.push(format!(
+                "zone {zone}: subnet {subnet} has {} free addresses, and apply needs {count} for new nodes' interfaces: free addresses in it, name a larger subnet under `zones[].subnet`, or place fewer nodes in {zone}",
+                s.available_addresses
+            ));
+        }
+    }
+    problems
+}
+
+/// Nodes whose fixed address an interface that is not the cluster's holds. One request for
+/// every node's address (kept or new), so the count does not depend on what exists.
+async fn held_addresses(ec2: &dyn Ec2, plan: &Plan, observed: &Observed) -> Ec2Result<Vec<String>> {
+    let subnets: Vec<String> = plan
+        .nodes
+        .iter()
+        .map(|n| n.desired.subnet_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let addresses: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.desired.node.address).collect();
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let holders = ec2.interfaces_holding(&subnets, &addresses).await?;
+    let ours: BTreeSet<&str> = observed.interfaces.iter().map(|n| n.id.as_str()).collect();
+    let mut problems = Vec::new();
+    for n in &plan.nodes {
+        let d = &n.desired;
+        for h in holders.iter().filter(|h| {
+            h.address == d.node.address
+                && h.subnet_id == d.subnet_id
+                && !ours.contains(h.id.as_str())
+        }) {
+            problems.push(format!(
+                "zone {}: {}'s address {} is held by network interface {} in subnet {}, which is not the cluster's: pin another address for {} in the topology, or free this one",
+                n.zone, n.node, d.node.address, h.id, h.subnet_id, n.node
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// Every kind of call apply makes, asked with DryRun; each denied one is a line.
+async fn denied(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<Vec<String>> {
+    let Some(first) = plan.nodes.first() else {
+        return Ok(Vec::new());
     };
-    let calls = [
+    let subnet_id = first.desired.subnet_id.clone();
+    let mut calls = vec![
         DryRun::CreateSecurityGroup {
-            vpc_id: desired.vpc_id.clone(),
+            vpc_id: plan.vpc_id.clone(),
+        },
+        DryRun::AuthorizeSecurityGroupIngress {
+            group_id: plan.group.id.clone().unwrap_or_else(|| NO_GROUP.into()),
+        },
+        DryRun::RevokeSecurityGroupIngress {
+            group_id: NO_GROUP.into(),
         },
         DryRun::CreateNetworkInterface {
-            subnet_id: first.subnet_id.clone(),
+            subnet_id: subnet_id.clone(),
+        },
+        DryRun::CreateTags {
+            resource_id: first
+                .interface_id
+                .clone()
+                .unwrap_or_else(|| NO_INTERFACE.into()),
         },
         DryRun::RunInstances {
             image_id: image.id.clone(),
-            instance_type: first.instance_type.clone(),
-            subnet_id: first.subnet_id.clone(),
+            instance_type: first.desired.instance_type.clone(),
+            subnet_id,
+        },
+        DryRun::TerminateInstances {
+            instance_id: NO_INSTANCE.into(),
+        },
+        DryRun::DeleteNetworkInterface {
+            interface_id: NO_INTERFACE.into(),
         },
     ];
+    // Elastic IPs: asked where a zone needs them (apply may also move or release them), or
+    // where the plan releases some.
+    let releases = plan.orphans.iter().any(|o| o.kind == OrphanKind::ElasticIp);
+    if plan.egress.iter().any(|e| e.egress.needs_public_address()) {
+        calls.push(DryRun::AllocateAddress);
+        calls.push(DryRun::AssociateAddress {
+            allocation_id: NO_ALLOCATION.into(),
+            interface_id: NO_INTERFACE.into(),
+        });
+    }
+    if releases || plan.egress.iter().any(|e| e.egress.needs_public_address()) {
+        calls.push(DryRun::DisassociateAddress {
+            association_id: NO_ASSOCIATION.into(),
+        });
+        calls.push(DryRun::ReleaseAddress {
+            allocation_id: NO_ALLOCATION.into(),
+        });
+    }
+    let mut problems = Vec::new();
     for call in &calls {
         if !ec2.dry_run(call).await? {
             let op = call.operation();

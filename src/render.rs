@@ -238,6 +238,7 @@ impl Renderer {
         let ctx = context! {
             cluster => context! { name => &cluster.name, region => &cluster.region },
             node => Value::from(minijinja::value::Serde(node)),
+            rack => cluster.rack_of(&node.zone),
             spec => Value::from(minijinja::value::Serde(cluster.role_spec(node.role))),
             kafka => Value::from(minijinja::value::Serde(&cluster.kafka)),
             zookeepers => Value::from(minijinja::value::Serde(&zookeepers)),

@@ -58,19 +58,26 @@ pub async fn make_plan(
         &observed.groups,
         &observed.interfaces,
         &observed.instances,
+        &observed.addresses,
     );
     if let Some(refusal) = ownership::refuse_foreign(&cluster.name, &foreign) {
         return Err(Error::Usage(refusal));
     }
-    let desired =
-        desired::desired(cluster, &renders, &observed.subnets, &image).map_err(|errs| {
-            Error::Usage(
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
+    let desired = desired::desired(
+        cluster,
+        &renders,
+        &observed.subnets,
+        &observed.route_tables,
+        &image,
+    )
+    .map_err(|errs| {
+        Error::Usage(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
     let elsewhere =
         ownership::in_other_vpcs(&desired.vpc_id, &observed.groups, &observed.interfaces);
     if let Some(refusal) =
@@ -78,13 +85,14 @@ pub async fn make_plan(
     {
         return Err(Error::Usage(refusal));
     }
-    let problems = crate::preflight::check(ec2, &desired, &image)
+    let plan = plan::plan(&desired, &observed);
+    let problems = crate::preflight::check(ec2, &plan, &observed, &image)
         .await
         .map_err(|e| Error::Aws(e.to_string()))?;
     if !problems.is_empty() {
         return Err(Error::Usage(problems.join("\n")));
     }
-    Ok((plan::plan(&desired, &observed), observed))
+    Ok((plan, observed))
 }
 
 /// The full rack-awareness report: static rules, the AZ-loss simulation, and (with `ec2`) the

@@ -63,6 +63,7 @@ pub fn test_cluster(
                 name: (*z).to_owned(),
                 subnet_id: None,
                 cidr: Ipv4Net::new(Ipv4Addr::new(10, 0, i as u8, 0), 24).expect("valid prefix"),
+                id: None,
             })
             .collect(),
         kafka: KafkaDist {

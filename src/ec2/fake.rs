@@ -1,27 +1,38 @@
-//! A stateful in-process EC2 for unit tests: it keeps security groups, network interfaces and
-//! instances with their tags, enforces what EC2 enforces where kcluster relies on it (an address
-//! is held once per subnet, an attached interface cannot be deleted, a group in use cannot be
-//! deleted, client tokens are idempotent), and can be told to fail a given call. What EC2 does
+//! A stateful in-process EC2 for unit tests: it keeps security groups, network interfaces,
+//! instances, data volumes, Elastic IPs and route tables with their tags, enforces what EC2
+//! enforces where kcluster relies on it (an address is held once per subnet, an attached interface
+//! cannot be deleted, a group in use cannot be deleted, client tokens are idempotent, an
+//! associated Elastic IP cannot be released), and can be told to fail a given call. What EC2 does
 //! some time after a call (an instance boots or stops, a volume is created, attaches, or detaches
-//! after its instance terminated) happens at the next [`FakeEc2::boot_all`], so callers must wait
-//! for states as they must with EC2.
+//! after its instance terminated, an interface stays attached for a while after its instance
+//! terminates) happens later, so callers must wait for states as they must with EC2.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use super::{
-    AttachmentState, CallCounter, DataVolumeSpec, DryRun, Ec2, Ec2Error, Ec2Result, Image,
-    Instance, InstanceChange, InstanceSpec, InstanceState, InterfaceSpec, NetworkInterface, Rule,
-    SecurityGroup, SecurityGroupSpec, Subnet, Tags, Volume, VolumeAttachment, VolumeSize,
-    VolumeState, tags,
+    Address, AttachmentState, CallCounter, DataVolumeSpec, DefaultRoute, DryRun, Ec2, Ec2Error,
+    Ec2Result, Image, Instance, InstanceChange, InstanceSpec, InstanceState, InterfaceSpec,
+    NetworkInterface, RouteTable, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, Volume,
+    VolumeAttachment, VolumeSize, VolumeState, tags,
 };
+
+/// API calls an interface stays attached after its instance is terminated (EC2 takes seconds).
+const DETACH_AFTER_CALLS: u32 = 3;
 
 #[derive(Debug, Default)]
 struct State {
     next_id: u64,
     subnets: Vec<Subnet>,
+    /// Subnet id → addresses EC2 says are free, when a test sets it (else computed).
+    free_addresses: BTreeMap<String, u32>,
+    route_tables: Vec<RouteTable>,
+    addresses: BTreeMap<String, Address>,
+    /// Interface id → API calls left until EC2 detaches it from its terminated instance.
+    detaching: BTreeMap<String, u32>,
     groups: BTreeMap<String, SecurityGroup>,
     interfaces: BTreeMap<String, NetworkInterface>,
     instances: BTreeMap<String, Instance>,
@@ -41,6 +52,8 @@ struct State {
     fail_after: BTreeMap<String, u32>,
     /// Operation name → how many next calls fail, and with which error code.
     failing: BTreeMap<String, (u32, String)>,
+    /// Operations whose next call is carried out but answered with a timeout (a lost answer).
+    lose_answer: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -61,10 +74,52 @@ impl FakeEc2 {
                     vpc_id: "vpc-default".to_string(),
                     zone: zone.to_string(),
                     cidr: cidr.parse().expect("test CIDR"),
+                    available_addresses: 0,
                 });
             }
+            // As in a real default VPC: the main route table sends 0.0.0.0/0 to its internet gateway.
+            s.route_tables.push(RouteTable {
+                id: "rtb-main".into(),
+                vpc_id: "vpc-default".into(),
+                main: true,
+                subnets: Vec::new(),
+                default_route: Some(DefaultRoute {
+                    target: "igw-default".into(),
+                    active: true,
+                }),
+            });
         }
         fake
+    }
+
+    /// Gives `subnet_id` a route table of its own whose `0.0.0.0/0` route goes to `target`
+    /// (`nat-…`, `igw-…`), or that has none (`None`).
+    pub fn route_subnet(&self, subnet_id: &str, target: Option<&str>) {
+        let mut s = self.lock();
+        let id = s.id("rtb");
+        for t in &mut s.route_tables {
+            t.subnets.retain(|x| x != subnet_id);
+        }
+        s.route_tables.push(RouteTable {
+            id,
+            vpc_id: "vpc-default".into(),
+            main: false,
+            subnets: vec![subnet_id.into()],
+            default_route: target.map(|t| DefaultRoute {
+                target: t.into(),
+                active: true,
+            }),
+        });
+    }
+
+    /// Makes EC2 report `free` addresses left in `subnet_id`.
+    pub fn set_free_addresses(&self, subnet_id: &str, free: u32) {
+        self.lock().free_addresses.insert(subnet_id.into(), free);
+    }
+
+    /// All Elastic IPs.
+    pub fn addresses(&self) -> Vec<Address> {
+        self.lock().addresses.values().cloned().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -114,6 +169,12 @@ impl FakeEc2 {
         self.lock()
             .failing
             .insert(operation.to_string(), (count, code.to_string()));
+    }
+
+    /// Carries out the next call of `operation` but answers it with a timeout, as when the
+    /// answer is lost on the way back (implemented for AllocateAddress).
+    pub fn lose_answer(&self, operation: &str) {
+        self.lock().lose_answer.push(operation.into());
     }
 
     /// All instances, terminated ones included.
@@ -193,6 +254,7 @@ impl FakeEc2 {
     fn call(&self, operation: &'static str) -> Ec2Result<()> {
         self.calls.count(operation);
         let mut s = self.lock();
+        s.tick();
         if let Some((n, code)) = s.failing.get_mut(operation)
             && *n > 0
         {
@@ -219,6 +281,23 @@ impl State {
         self.next_id += 1;
         format!("{prefix}-{:017x}", self.next_id)
     }
+
+    /// Time passes by one API call: interfaces of terminated instances come closer to detached.
+    fn tick(&mut self) {
+        let mut done = Vec::new();
+        for (eni, left) in self.detaching.iter_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                done.push(eni.clone());
+            }
+        }
+        for eni in done {
+            self.detaching.remove(&eni);
+            if let Some(n) = self.interfaces.get_mut(&eni) {
+                n.instance_id = None;
+            }
+        }
+    }
 }
 
 fn has_cluster(t: &Tags, cluster: &str) -> bool {
@@ -233,8 +312,170 @@ impl Ec2 for FakeEc2 {
         Ok(s.subnets
             .iter()
             .filter(|n| ids.is_empty() || ids.contains(&n.id))
+            .map(|n| {
+                let used = s
+                    .interfaces
+                    .values()
+                    .filter(|i| i.subnet_id == n.id)
+                    .count() as u32;
+                let size = 1u32 << (32 - u32::from(n.cidr.prefix_len()));
+                let available = s
+                    .free_addresses
+                    .get(&n.id)
+                    .copied()
+                    .unwrap_or_else(|| size.saturating_sub(5 + used));
+                Subnet {
+                    available_addresses: available,
+                    ..n.clone()
+                }
+            })
+            .collect())
+    }
+
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>> {
+        self.call("DescribeAvailabilityZones")?;
+        // The zones of the subnets; as in a real account, names and IDs do not line up:
+        // `…a` is az2, `…b` az3, `…c` az1.
+        let s = self.lock();
+        let mut zones: Vec<(String, String)> = Vec::new();
+        for n in &s.subnets {
+            let (region, letter) = n.zone.split_at(n.zone.len().saturating_sub(1));
+            let index = letter.bytes().next().map_or(0, |b| b.saturating_sub(b'a'));
+            let Some(prefix) = crate::topology::az_id_prefix(region) else {
+                continue;
+            };
+            let id = format!("{prefix}-az{}", (index + 1) % 3 + 1);
+            if !zones.iter().any(|(z, _)| z == &n.zone) {
+                zones.push((n.zone.clone(), id));
+            }
+        }
+        Ok(zones)
+    }
+
+    async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
+        self.call("DescribeRouteTables")?;
+        Ok(self
+            .lock()
+            .route_tables
+            .iter()
+            .filter(|t| t.vpc_id == vpc_id)
             .cloned()
             .collect())
+    }
+
+    async fn find_addresses(&self, cluster: &str) -> Ec2Result<Vec<Address>> {
+        self.call("DescribeAddresses")?;
+        Ok(self
+            .lock()
+            .addresses
+            .values()
+            .filter(|a| has_cluster(&a.tags, cluster))
+            .cloned()
+            .collect())
+    }
+
+    async fn interfaces_holding(
+        &self,
+        subnet_ids: &[String],
+        addresses: &[Ipv4Addr],
+    ) -> Ec2Result<Vec<NetworkInterface>> {
+        self.call("DescribeNetworkInterfaces")?;
+        Ok(self
+            .lock()
+            .interfaces
+            .values()
+            .filter(|n| subnet_ids.contains(&n.subnet_id) && addresses.contains(&n.address))
+            .cloned()
+            .collect())
+    }
+
+    async fn allocate_address(&self, tags: &Tags) -> Ec2Result<Address> {
+        self.call("AllocateAddress")?;
+        let mut s = self.lock();
+        let allocation_id = s.id("eipalloc");
+        let n = s.next_id;
+        let a = Address {
+            allocation_id: allocation_id.clone(),
+            public_ip: format!("198.51.{}.{}", (n >> 8) & 0xff, n & 0xff),
+            association_id: None,
+            interface_id: None,
+            tags: tags.clone(),
+        };
+        s.addresses.insert(allocation_id, a.clone());
+        if let Some(i) = s.lose_answer.iter().position(|o| o == "AllocateAddress") {
+            s.lose_answer.remove(i);
+            return Err(Ec2Error::new("AllocateAddress", "Timeout", "answer lost"));
+        }
+        Ok(a)
+    }
+
+    async fn associate_address(
+        &self,
+        allocation_id: &str,
+        interface_id: &str,
+    ) -> Ec2Result<String> {
+        const OP: &str = "AssociateAddress";
+        self.call(OP)?;
+        let mut s = self.lock();
+        if !s.interfaces.contains_key(interface_id) {
+            return Err(Ec2Error::new(
+                OP,
+                "InvalidNetworkInterfaceID.NotFound",
+                interface_id,
+            ));
+        }
+        let association = s.id("eipassoc");
+        let a = s
+            .addresses
+            .get_mut(allocation_id)
+            .ok_or_else(|| Ec2Error::new(OP, "InvalidAllocationID.NotFound", allocation_id))?;
+        match (&a.interface_id, &a.association_id) {
+            (Some(eni), Some(id)) if eni == interface_id => Ok(id.clone()),
+            (Some(eni), _) => Err(Ec2Error::new(
+                OP,
+                "Resource.AlreadyAssociated",
+                format!("{allocation_id} is already associated with {eni}"),
+            )),
+            _ => {
+                a.interface_id = Some(interface_id.into());
+                a.association_id = Some(association.clone());
+                Ok(association)
+            }
+        }
+    }
+
+    async fn disassociate_address(&self, association_id: &str) -> Ec2Result<()> {
+        self.call("DisassociateAddress")?;
+        let mut s = self.lock();
+        for a in s.addresses.values_mut() {
+            if a.association_id.as_deref() == Some(association_id) {
+                a.association_id = None;
+                a.interface_id = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_address(&self, allocation_id: &str) -> Ec2Result<()> {
+        const OP: &str = "ReleaseAddress";
+        self.call(OP)?;
+        let mut s = self.lock();
+        match s.addresses.get(allocation_id) {
+            None => Err(Ec2Error::new(
+                OP,
+                "InvalidAllocationID.NotFound",
+                allocation_id,
+            )),
+            Some(a) if a.association_id.is_some() => Err(Ec2Error::new(
+                OP,
+                "InvalidIPAddress.InUse",
+                format!("{allocation_id} is associated"),
+            )),
+            Some(_) => {
+                s.addresses.remove(allocation_id);
+                Ok(())
+            }
+        }
     }
 
     async fn find_security_groups(&self, cluster: &str) -> Ec2Result<Vec<SecurityGroup>> {
@@ -418,6 +659,12 @@ impl Ec2 for FakeEc2 {
             Some(_) => {
                 s.interfaces.remove(id);
                 s.interface_groups.remove(id);
+                for a in s.addresses.values_mut() {
+                    if a.interface_id.as_deref() == Some(id) {
+                        a.interface_id = None;
+                        a.association_id = None;
+                    }
+                }
                 Ok(())
             }
         }
@@ -434,6 +681,8 @@ impl Ec2 for FakeEc2 {
             &mut g.tags
         } else if let Some(v) = s.volumes.get_mut(resource_id) {
             &mut v.tags
+        } else if let Some(a) = s.addresses.get_mut(resource_id) {
+            &mut a.tags
         } else {
             return Err(Ec2Error::new("CreateTags", "InvalidID", resource_id));
         };
@@ -500,10 +749,11 @@ impl Ec2 for FakeEc2 {
                 ));
             };
             i.state = InstanceState::Terminated;
-            let eni = i.primary_interface.clone();
-            // The interface survives (DeleteOnTermination is off) and is free again.
-            if let Some(n) = eni.and_then(|e| s.interfaces.get_mut(&e)) {
-                n.instance_id = None;
+            // The interface survives (DeleteOnTermination is off); EC2 detaches it a little later.
+            if let Some(eni) = i.primary_interface.clone()
+                && s.interfaces.contains_key(&eni)
+            {
+                s.detaching.insert(eni, DETACH_AFTER_CALLS);
             }
             // Attached volumes survive too, detaching a while later.
             for v in s.volumes.values_mut() {

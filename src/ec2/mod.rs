@@ -65,6 +65,40 @@ pub struct Subnet {
     pub vpc_id: String,
     pub zone: String,
     pub cidr: Ipv4Net,
+    /// Addresses EC2 can still hand out in the subnet.
+    pub available_addresses: u32,
+}
+
+/// A route table of a VPC, as far as egress matters: which subnets it serves and where its
+/// default route (`0.0.0.0/0`) goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteTable {
+    pub id: String,
+    pub vpc_id: String,
+    /// The VPC's main table: it serves every subnet without an explicit association.
+    pub main: bool,
+    /// Subnets explicitly associated with it.
+    pub subnets: Vec<String>,
+    /// The target of its `0.0.0.0/0` route (`igw-…`, `nat-…`, `tgw-…`, …), if it has one.
+    pub default_route: Option<DefaultRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DefaultRoute {
+    pub target: String,
+    /// `false` for a blackhole (the target was deleted).
+    pub active: bool,
+}
+
+/// An Elastic IP address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Address {
+    pub allocation_id: String,
+    pub public_ip: String,
+    pub association_id: Option<String>,
+    /// The network interface it is associated with, if any.
+    pub interface_id: Option<String>,
+    pub tags: Tags,
 }
 
 /// One ingress permission. kcluster writes only TCP rules from its own group or IPv4 CIDRs, but
@@ -218,19 +252,47 @@ pub struct Image {
     pub architecture: String,
 }
 
-/// A mutating call asked with DryRun, so that EC2 says whether the caller may make it.
+/// A mutating call asked with DryRun, so that EC2 says whether the caller may make it. Calls on
+/// resources that do not exist yet name placeholder ids of the right shape (see `sdk.rs` for how
+/// EC2's answer to those is read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DryRun {
     CreateSecurityGroup {
         vpc_id: String,
     },
+    AuthorizeSecurityGroupIngress {
+        group_id: String,
+    },
+    RevokeSecurityGroupIngress {
+        group_id: String,
+    },
     CreateNetworkInterface {
         subnet_id: String,
+    },
+    CreateTags {
+        resource_id: String,
     },
     RunInstances {
         image_id: String,
         instance_type: String,
         subnet_id: String,
+    },
+    TerminateInstances {
+        instance_id: String,
+    },
+    DeleteNetworkInterface {
+        interface_id: String,
+    },
+    AllocateAddress,
+    AssociateAddress {
+        allocation_id: String,
+        interface_id: String,
+    },
+    DisassociateAddress {
+        association_id: String,
+    },
+    ReleaseAddress {
+        allocation_id: String,
     },
 }
 
@@ -238,8 +300,17 @@ impl DryRun {
     pub fn operation(&self) -> &'static str {
         match self {
             DryRun::CreateSecurityGroup { .. } => "CreateSecurityGroup",
+            DryRun::AuthorizeSecurityGroupIngress { .. } => "AuthorizeSecurityGroupIngress",
+            DryRun::RevokeSecurityGroupIngress { .. } => "RevokeSecurityGroupIngress",
             DryRun::CreateNetworkInterface { .. } => "CreateNetworkInterface",
+            DryRun::CreateTags { .. } => "CreateTags",
             DryRun::RunInstances { .. } => "RunInstances",
+            DryRun::TerminateInstances { .. } => "TerminateInstances",
+            DryRun::DeleteNetworkInterface { .. } => "DeleteNetworkInterface",
+            DryRun::AllocateAddress => "AllocateAddress",
+            DryRun::AssociateAddress { .. } => "AssociateAddress",
+            DryRun::DisassociateAddress { .. } => "DisassociateAddress",
+            DryRun::ReleaseAddress { .. } => "ReleaseAddress",
         }
     }
 }
@@ -406,6 +477,19 @@ pub trait Ec2: Send + Sync {
     async fn find_network_interfaces(&self, cluster: &str) -> Ec2Result<Vec<NetworkInterface>>;
     /// Instances with the cluster tag in any state, terminated ones included.
     async fn find_instances(&self, cluster: &str) -> Ec2Result<Vec<Instance>>;
+    /// The region's availability zones as (name, AZ ID) pairs: names map to different physical
+    /// zones in each account, IDs do not.
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>>;
+    /// Every route table of `vpc_id`.
+    async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>>;
+    /// Elastic IPs with the cluster tag.
+    async fn find_addresses(&self, cluster: &str) -> Ec2Result<Vec<Address>>;
+    /// The network interfaces in `subnet_ids` (whoever made them) holding one of `addresses`.
+    async fn interfaces_holding(
+        &self,
+        subnet_ids: &[String],
+        addresses: &[Ipv4Addr],
+    ) -> Ec2Result<Vec<NetworkInterface>>;
 
     async fn create_security_group(&self, spec: &SecurityGroupSpec) -> Ec2Result<String>;
     async fn authorize_ingress(&self, group_id: &str, rules: &[Rule]) -> Ec2Result<()>;
@@ -415,6 +499,16 @@ pub trait Ec2: Send + Sync {
     async fn create_network_interface(&self, spec: &InterfaceSpec) -> Ec2Result<String>;
     async fn delete_network_interface(&self, id: &str) -> Ec2Result<()>;
     async fn set_tags(&self, resource_id: &str, tags: &Tags) -> Ec2Result<()>;
+
+    /// Allocates an Elastic IP in the VPC domain, tagged at creation. AllocateAddress takes no
+    /// ClientToken, so the SDK does not resend it: a lost answer is looked up by tag instead.
+    async fn allocate_address(&self, tags: &Tags) -> Ec2Result<Address>;
+    /// Associates an Elastic IP with a network interface (never taking it from another one);
+    /// returns the association id.
+    async fn associate_address(&self, allocation_id: &str, interface_id: &str)
+    -> Ec2Result<String>;
+    async fn disassociate_address(&self, association_id: &str) -> Ec2Result<()>;
+    async fn release_address(&self, allocation_id: &str) -> Ec2Result<()>;
 
     async fn run_instance(&self, spec: &InstanceSpec) -> Ec2Result<String>;
     async fn terminate_instances(&self, ids: &[String]) -> Ec2Result<()>;

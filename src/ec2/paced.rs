@@ -11,10 +11,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+use std::net::Ipv4Addr;
+
 use super::{
-    DataVolumeSpec, Ec2, Ec2Error, Ec2Result, Instance, InstanceChange, InstanceSpec,
-    InterfaceSpec, NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, Volume,
-    VolumeSize,
+    Address, DataVolumeSpec, Ec2, Ec2Error, Ec2Result, Instance, InstanceChange, InstanceSpec,
+    InterfaceSpec, NetworkInterface, RouteTable, Rule, SecurityGroup, SecurityGroupSpec, Subnet,
+    Tags, Volume, VolumeSize,
 };
 
 /// The error codes of a throttled request.
@@ -160,6 +162,66 @@ impl<E: Ec2> Ec2 for Paced<E> {
     async fn find_instances(&self, cluster: &str) -> Ec2Result<Vec<Instance>> {
         self.paced("DescribeInstances", || self.inner.find_instances(cluster))
             .await
+    }
+
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>> {
+        self.paced("DescribeAvailabilityZones", || {
+            self.inner.availability_zones()
+        })
+        .await
+    }
+
+    async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
+        self.paced("DescribeRouteTables", || {
+            self.inner.describe_route_tables(vpc_id)
+        })
+        .await
+    }
+
+    async fn find_addresses(&self, cluster: &str) -> Ec2Result<Vec<Address>> {
+        self.paced("DescribeAddresses", || self.inner.find_addresses(cluster))
+            .await
+    }
+
+    async fn interfaces_holding(
+        &self,
+        subnet_ids: &[String],
+        addresses: &[Ipv4Addr],
+    ) -> Ec2Result<Vec<NetworkInterface>> {
+        self.paced("DescribeNetworkInterfaces", || {
+            self.inner.interfaces_holding(subnet_ids, addresses)
+        })
+        .await
+    }
+
+    async fn allocate_address(&self, tags: &Tags) -> Ec2Result<Address> {
+        self.paced("AllocateAddress", || self.inner.allocate_address(tags))
+            .await
+    }
+
+    async fn associate_address(
+        &self,
+        allocation_id: &str,
+        interface_id: &str,
+    ) -> Ec2Result<String> {
+        self.paced("AssociateAddress", || {
+            self.inner.associate_address(allocation_id, interface_id)
+        })
+        .await
+    }
+
+    async fn disassociate_address(&self, association_id: &str) -> Ec2Result<()> {
+        self.paced("DisassociateAddress", || {
+            self.inner.disassociate_address(association_id)
+        })
+        .await
+    }
+
+    async fn release_address(&self, allocation_id: &str) -> Ec2Result<()> {
+        self.paced("ReleaseAddress", || {
+            self.inner.release_address(allocation_id)
+        })
+        .await
     }
 
     async fn create_security_group(&self, spec: &SecurityGroupSpec) -> Ec2Result<String> {

@@ -22,10 +22,10 @@ use aws_sdk_ec2::types::{
 use base64::Engine;
 
 use super::{
-    AttachmentState, CallCounter, DataVolumeSpec, Ec2, Ec2Error, Ec2Result, Instance,
-    InstanceChange, InstanceSpec, InstanceState, InterfaceSpec, NetworkInterface, Rule,
-    SecurityGroup, SecurityGroupSpec, Source, Subnet, Tags, Volume, VolumeAttachment, VolumeSize,
-    VolumeState, tags,
+    Address, AttachmentState, CallCounter, DataVolumeSpec, DefaultRoute, Ec2, Ec2Error, Ec2Result,
+    Instance, InstanceChange, InstanceSpec, InstanceState, InterfaceSpec, NetworkInterface,
+    RouteTable, Rule, SecurityGroup, SecurityGroupSpec, Source, Subnet, Tags, Volume,
+    VolumeAttachment, VolumeSize, VolumeState, tags,
 };
 
 /// How to reach AWS, from the command line.
@@ -302,6 +302,69 @@ fn permission(group_id: &str, rule: &Rule) -> IpPermission {
     .build()
 }
 
+fn read_interface(n: &aws_sdk_ec2::types::NetworkInterface) -> Option<NetworkInterface> {
+    Some(NetworkInterface {
+        id: n.network_interface_id().unwrap_or_default().into(),
+        subnet_id: n.subnet_id().unwrap_or_default().into(),
+        vpc_id: n.vpc_id().unwrap_or_default().into(),
+        zone: n.availability_zone().unwrap_or_default().into(),
+        address: n.private_ip_address()?.parse().ok()?,
+        instance_id: n
+            .attachment()
+            .and_then(|a| a.instance_id())
+            .map(String::from),
+        tags: read_tags(n.tag_set()),
+    })
+}
+
+/// A route table's subnets and default route.
+fn read_route_table(t: &aws_sdk_ec2::types::RouteTable) -> RouteTable {
+    let default_route = t
+        .routes()
+        .iter()
+        .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        .map(|r| DefaultRoute {
+            target: [
+                r.nat_gateway_id(),
+                r.gateway_id(),
+                r.transit_gateway_id(),
+                r.network_interface_id(),
+                r.instance_id(),
+                r.vpc_peering_connection_id(),
+                r.local_gateway_id(),
+                r.carrier_gateway_id(),
+                r.core_network_arn(),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or("unknown")
+            .to_string(),
+            active: r.state() != Some(&aws_sdk_ec2::types::RouteState::Blackhole),
+        });
+    RouteTable {
+        id: t.route_table_id().unwrap_or_default().into(),
+        vpc_id: t.vpc_id().unwrap_or_default().into(),
+        main: t.associations().iter().any(|a| a.main() == Some(true)),
+        subnets: t
+            .associations()
+            .iter()
+            .filter_map(|a| a.subnet_id().map(String::from))
+            .collect(),
+        default_route,
+    }
+}
+
+fn read_address(a: &aws_sdk_ec2::types::Address) -> Address {
+    Address {
+        allocation_id: a.allocation_id().unwrap_or_default().into(),
+        public_ip: a.public_ip().unwrap_or_default().into(),
+        association_id: a.association_id().map(String::from),
+        interface_id: a.network_interface_id().map(String::from),
+        tags: read_tags(a.tags()),
+    }
+}
+
 /// Every inbound permission of a group, one `Rule` per source.
 fn read_rules(group_id: &str, perms: &[IpPermission]) -> Vec<Rule> {
     let mut rules = Vec::new();
@@ -385,6 +448,10 @@ impl Ec2 for SdkEc2 {
                     vpc_id: vpc.into(),
                     zone: zone.into(),
                     cidr,
+                    available_addresses: s
+                        .available_ip_address_count()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
                 });
             }
         }
@@ -431,21 +498,7 @@ impl Ec2 for SdkEc2 {
                 .map_err(|e| self.ec2_error(OP, e))?
                 .network_interfaces()
             {
-                let Some(address) = n.private_ip_address().and_then(|a| a.parse().ok()) else {
-                    continue;
-                };
-                out.push(NetworkInterface {
-                    id: n.network_interface_id().unwrap_or_default().into(),
-                    subnet_id: n.subnet_id().unwrap_or_default().into(),
-                    vpc_id: n.vpc_id().unwrap_or_default().into(),
-                    zone: n.availability_zone().unwrap_or_default().into(),
-                    address,
-                    instance_id: n
-                        .attachment()
-                        .and_then(|a| a.instance_id())
-                        .map(String::from),
-                    tags: read_tags(n.tag_set()),
-                });
+                out.extend(read_interface(n));
             }
         }
         Ok(out)
@@ -499,6 +552,157 @@ impl Ec2 for SdkEc2 {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>> {
+        const OP: &str = "DescribeAvailabilityZones";
+        // Not paginated: a region's zones come in one answer.
+        self.calls.count(OP);
+        let out = self
+            .client
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(out
+            .availability_zones()
+            .iter()
+            .filter_map(|z| Some((z.zone_name()?.to_string(), z.zone_id()?.to_string())))
+            .collect())
+    }
+
+    async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
+        const OP: &str = "DescribeRouteTables";
+        let mut pages = self
+            .client
+            .describe_route_tables()
+            .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.calls.count(OP);
+            let page = page.map_err(|e| self.ec2_error(OP, e))?;
+            out.extend(page.route_tables().iter().map(read_route_table));
+        }
+        Ok(out)
+    }
+
+    async fn find_addresses(&self, cluster: &str) -> Ec2Result<Vec<Address>> {
+        const OP: &str = "DescribeAddresses";
+        // DescribeAddresses is not paginated: it answers every address at once.
+        self.calls.count(OP);
+        let out = self
+            .client
+            .describe_addresses()
+            .filters(cluster_filter(cluster))
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(out.addresses().iter().map(read_address).collect())
+    }
+
+    async fn interfaces_holding(
+        &self,
+        subnet_ids: &[String],
+        addresses: &[std::net::Ipv4Addr],
+    ) -> Ec2Result<Vec<NetworkInterface>> {
+        const OP: &str = "DescribeNetworkInterfaces";
+        let mut out = Vec::new();
+        // EC2 takes up to 200 values per filter: one request per 200 addresses.
+        for chunk in addresses.chunks(200) {
+            let mut pages = self
+                .client
+                .describe_network_interfaces()
+                .filters(
+                    Filter::builder()
+                        .name("subnet-id")
+                        .set_values(Some(subnet_ids.to_vec()))
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .name("addresses.private-ip-address")
+                        .set_values(Some(chunk.iter().map(ToString::to_string).collect()))
+                        .build(),
+                )
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                self.calls.count(OP);
+                let page = page.map_err(|e| self.ec2_error(OP, e))?;
+                out.extend(page.network_interfaces().iter().filter_map(read_interface));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn allocate_address(&self, t: &Tags) -> Ec2Result<Address> {
+        const OP: &str = "AllocateAddress";
+        self.calls.count(OP);
+        let out = self
+            .client
+            .allocate_address()
+            .domain(aws_sdk_ec2::types::DomainType::Vpc)
+            .tag_specifications(tag_spec(ResourceType::ElasticIp, t))
+            .customize()
+            // No ClientToken: a resend after a lost answer would allocate a second address.
+            .config_override(
+                aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(Address {
+            allocation_id: out.allocation_id().unwrap_or_default().into(),
+            public_ip: out.public_ip().unwrap_or_default().into(),
+            association_id: None,
+            interface_id: None,
+            tags: t.clone(),
+        })
+    }
+
+    async fn associate_address(
+        &self,
+        allocation_id: &str,
+        interface_id: &str,
+    ) -> Ec2Result<String> {
+        const OP: &str = "AssociateAddress";
+        self.calls.count(OP);
+        let out = self
+            .client
+            .associate_address()
+            .allocation_id(allocation_id)
+            .network_interface_id(interface_id)
+            .allow_reassociation(false)
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(out.association_id().unwrap_or_default().to_string())
+    }
+
+    async fn disassociate_address(&self, association_id: &str) -> Ec2Result<()> {
+        const OP: &str = "DisassociateAddress";
+        self.calls.count(OP);
+        self.client
+            .disassociate_address()
+            .association_id(association_id)
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn release_address(&self, allocation_id: &str) -> Ec2Result<()> {
+        const OP: &str = "ReleaseAddress";
+        self.calls.count(OP);
+        self.client
+            .release_address()
+            .allocation_id(allocation_id)
+            .send()
+            .await
+            .map_err(|e| self.ec2_error(OP, e))?;
+        Ok(())
     }
 
     async fn create_security_group(&self, spec: &SecurityGroupSpec) -> Ec2Result<String> {
@@ -855,50 +1059,98 @@ impl Ec2 for SdkEc2 {
         let op = call.operation();
         self.calls.count("DryRun");
         // EC2 answers a DryRun with an error either way: DryRunOperation means allowed.
-        let code = |e: Option<&str>| e.map(String::from);
+        macro_rules! ask {
+            ($request:expr) => {
+                $request
+                    .dry_run(true)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.code().map(String::from), self.ec2_error(op, e)))
+            };
+        }
+        let c = &self.client;
         let answer = match call {
-            DryRun::CreateSecurityGroup { vpc_id } => self
-                .client
-                .create_security_group()
-                .group_name("kcluster-preflight")
-                .description("kcluster preflight")
-                .vpc_id(vpc_id)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| (code(e.code()), self.ec2_error(op, e))),
-            DryRun::CreateNetworkInterface { subnet_id } => self
-                .client
-                .create_network_interface()
-                .subnet_id(subnet_id)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| (code(e.code()), self.ec2_error(op, e))),
+            DryRun::CreateSecurityGroup { vpc_id } => ask!(
+                c.create_security_group()
+                    .group_name("kcluster-preflight")
+                    .description("kcluster preflight")
+                    .vpc_id(vpc_id)
+            ),
+            DryRun::AuthorizeSecurityGroupIngress { group_id } => ask!(
+                c.authorize_security_group_ingress()
+                    .group_id(group_id)
+                    .ip_permissions(permission(
+                        group_id,
+                        &Rule::tcp(9092, Source::Cidr(ipnet::Ipv4Net::default())),
+                    ))
+            ),
+            DryRun::RevokeSecurityGroupIngress { group_id } => ask!(
+                c.revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .ip_permissions(permission(
+                        group_id,
+                        &Rule::tcp(9092, Source::Cidr(ipnet::Ipv4Net::default())),
+                    ))
+            ),
+            DryRun::CreateNetworkInterface { subnet_id } => {
+                ask!(c.create_network_interface().subnet_id(subnet_id))
+            }
+            DryRun::CreateTags { resource_id } => ask!(
+                c.create_tags()
+                    .resources(resource_id)
+                    .tags(Tag::builder().key(tags::CLUSTER).value("preflight").build())
+            ),
             DryRun::RunInstances {
                 image_id,
                 instance_type,
                 subnet_id,
-            } => self
-                .client
-                .run_instances()
-                .image_id(image_id)
-                .instance_type(InstanceType::from(instance_type.as_str()))
-                .subnet_id(subnet_id)
-                .min_count(1)
-                .max_count(1)
-                .dry_run(true)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| (code(e.code()), self.ec2_error(op, e))),
+            } => ask!(
+                c.run_instances()
+                    .image_id(image_id)
+                    .instance_type(InstanceType::from(instance_type.as_str()))
+                    .subnet_id(subnet_id)
+                    .min_count(1)
+                    .max_count(1)
+            ),
+            DryRun::TerminateInstances { instance_id } => {
+                ask!(c.terminate_instances().instance_ids(instance_id))
+            }
+            DryRun::DeleteNetworkInterface { interface_id } => {
+                ask!(
+                    c.delete_network_interface()
+                        .network_interface_id(interface_id)
+                )
+            }
+            DryRun::AllocateAddress => {
+                ask!(
+                    c.allocate_address()
+                        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+                )
+            }
+            DryRun::AssociateAddress {
+                allocation_id,
+                interface_id,
+            } => ask!(
+                c.associate_address()
+                    .allocation_id(allocation_id)
+                    .network_interface_id(interface_id)
+            ),
+            DryRun::DisassociateAddress { association_id } => {
+                ask!(c.disassociate_address().association_id(association_id))
+            }
+            DryRun::ReleaseAddress { allocation_id } => {
+                ask!(c.release_address().allocation_id(allocation_id))
+            }
         };
         match answer {
             Ok(()) => Ok(true),
             Err((Some(c), _)) if c == "DryRunOperation" => Ok(true),
             Err((Some(c), _)) if c == "UnauthorizedOperation" => Ok(false),
+            // A call on a resource apply has not made yet names a placeholder id; EC2 may check
+            // that the resource exists before the permission. That answer says nothing about
+            // the permission, so it is not reported as denied (apply would then say so).
+            Err((Some(c), _)) if c.ends_with(".NotFound") || c.ends_with(".Malformed") => Ok(true),
             Err((_, e)) => Err(e),
         }
     }

@@ -10,6 +10,7 @@ mod validate;
 pub use defaults::{AMI_SSM_PARAMETER, KAFKA_SHA512, KAFKA_VERSION};
 pub use parse::MAX_FILE_BYTES;
 pub use raw::RawTopology;
+pub use validate::az_id_prefix;
 
 use crate::cluster::Cluster;
 use crate::diagnostic::Report;

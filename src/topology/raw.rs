@@ -60,6 +60,12 @@ pub struct RawZone {
     pub cidr: Option<String>,
     /// Subnet id (`subnet-…`). Omit to use the default VPC's default subnet for this zone.
     pub subnet: Option<String>,
+    /// The zone's AZ ID, e.g. `euw1-az2` (`aws ec2 describe-availability-zones`). Zone names map
+    /// to different physical zones in different accounts; the AZ ID names the same one
+    /// everywhere. Given, it is the brokers' `broker.rack` and clients' `client.rack` (what
+    /// clients in other accounts need for follower fetching), and `plan` checks it against EC2.
+    /// Omit to rack by zone name.
+    pub id: Option<String>,
 }
 
 /// Where the cluster keeps its metadata.

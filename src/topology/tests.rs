@@ -2399,3 +2399,52 @@ mod kraft {
         assert_ne!(a.kraft_cluster_id(), other.kraft_cluster_id());
     }
 }
+
+#[test]
+fn az_ids_become_racks_and_must_be_ids_of_the_region_each_once() {
+    let yaml = BASE.replace("10.0.0.0/24", "10.0.0.0/24\n    id: euw1-az3");
+    let yaml = yaml.replace("10.0.1.0/24", "10.0.1.0/24\n    id: euw1-az1");
+    let l = accepted(&yaml);
+    assert_eq!(l.cluster.rack_of("eu-west-1a"), "euw1-az3");
+    assert_eq!(
+        l.cluster.rack_of("eu-west-1c"),
+        "eu-west-1c",
+        "no id: the name"
+    );
+
+    let r = refused(&BASE.replace("10.0.0.0/24", "10.0.0.0/24\n    id: use1-az1"));
+    error(
+        only(&r),
+        "zones[0].id",
+        "`use1-az1` is not an AZ ID of region eu-west-1",
+        Some(
+            "AZ IDs of eu-west-1 look like `euw1-az1`; `aws ec2 describe-availability-zones --region eu-west-1` lists which name is which ID in your account",
+        ),
+        None,
+    );
+    let twice = yaml.replace("id: euw1-az1", "id: euw1-az3");
+    let r = refused(&twice);
+    error(
+        only(&r),
+        "zones[1].id",
+        "AZ ID `euw1-az3` is also zone eu-west-1a's",
+        Some("each zone is one AZ: `aws ec2 describe-availability-zones` lists their IDs"),
+        None,
+    );
+}
+
+#[test]
+fn az_id_prefixes_follow_aws_naming() {
+    use crate::topology::az_id_prefix;
+    for (region, prefix) in [
+        ("eu-west-1", "euw1"),
+        ("us-east-1", "use1"),
+        ("ap-southeast-2", "apse2"),
+        ("ap-northeast-1", "apne1"),
+        ("ca-central-1", "cac1"),
+        ("us-gov-west-1", "usgw1"),
+    ] {
+        assert_eq!(az_id_prefix(region).as_deref(), Some(prefix), "{region}");
+    }
+    assert_eq!(az_id_prefix("nowhere"), None);
+}

@@ -317,10 +317,25 @@ impl Checker {
                     "each zone has its own subnet",
                 );
             }
+            if let (Some(id), Some(region)) = (&z.id, region)
+                && let Some((message, fix)) = az_id_problem(id, region)
+            {
+                self.error(path.key("id"), message, fix);
+            }
+            if let Some(id) = &z.id
+                && let Some(other) = zones.iter().find(|o| o.id.as_ref() == Some(id))
+            {
+                self.error(
+                    path.key("id"),
+                    format!("AZ ID `{id}` is also zone {}'s", other.name),
+                    "each zone is one AZ: `aws ec2 describe-availability-zones` lists their IDs",
+                );
+            }
             zones.push(Zone {
                 name,
                 subnet_id: z.subnet.clone(),
                 cidr,
+                id: z.id.clone(),
             });
         }
         if list.len() < 2 {
@@ -1204,4 +1219,47 @@ pub(crate) fn check_raw(yaml: &str) -> (Option<Cluster>, Vec<Diagnostic>) {
     };
     let cluster = c.build(&parsed.raw);
     (cluster, c.diagnostics)
+}
+
+/// The AZ ID prefix of `region`: `eu-west-1` → `euw1`, `ap-southeast-2` → `apse2`,
+/// `us-gov-west-1` → `usgw1` (the area, the initials of the other words, the number).
+pub fn az_id_prefix(region: &str) -> Option<String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let (area, rest) = parts.split_first()?;
+    let (number, words) = rest.split_last()?;
+    if words.is_empty() || number.parse::<u32>().is_err() {
+        return None;
+    }
+    let mut prefix = area.to_string();
+    for w in words {
+        // Compass words compound: `southeast` is `se`, `northwest` is `nw`.
+        let initials = match *w {
+            "northeast" => "ne",
+            "northwest" => "nw",
+            "southeast" => "se",
+            "southwest" => "sw",
+            other => &other[..1],
+        };
+        prefix.push_str(initials);
+    }
+    prefix.push_str(number);
+    Some(prefix)
+}
+
+/// Why `id` cannot be an AZ ID of `region` (the message and the fix), if it cannot.
+fn az_id_problem(id: &str, region: &str) -> Option<(String, String)> {
+    let prefix = az_id_prefix(region)?;
+    let wanted = format!("{prefix}-az");
+    let ok = id
+        .strip_prefix(&wanted)
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    if ok {
+        return None;
+    }
+    Some((
+        format!("`{id}` is not an AZ ID of region {region}"),
+        format!(
+            "AZ IDs of {region} look like `{wanted}1`; `aws ec2 describe-availability-zones --region {region}` lists which name is which ID in your account"
+        ),
+    ))
 }

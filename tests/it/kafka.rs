@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::local::{LocalCluster, clients, metrics};
 use crate::support;
 
-/// Kafka's Admin API lists every broker with its zone as rack and its client listener
-/// (`described` is what [`LocalCluster::wait_for_brokers`] returns).
+/// Kafka's Admin API lists every broker with its zone's rack (its AZ ID when the topology gives
+/// one) and its client listener (`described` is what [`LocalCluster::wait_for_brokers`] returns).
 pub fn assert_registered_racks(cluster: &Cluster, described: &Value) {
     let port = cluster.network.client_port;
     let seen: BTreeMap<u64, (String, String)> = described["brokers"]
@@ -34,7 +34,7 @@ pub fn assert_registered_racks(cluster: &Cluster, described: &Value) {
         .brokers()
         .map(|n| {
             let at = format!("{}:{port}", n.address);
-            (u64::from(n.id), (n.zone.clone(), at))
+            (u64::from(n.id), (cluster.rack_of(&n.zone).to_string(), at))
         })
         .collect();
     assert_eq!(seen, expected, "broker id → (rack, client listener)");
@@ -45,7 +45,7 @@ fn fixture(name: &str) -> Cluster {
 }
 
 #[test]
-fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
+fn brokers_register_with_their_zones_az_id_as_rack_and_every_rendered_setting_works() {
     let cluster = fixture("kafka-3x3.yaml");
     let mut local = LocalCluster::boot(&cluster);
     let bootstrap = local.bootstrap();
@@ -73,7 +73,7 @@ fn brokers_register_with_their_zone_as_rack_and_every_rendered_setting_works() {
             .unwrap_or_else(|| local.fail(&format!("no registration at {path}: {text}")));
         assert_eq!(
             registration["rack"],
-            Value::from(node.zone.clone()),
+            Value::from(cluster.rack_of(&node.zone)),
             "{path}"
         );
         let endpoints: BTreeSet<String> = registration["endpoints"]

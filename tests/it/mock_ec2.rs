@@ -14,6 +14,7 @@ use serde_json::json;
 
 use mock::{Account, Gate, Kc, Launch, MockEc2, Run, Strictness, Topology, tag};
 
+mod egress;
 mod safety;
 
 /// A moto_server, the SDK's view of its eu-west-1, and a directory for topology files.
@@ -28,10 +29,12 @@ impl Fixture {
         Fixture::with(Strictness::default())
     }
 
-    /// A fixture whose strict EC2 is `strictness`.
+    /// A fixture whose strict EC2 is `strictness`, its default VPC routed to an internet
+    /// gateway as a real one is.
     fn with(strictness: Strictness) -> Fixture {
         let mock = MockEc2::strict(strictness);
         let ec2 = Account::connect(&mock.endpoint(), "eu-west-1");
+        ec2.internet_gateway(&ec2.default_vpc());
         Fixture {
             mock,
             ec2,
@@ -525,6 +528,8 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
     let small = Topology::minimal("small");
     // The same subnets exist in us-east-1 a/b/c, so the 30 nodes' addresses clash with nothing.
     let large = Topology::minimal("large").region("us-east-1").brokers(27);
+    let us_east = Account::connect(&f.mock.endpoint(), "us-east-1");
+    us_east.internet_gateway(&us_east.default_vpc());
     let plan = |t: &Topology| {
         f.kc(["plan", "--api-calls", "-f", &f.file(t)])
             .run()
@@ -535,7 +540,6 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
     let empty_large = plan(&large);
     f.apply(&small);
     f.apply(&large);
-    let us_east = Account::connect(&f.mock.endpoint(), "us-east-1");
     assert_eq!(
         us_east.instances("large").len(),
         30,
@@ -554,6 +558,15 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
     assert_eq!(empty_small, empty_large, "empty account: 6 vs 30 nodes");
     assert_eq!(applied_small, applied_large, "after apply: 6 vs 30 nodes");
     assert_eq!(empty_small, applied_small, "empty vs applied");
+    let describes: u64 = empty_small
+        .iter()
+        .filter(|(k, _)| k.starts_with("Describe"))
+        .map(|(_, v)| v)
+        .sum();
+    // Subnets, route tables, groups, interfaces, instances, Elastic IPs, availability zones,
+    // the image, type offerings, the architectures of each of the two instance types, the
+    // interfaces holding the nodes' addresses.
+    assert_eq!(describes, 12, "{empty_small:?}");
 }
 
 #[test]
@@ -577,6 +590,7 @@ fn scale_out_from_3_to_6_brokers_adds_only_the_new_brokers() {
                     format!("network_interface.broker-{n}"),
                     "create".to_string(),
                 ),
+                (format!("public_address.broker-{n}"), "create".to_string()),
                 (format!("instance.broker-{n}"), "create".to_string()),
                 (format!("volume.broker-{n}"), "create".to_string()),
             ]
@@ -592,6 +606,8 @@ fn scale_out_from_3_to_6_brokers_adds_only_the_new_brokers() {
     assert_eq!(
         mutating(&calls),
         BTreeMap::from([
+            ("AllocateAddress".to_string(), 3),
+            ("AssociateAddress".to_string(), 3),
             ("AttachVolume".to_string(), 3),
             ("CreateNetworkInterface".to_string(), 3),
             ("CreateVolume".to_string(), 3),
@@ -643,6 +659,7 @@ fn scale_in_from_6_to_3_brokers_removes_only_brokers_4_to_6() {
                     format!("network_interface.broker-{n}"),
                     "delete".to_string(),
                 ),
+                (format!("public_address.broker-{n}"), "delete".to_string()),
                 (format!("instance.broker-{n}"), "delete".to_string()),
             ]
         })
@@ -884,6 +901,8 @@ fn moving_brokers_to_other_zones_replaces_their_interfaces_and_instances() {
                     format!("network_interface.broker-{n}"),
                     "replace".to_string(),
                 ),
+                // The node's Elastic IP moves to its new interface.
+                (format!("public_address.broker-{n}"), "update".to_string()),
                 (format!("instance.broker-{n}"), "replace".to_string()),
                 // EBS volumes stay in their zone: a new, empty one in the new zone.
                 (format!("volume.broker-{n}"), "create".to_string()),
@@ -895,6 +914,16 @@ fn moving_brokers_to_other_zones_replaces_their_interfaces_and_instances() {
     f.apply_down(&t);
     let after = f.one_instance_per_node("swap", &all);
     let enis = f.one_interface_per_node("swap", &all);
+    let addresses = f.ec2.addresses("swap");
+    assert_eq!(addresses.len(), 6, "the same six Elastic IPs");
+    for a in &addresses {
+        let node = tag(a.tags(), "kcluster:node").expect("a node tag");
+        assert_eq!(
+            a.network_interface_id(),
+            Some(enis[node].0.as_str()),
+            "{node}'s Elastic IP is on its (new) interface"
+        );
+    }
     for (node, zone, address) in [
         ("broker-1", "eu-west-1b", "172.31.16.101"),
         ("broker-2", "eu-west-1a", "172.31.0.102"),
@@ -1330,6 +1359,41 @@ fn check_passes_on_a_clean_apply() {
     let f = Fixture::new();
     let t = Topology::minimal("clean");
     f.apply(&t);
+    let (code, live) = live_check(&f, &t);
+    assert_eq!(code, Some(0), "{live:?}");
+    assert_eq!(live, vec![], "no live finding");
+}
+
+/// moto's eu-west-1 maps a, b, c to these AZ IDs (a real account maps them its own way).
+const MOTO_AZ_IDS: [&str; 3] = ["euw1-az3", "euw1-az1", "euw1-az2"];
+
+#[test]
+fn brokers_rack_by_az_id_checked_against_ec2_by_plan_and_by_check() {
+    let f = Fixture::new();
+    // IDs of another account's mapping: plan refuses them, naming the right one per zone.
+    let wrong = Topology::minimal("racks").az_ids(["euw1-az1", "euw1-az2", "euw1-az3"]);
+    let run = f.kc(["plan", "-f", &f.file(&wrong)]).run().expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "zones[0].id: zone eu-west-1a is euw1-az3 in this account, not euw1-az1 (euw1-az1 is eu-west-1b)"
+        ),
+        "{}",
+        run.stderr
+    );
+    let t = Topology::minimal("racks").az_ids(MOTO_AZ_IDS);
+    f.apply(&t);
+    let instances = f.one_instance_per_node("racks", &nodes(3, 3));
+    for (broker, rack) in [
+        ("broker-1", "euw1-az3"),
+        ("broker-2", "euw1-az1"),
+        ("broker-3", "euw1-az2"),
+    ] {
+        let data = f.ec2.user_data(&id(&instances[broker]));
+        assert!(
+            data.contains(&format!("broker.rack={rack}\n")),
+            "{broker}: {data}"
+        );
+    }
     let (code, live) = live_check(&f, &t);
     assert_eq!(code, Some(0), "{live:?}");
     assert_eq!(live, vec![], "no live finding");

@@ -10,6 +10,7 @@
 //! and every acknowledged record is read back exactly once.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,9 +20,9 @@ use kcluster::apply::{Gates, Settings, execute};
 use kcluster::cluster::{Ami, Cluster, Role};
 use kcluster::ec2::fake::FakeEc2;
 use kcluster::ec2::{
-    DataVolumeSpec, DryRun, Ec2, Ec2Result, Image, Instance, InstanceChange, InstanceSpec,
-    InterfaceSpec, NetworkInterface, Rule, SecurityGroup, SecurityGroupSpec, Subnet, Tags, Volume,
-    VolumeSize, tags,
+    Address, DataVolumeSpec, DryRun, Ec2, Ec2Result, Image, Instance, InstanceChange, InstanceSpec,
+    InterfaceSpec, NetworkInterface, RouteTable, Rule, SecurityGroup, SecurityGroupSpec, Subnet,
+    Tags, Volume, VolumeSize, tags,
 };
 use kcluster::health::Network;
 use kcluster::progress::Silent;
@@ -118,6 +119,40 @@ impl Ec2 for LocalEc2 {
     }
     async fn set_tags(&self, resource_id: &str, t: &Tags) -> Ec2Result<()> {
         self.inner.set_tags(resource_id, t).await
+    }
+    async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>> {
+        self.inner.availability_zones().await
+    }
+    async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
+        self.inner.describe_route_tables(vpc_id).await
+    }
+    async fn find_addresses(&self, cluster: &str) -> Ec2Result<Vec<Address>> {
+        self.inner.find_addresses(cluster).await
+    }
+    async fn interfaces_holding(
+        &self,
+        subnet_ids: &[String],
+        addresses: &[Ipv4Addr],
+    ) -> Ec2Result<Vec<NetworkInterface>> {
+        self.inner.interfaces_holding(subnet_ids, addresses).await
+    }
+    async fn allocate_address(&self, tags: &Tags) -> Ec2Result<Address> {
+        self.inner.allocate_address(tags).await
+    }
+    async fn associate_address(
+        &self,
+        allocation_id: &str,
+        interface_id: &str,
+    ) -> Ec2Result<String> {
+        self.inner
+            .associate_address(allocation_id, interface_id)
+            .await
+    }
+    async fn disassociate_address(&self, association_id: &str) -> Ec2Result<()> {
+        self.inner.disassociate_address(association_id).await
+    }
+    async fn release_address(&self, allocation_id: &str) -> Ec2Result<()> {
+        self.inner.release_address(allocation_id).await
     }
     async fn run_instance(&self, _: &InstanceSpec) -> Ec2Result<String> {
         panic!("a change of files or heap launched an instance: it must restart in place");
@@ -316,6 +351,7 @@ async fn apply(ec2: &dyn Ec2, cluster: &Cluster, gates: &Gates<'_>) -> kcluster:
         parallelism: 4,
         poll: Duration::from_millis(200),
         timeout: Duration::from_secs(180),
+        skip_detach_wait: false,
     };
     execute(ec2, &plan, &settings, gates, &Silent)
         .await

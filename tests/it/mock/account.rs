@@ -6,9 +6,10 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::{
-    Filter, Instance, InstanceAttributeName, InstanceNetworkInterfaceSpecification,
-    InstanceStateName, InstanceType, IpPermission, NetworkInterface, Placement, ResourceType,
-    SecurityGroup, Subnet, Tag, TagSpecification, Volume,
+    Address, DomainType, Filter, Instance, InstanceAttributeName,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, IpPermission,
+    NetworkInterface, Placement, ResourceType, SecurityGroup, Subnet, Tag, TagSpecification,
+    Volume,
 };
 
 /// One region of the mock's account.
@@ -316,7 +317,176 @@ impl Account {
             .unwrap_or_else(|| panic!("no security group {id}"))
     }
 
-    /// A new VPC with one subnet per (zone, CIDR); returns the VPC id and the subnet ids.
+    /// The region's default VPC.
+    pub fn default_vpc(&self) -> String {
+        self.block(
+            self.client
+                .describe_vpcs()
+                .filters(filter("is-default", &["true"]))
+                .send(),
+        )
+        .expect("DescribeVpcs")
+        .vpcs()
+        .first()
+        .and_then(|v| v.vpc_id())
+        .expect("a default VPC")
+        .to_string()
+    }
+
+    /// The main route table of `vpc`.
+    pub fn main_route_table(&self, vpc: &str) -> String {
+        self.block(
+            self.client
+                .describe_route_tables()
+                .filters(filter("vpc-id", &[vpc]))
+                .filters(filter("association.main", &["true"]))
+                .send(),
+        )
+        .expect("DescribeRouteTables")
+        .route_tables()
+        .first()
+        .and_then(|t| t.route_table_id())
+        .expect("a main route table")
+        .to_string()
+    }
+
+    /// Attaches a new internet gateway to `vpc` and sends its main route table's 0.0.0.0/0
+    /// there, as in a real default VPC (moto's default VPC has none). Returns the gateway id.
+    pub fn internet_gateway(&self, vpc: &str) -> String {
+        let igw = self
+            .block(self.client.create_internet_gateway().send())
+            .expect("CreateInternetGateway")
+            .internet_gateway()
+            .and_then(|g| g.internet_gateway_id())
+            .expect("a gateway id")
+            .to_string();
+        self.block(
+            self.client
+                .attach_internet_gateway()
+                .internet_gateway_id(&igw)
+                .vpc_id(vpc)
+                .send(),
+        )
+        .expect("AttachInternetGateway");
+        let main = self.main_route_table(vpc);
+        self.block(
+            self.client
+                .create_route()
+                .route_table_id(main)
+                .destination_cidr_block("0.0.0.0/0")
+                .gateway_id(&igw)
+                .send(),
+        )
+        .expect("CreateRoute");
+        igw
+    }
+
+    /// A NAT gateway in `subnet_id` (with an Elastic IP of its own); returns its id.
+    pub fn nat_gateway(&self, subnet_id: &str) -> String {
+        let eip = self
+            .block(
+                self.client
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .send(),
+            )
+            .expect("AllocateAddress");
+        self.block(
+            self.client
+                .create_nat_gateway()
+                .subnet_id(subnet_id)
+                .set_allocation_id(eip.allocation_id().map(String::from))
+                .send(),
+        )
+        .expect("CreateNatGateway")
+        .nat_gateway()
+        .and_then(|n| n.nat_gateway_id())
+        .expect("a NAT gateway id")
+        .to_string()
+    }
+
+    /// Gives `subnet_id` a route table of its own whose 0.0.0.0/0 goes to NAT gateway `nat`,
+    /// or that has no default route (`None`).
+    pub fn route_subnet(&self, vpc: &str, subnet_id: &str, nat: Option<&str>) {
+        let table = self
+            .block(self.client.create_route_table().vpc_id(vpc).send())
+            .expect("CreateRouteTable")
+            .route_table()
+            .and_then(|t| t.route_table_id())
+            .expect("a route table id")
+            .to_string();
+        if let Some(nat) = nat {
+            self.block(
+                self.client
+                    .create_route()
+                    .route_table_id(&table)
+                    .destination_cidr_block("0.0.0.0/0")
+                    .nat_gateway_id(nat)
+                    .send(),
+            )
+            .expect("CreateRoute");
+        }
+        self.block(
+            self.client
+                .associate_route_table()
+                .route_table_id(&table)
+                .subnet_id(subnet_id)
+                .send(),
+        )
+        .expect("AssociateRouteTable");
+    }
+
+    /// The Elastic IPs carrying the cluster tag.
+    pub fn addresses(&self, cluster: &str) -> Vec<Address> {
+        self.addresses_where(Some(cluster_filter(cluster)))
+    }
+
+    /// Every Elastic IP in the region.
+    pub fn all_addresses(&self) -> Vec<Address> {
+        self.addresses_where(None)
+    }
+
+    fn addresses_where(&self, f: Option<Filter>) -> Vec<Address> {
+        let mut out = self
+            .block(
+                self.client
+                    .describe_addresses()
+                    .set_filters(f.map(|f| vec![f]))
+                    .send(),
+            )
+            .expect("DescribeAddresses")
+            .addresses()
+            .to_vec();
+        out.sort_by(|a, b| a.allocation_id().cmp(&b.allocation_id()));
+        out
+    }
+
+    /// Allocates an Elastic IP with these tags; returns its allocation id.
+    pub fn allocate_address(&self, tags: &[(&str, &str)]) -> String {
+        self.block(
+            self.client
+                .allocate_address()
+                .domain(DomainType::Vpc)
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::ElasticIp)
+                        .set_tags(Some(
+                            tags.iter()
+                                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                                .collect(),
+                        ))
+                        .build(),
+                )
+                .send(),
+        )
+        .expect("AllocateAddress")
+        .allocation_id()
+        .expect("an allocation id")
+        .to_string()
+    }
+
+    /// A new VPC with one subnet per (zone, CIDR) and an internet gateway its main route table
+    /// sends 0.0.0.0/0 to; returns the VPC id and the subnet ids.
     pub fn create_vpc(&self, cidr: &str, subnets: &[(&str, &str)]) -> (String, Vec<String>) {
         let vpc = self
             .block(self.client.create_vpc().cidr_block(cidr).send())
@@ -325,6 +495,7 @@ impl Account {
             .and_then(|v| v.vpc_id())
             .expect("a VPC id")
             .to_string();
+        self.internet_gateway(&vpc);
         let ids = subnets
             .iter()
             .map(|(zone, cidr)| {

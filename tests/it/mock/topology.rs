@@ -34,6 +34,8 @@ pub struct Topology {
     image: Option<String>,
     /// KRaft mode: the quorum section is `controllers` instead of `zookeeper`.
     kraft: bool,
+    /// AZ IDs of zones a, b, c, when the topology gives them.
+    az_ids: Option<[String; 3]>,
 }
 
 impl Topology {
@@ -50,12 +52,19 @@ impl Topology {
             broker_zones: Vec::new(),
             image: None,
             kraft: false,
+            az_ids: None,
         }
     }
 
     /// KRaft mode (`metadata: kraft`, Kafka 4's default): 3 controllers instead of ZooKeeper.
     pub fn kraft(mut self) -> Topology {
         self.kraft = true;
+        self
+    }
+
+    /// Gives zones a, b and c these AZ IDs (`zones[].id`), so the brokers rack by AZ ID.
+    pub fn az_ids(mut self, ids: [&str; 3]) -> Topology {
+        self.az_ids = Some(ids.map(String::from));
         self
     }
 
@@ -110,6 +119,13 @@ impl Topology {
         let mut y = minimal
             .replace("\nname: demo\n", &format!("\nname: {}\n", self.name))
             .replace("eu-west-1", &self.region);
+        if let Some(ids) = &self.az_ids {
+            for (zone, id) in ["a", "b", "c"].iter().zip(ids) {
+                let name = format!("  - name: {}{zone}\n", self.region);
+                assert!(y.contains(&name), "minimal.yaml lists {name}");
+                y = y.replace(&name, &format!("{name}    id: {id}\n"));
+            }
+        }
         let image = self
             .image
             .clone()
