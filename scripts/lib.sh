@@ -91,21 +91,26 @@ use_mock_aws() {
 # 3.9.2 runs ZooKeeper-mode clusters (kcluster's default), 4.3.1 KRaft-mode ones.
 KAFKA_TEST_VERSIONS=(3.9.2 4.3.1)
 
-# Copies Kafka <version>'s broker, tools and their runtime dependencies from Maven Central into
-# target/kafka/<version>/lib, unless a complete copy is already there.
+# Copies Kafka <version>'s broker, tools, Connect runtime and file connectors with their runtime
+# dependencies from Maven Central into target/kafka/<version>/lib, unless a complete copy made
+# from the same tests/kafka/pom.xml is already there (the `complete` marker holds the pom's
+# SHA-256, so a dependency added to the pom fetches again instead of running with a partial set).
 ensure_kafka() {
   local version="$1"
   local dir="${REPO}/target/kafka/${version}"
-  if [ -f "${dir}/complete" ]; then
+  local pom="${REPO}/tests/kafka/pom.xml"
+  local want
+  want="$(sha256sum "${pom}" | cut -d' ' -f1)"
+  if [ -f "${dir}/complete" ] && [ "$(cat "${dir}/complete")" = "${want}" ]; then
     return 0
   fi
   if ! command -v mvn >/dev/null; then
     echo "mvn is not installed: apt-get install --no-install-recommends maven openjdk-17-jdk-headless" >&2
     return 1
   fi
-  echo "fetching Kafka ${version} (broker, tools, clients) from Maven Central into ${dir}" >&2
+  echo "fetching Kafka ${version} (broker, tools, clients, Connect) from Maven Central into ${dir}" >&2
   rm -rf "${dir}"
-  mvn -q -B -Dstyle.color=never -f "${REPO}/tests/kafka/pom.xml" -Dkafka.version="${version}" \
+  mvn -q -B -Dstyle.color=never -f "${pom}" -Dkafka.version="${version}" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="${dir}/lib"
   # Kafka 4 logs through log4j 2, but its Maven artifacts leave the choice of slf4j binding to the
   # application; the tarball ships log4j's slf4j binding at its log4j version, and so does this.
@@ -117,7 +122,46 @@ ensure_kafka() {
       -Dartifact="org.apache.logging.log4j:log4j-slf4j-impl:${log4j}" \
       -DoutputDirectory="${dir}/lib"
   fi
-  touch "${dir}/complete"
+  local jar
+  for jar in kafka_2.13 kafka-tools connect-runtime connect-file; do
+    if ! [ -f "${dir}/lib/${jar}-${version}.jar" ]; then
+      echo "Maven Central gave no ${jar}-${version}.jar; the Kafka set in ${dir} is incomplete" >&2
+      return 1
+    fi
+  done
+  echo "${want}" >"${dir}/complete"
+}
+
+# Copies one Maven Central artifact ($3, `group:artifact:version[:type[:classifier]]`) into the
+# directory $1 as the file $2, unless a copy with the checksum $5 (checked with $4sum, sha256 or
+# sha512) is already there; a download with any other checksum is removed and refused.
+ensure_pinned_artifact() {
+  local dir="$1" file="$1/$2" artifact="$3" algorithm="$4" sum="$5"
+  if [ -f "${file}" ] && echo "${sum}  ${file}" | "${algorithm}sum" --check --strict --status; then
+    return 0
+  fi
+  if ! command -v mvn >/dev/null; then
+    echo "mvn is not installed: apt-get install --no-install-recommends maven openjdk-17-jdk-headless" >&2
+    return 1
+  fi
+  echo "fetching ${artifact} from Maven Central into ${dir}" >&2
+  mvn -q -B -Dstyle.color=never -f "${REPO}/tests/kafka/pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    -Dartifact="${artifact}" -DoutputDirectory="${dir}"
+  if ! echo "${sum}  ${file}" | "${algorithm}sum" --check --strict --status; then
+    echo "${file} does not have the pinned ${algorithm} ${sum}" >&2
+    rm -f "${file}"
+    return 1
+  fi
+}
+
+# A real connector plugin for the Connect tests (tests/it/fixtures/connect-3x3.yaml pins its URL
+# and SHA-512): Debezium's PostgreSQL connector archive, into target/connect-plugins/.
+ensure_connect_plugin() {
+  ensure_pinned_artifact "${REPO}/target/connect-plugins" \
+    debezium-connector-postgres-2.7.3.Final-plugin.tar.gz \
+    io.debezium:debezium-connector-postgres:2.7.3.Final:tar.gz:plugin sha512 \
+    5b64b910eefb39683e2d2c7e994b51b6d62dbee102084b6c85099e3191316cd4dce416ef29d5ea1a475ba8309ff63846f5165b8e309b557eb260250a4980cb73
 }
 
 # The Prometheus JMX exporter agent the rendered units load (kcluster's pin, src/exporters.rs).
@@ -127,23 +171,7 @@ JMX_EXPORTER_SHA256="7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3
 # Copies the JMX exporter agent jar from Maven Central into target/jmx-exporter/<version>/, apart
 # from Kafka's lib directory (an agent is not on the classpath), and checks its SHA-256.
 ensure_jmx_exporter() {
-  local dir="${REPO}/target/jmx-exporter/${JMX_EXPORTER_VERSION}"
-  local jar="${dir}/jmx_prometheus_javaagent-${JMX_EXPORTER_VERSION}.jar"
-  if [ -f "${jar}" ] && echo "${JMX_EXPORTER_SHA256}  ${jar}" | sha256sum --check --strict --status; then
-    return 0
-  fi
-  if ! command -v mvn >/dev/null; then
-    echo "mvn is not installed: apt-get install --no-install-recommends maven openjdk-17-jdk-headless" >&2
-    return 1
-  fi
-  echo "fetching the JMX exporter agent ${JMX_EXPORTER_VERSION} from Maven Central into ${dir}" >&2
-  mvn -q -B -Dstyle.color=never -f "${REPO}/tests/kafka/pom.xml" \
-    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
-    -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:${JMX_EXPORTER_VERSION}" \
-    -DoutputDirectory="${dir}"
-  if ! echo "${JMX_EXPORTER_SHA256}  ${jar}" | sha256sum --check --strict --status; then
-    echo "${jar} does not have the pinned SHA-256 ${JMX_EXPORTER_SHA256}" >&2
-    rm -f "${jar}"
-    return 1
-  fi
+  ensure_pinned_artifact "${REPO}/target/jmx-exporter/${JMX_EXPORTER_VERSION}" \
+    "jmx_prometheus_javaagent-${JMX_EXPORTER_VERSION}.jar" \
+    "io.prometheus.jmx:jmx_prometheus_javaagent:${JMX_EXPORTER_VERSION}" sha256 "${JMX_EXPORTER_SHA256}"
 }

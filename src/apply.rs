@@ -289,8 +289,8 @@ impl Run<'_> {
             .nodes
             .iter()
             .filter(|n| n.volume == Action::Create)
-            .map(|n| {
-                let v = &n.desired.data_volume;
+            .filter_map(|n| {
+                let v = n.desired.data_volume.as_ref()?;
                 // A node whose interface is replaced gets its volume with its new interface.
                 let eni = interfaces.get(&n.node).map_or("new", String::as_str);
                 let eni = if n.interface == Action::Replace {
@@ -306,7 +306,7 @@ impl Run<'_> {
                     client_token: volume_token(&self.plan.cluster, &n.node, &n.zone, eni),
                     tags: v.tags.clone(),
                 };
-                (format!("volume.{}", n.node), spec)
+                Some((format!("volume.{}", n.node), spec))
             })
             .collect();
         if !todo.is_empty() {
@@ -341,7 +341,7 @@ impl Run<'_> {
             .filter(|n| n.volume == Action::Update)
             .filter(|n| n.volume_reasons.iter().any(|r| !r.starts_with("attach")))
             .filter_map(|n| {
-                let v = &n.desired.data_volume;
+                let v = n.desired.data_volume.as_ref()?;
                 let to = VolumeSize {
                     size_gib: v.size_gib,
                     iops: v.iops,
@@ -752,6 +752,16 @@ impl Run<'_> {
                     ),
                 ));
             }
+            // Nor a Connect worker group's (its REST API): no gate could let a worker go.
+            Role::Connect => {
+                return Err(ApplyError::one(
+                    "health gates",
+                    "Connect workers",
+                    format!(
+                        "kcluster does not read a Connect worker group's health yet, so it will not roll the workers of a running cluster. `kcluster apply {SKIP_GATES_FLAG}` changes the nodes without gates (a worker holds no data; its connectors' tasks move to the other workers while it restarts). Nothing was changed."
+                    ),
+                ));
+            }
         };
         match problem {
             None => Ok(()),
@@ -783,7 +793,7 @@ impl Run<'_> {
                 let names: Vec<String> = left.iter().map(|n| n.node.clone()).collect();
                 roll::zookeeper_order(&names, &seen)
             }
-            Role::Controller => return Ok(0),
+            Role::Controller | Role::Connect => return Ok(0),
             Role::Broker => {
                 let addresses: Vec<std::net::Ipv4Addr> =
                     self.members(role).iter().map(|m| m.1).collect();
@@ -844,6 +854,10 @@ impl Run<'_> {
                 Role::Controller => Decision::Wait {
                     check: "the KRaft controller quorum is whole".into(),
                     seen: "kcluster does not read a KRaft quorum's health yet".into(),
+                },
+                Role::Connect => Decision::Wait {
+                    check: "the Connect worker group is whole".into(),
+                    seen: "kcluster does not read a Connect worker group's health yet".into(),
                 },
             };
             let Decision::Wait { check, seen } = decision else {

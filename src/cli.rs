@@ -451,14 +451,18 @@ fn validate(a: ValidateArgs) -> Result<i32> {
                     crate::cluster::Role::Controller => "KRaft controllers",
                     _ => "ZooKeeper nodes",
                 };
+                let (members, brokers) = (c.quorum_members().count(), c.brokers().count());
+                let nodes = match c.nodes_of(crate::cluster::Role::Connect).count() {
+                    0 => format!("{members} {quorum} and {brokers} brokers"),
+                    1 => format!("{members} {quorum}, {brokers} brokers and 1 Connect worker"),
+                    n => format!("{members} {quorum}, {brokers} brokers and {n} Connect workers"),
+                };
                 crate::outln!(
-                    "{}: valid: cluster {} in {} (Kafka {}), {} {quorum} and {} brokers over {} zones",
+                    "{}: valid: cluster {} in {} (Kafka {}), {nodes} over {} zones",
                     report.file,
                     c.name,
                     c.region,
                     c.kafka.version,
-                    c.quorum_members().count(),
-                    c.brokers().count(),
                     c.zones.len()
                 );
             }

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 pub use crate::metadata::Metadata;
 pub use crate::role::{
-    CONTROLLER_PORT, INTERNAL_PORT, Role, ZK_CLIENT_PORT, ZK_ELECTION_PORT, ZK_PEER_PORT,
+    CONNECT_REST_PORT, CONTROLLER_PORT, INTERNAL_PORT, Role, ZK_CLIENT_PORT, ZK_ELECTION_PORT,
+    ZK_PEER_PORT,
 };
 
 /// A whole Kafka cluster as kcluster will build it.
@@ -37,6 +38,29 @@ pub struct Cluster {
     /// Broker settings for `server.properties` (kcluster's defaults with the user's overrides on top),
     /// excluding the per-node identity keys that kcluster manages.
     pub broker_settings: BTreeMap<String, String>,
+    /// The Kafka Connect worker group, when the topology has a `connect` section with workers.
+    pub connect: Option<ConnectGroup>,
+}
+
+/// What every Kafka Connect worker of the cluster shares.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectGroup {
+    /// Worker settings for `connect-distributed.properties` (kcluster's defaults with the user's
+    /// overrides on top), excluding the per-node keys kcluster manages.
+    pub settings: BTreeMap<String, String>,
+    /// Connector plugins the bootstrap fetches, verifies and unpacks under `plugin.path`.
+    pub plugins: Vec<Plugin>,
+}
+
+/// One connector plugin archive (`.tar.gz`, `.tgz`, `.zip`) or jar, fetched by URL at boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plugin {
+    /// A directory name under `plugin.path`, unique per plugin (from the URL's file name).
+    pub name: String,
+    pub url: String,
+    /// `sha256` or `sha512`: the checksum tool the bootstrap runs.
+    pub algorithm: String,
+    pub checksum: String,
 }
 
 /// One availability zone and the subnet kcluster places its nodes in.
@@ -94,6 +118,8 @@ pub struct Network {
     /// CIDRs allowed to reach the exporters (JMX exporter and node_exporter) besides the
     /// cluster's own members.
     pub monitoring_cidrs: Vec<Ipv4Net>,
+    /// CIDRs allowed to reach the Kafka Connect REST API besides the cluster's own members.
+    pub admin_cidrs: Vec<Ipv4Net>,
     pub ssh: Option<Ssh>,
 }
 
@@ -108,7 +134,8 @@ pub struct Ssh {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoleSpec {
     pub instance_type: String,
-    pub volume: Volume,
+    /// The data volume; `None` for a role that keeps no data on its node (Connect workers).
+    pub volume: Option<Volume>,
     /// Java heap for the role's JVM, e.g. "1g".
     pub heap: String,
 }
@@ -180,6 +207,15 @@ impl Cluster {
             .map(|n| format!("{}@{}:{CONTROLLER_PORT}", n.node_id(), n.address))
             .collect();
         voters.join(",")
+    }
+
+    /// `bootstrap.servers` for a client inside the cluster's network: every broker's client
+    /// listener at its fixed address.
+    pub fn bootstrap_servers(&self) -> String {
+        self.brokers()
+            .map(|n| format!("{}:{}", n.address, self.network.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

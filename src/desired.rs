@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::cluster::{Cluster, Node};
+use crate::cluster::{CONNECT_REST_PORT, Cluster, Node, Role};
 use crate::ec2::{Image, RouteTable, Rule, Source, Subnet, Tags, VolumeSpec, tags};
 use crate::egress::{self, ZoneEgress};
 use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
@@ -51,8 +51,9 @@ pub struct DesiredNode {
     pub config_hash: String,
     /// Volumes created with each instance (the root volume only).
     pub volumes: Vec<VolumeSpec>,
-    /// The node's own data volume, created apart from any instance.
-    pub data_volume: DesiredVolume,
+    /// The node's own data volume, created apart from any instance; `None` for a role that
+    /// keeps no data on the node (Connect workers).
+    pub data_volume: Option<DesiredVolume>,
     pub key_name: Option<String>,
     /// Instance tags without the generation, which the plan adds.
     pub instance_tags: Tags,
@@ -135,9 +136,9 @@ fn node_tags(cluster: &Cluster, node: &Node) -> Tags {
 }
 
 /// The security group's ingress: each present role's member ports (ZooKeeper's, the inter-broker
-/// listener) and JMX only within the group; the client listener to the group and the client
-/// CIDRs; the exporters to the group and the monitoring CIDRs; SSH only to the CIDRs the topology
-/// names.
+/// listener, Connect's REST API) and JMX only within the group; the client listener to the group
+/// and the client CIDRs; the Connect REST API, when there are workers, to the admin CIDRs; the
+/// exporters to the group and the monitoring CIDRs; SSH only to the CIDRs the topology names.
 pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
     let within = |port: u16| Rule::tcp(port, Source::Group);
     let mut rules: Vec<Rule> = cluster
@@ -154,6 +155,11 @@ pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
     ]);
     for c in &cluster.network.client_cidrs {
         rules.push(Rule::tcp(cluster.network.client_port, Source::Cidr(*c)));
+    }
+    if cluster.nodes_of(Role::Connect).next().is_some() {
+        for c in &cluster.network.admin_cidrs {
+            rules.push(Rule::tcp(CONNECT_REST_PORT, Source::Cidr(*c)));
+        }
     }
     for c in &cluster.network.monitoring_cidrs {
         rules.push(Rule::tcp(JMX_EXPORTER_PORT, Source::Cidr(*c)));
@@ -337,10 +343,11 @@ pub fn desired(
                 iops: 3000,
                 throughput_mibps: 125,
             }],
-            data_volume: DesiredVolume {
-                size_gib: spec.volume.size_gib,
-                iops: spec.volume.iops,
-                throughput_mibps: spec.volume.throughput_mibps,
+            // A role without a data volume (Connect workers) gets none: nothing to create or attach.
+            data_volume: spec.volume.as_ref().map(|v| DesiredVolume {
+                size_gib: v.size_gib,
+                iops: v.iops,
+                throughput_mibps: v.throughput_mibps,
                 tags: {
                     let mut t = node_tags(cluster, node);
                     t.insert(
@@ -350,7 +357,7 @@ pub fn desired(
                     t.insert(tags::VOLUME.into(), DATA_VOLUME_TAG.into());
                     t
                 },
-            },
+            }),
             key_name: cluster
                 .network
                 .ssh

@@ -13,22 +13,27 @@ const BROKER_3_9: &str = include_str!("../data/kafka-config/3.9/broker.tsv");
 const BROKER_4_X: &str = include_str!("../data/kafka-config/4.x/broker.tsv");
 const PRODUCER_3_9: &str = include_str!("../data/kafka-config/3.9/producer.tsv");
 const CONSUMER_3_9: &str = include_str!("../data/kafka-config/3.9/consumer.tsv");
+const CONNECT_3_9: &str = include_str!("../data/kafka-config/3.9/connect.tsv");
 
 /// A client's documented configuration (Kafka 3.9): what `client-config` renders is checked
-/// against these, as `server.properties` is against the broker's.
+/// against these, as `server.properties` is against the broker's; a Connect worker's
+/// `connect-distributed.properties` against the Connect table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientTable {
     Producer,
     Consumer,
+    Connect,
 }
 
 impl ClientTable {
     pub fn configs(self) -> &'static BrokerConfigs {
         static PRODUCER: OnceLock<BrokerConfigs> = OnceLock::new();
         static CONSUMER: OnceLock<BrokerConfigs> = OnceLock::new();
+        static CONNECT: OnceLock<BrokerConfigs> = OnceLock::new();
         let (cell, text, version) = match self {
             ClientTable::Producer => (&PRODUCER, PRODUCER_3_9, "3.9 producer"),
             ClientTable::Consumer => (&CONSUMER, CONSUMER_3_9, "3.9 consumer"),
+            ClientTable::Connect => (&CONNECT, CONNECT_3_9, "3.9 Connect worker"),
         };
         // Embedded, and a unit test parses both: a failure here is a broken build.
         cell.get_or_init(|| {
@@ -1143,9 +1148,9 @@ impl fmt::Display for ValidValues {
 #[cfg(test)]
 mod tests {
     use super::{
-        BROKER_3_9, BROKER_4_X, BrokerConfigs, ConfigDef, ConfigProblem, ConfigType, DefaultValue,
-        EndpointForm, Importance, Range, ValidValues, nice_memory_units, nice_time_units,
-        parse_default,
+        BROKER_3_9, BROKER_4_X, BrokerConfigs, CONNECT_3_9, ClientTable, ConfigDef, ConfigProblem,
+        ConfigType, DefaultValue, EndpointForm, Importance, Range, ValidValues, nice_memory_units,
+        nice_time_units, parse_default,
     };
 
     fn v39() -> &'static BrokerConfigs {
@@ -1196,6 +1201,23 @@ mod tests {
         assert_eq!(v4.iter().count(), BROKER_4_X.lines().count() - 2);
         assert!(v39.get("zookeeper.connect").is_some());
         assert!(v4.get("zookeeper.connect").is_none());
+        let connect = BrokerConfigs::parse("3.9 Connect worker", CONNECT_3_9).expect("parses");
+        assert_eq!(connect.iter().count(), CONNECT_3_9.lines().count() - 1);
+        assert!(connect.get("offset.storage.partitions").is_some());
+    }
+
+    #[test]
+    fn connect_table_checks_worker_settings() {
+        let connect = ClientTable::Connect.configs();
+        assert_eq!(check(connect, "offset.flush.interval.ms", "10000"), "ok");
+        assert_eq!(
+            check(connect, "connect.protocol", "cooperative"),
+            "must be one of `eager`, `compatible` or `sessioned`, found `cooperative`"
+        );
+        assert_eq!(
+            check(connect, "offset.flush.interval", "1"),
+            "not a Kafka 3.9 Connect worker config; did you mean `offset.flush.interval.ms`?"
+        );
     }
 
     #[test]

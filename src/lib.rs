@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client_config;
 pub mod cluster;
 pub mod commands;
+pub mod connect;
 pub mod desired;
 pub mod destroy;
 pub mod diagnostic;

@@ -651,10 +651,14 @@ fn plan_volume(
         current.is_some_and(|i| v.attachment.as_ref().is_some_and(|a| a.instance_id == i.id))
     };
     candidates.sort_by_key(|v| (!on(v), v.attachment.is_some(), &v.id));
+    let Some(want) = &d.data_volume else {
+        // A role without a data volume (Connect workers): nothing to create or attach.
+        return (Action::NoOp, None, Vec::new());
+    };
     let Some(v) = candidates.first().copied() else {
         let mut reasons = vec![format!(
             "{} GiB gp3, encrypted, in {}",
-            d.data_volume.size_gib, d.node.zone
+            want.size_gib, d.node.zone
         )];
         if let Some(old) = observed.volumes.iter().find(|v| {
             v.tags.get(tags::NODE).map(String::as_str) == Some(name) && v.zone != d.node.zone
@@ -666,7 +670,6 @@ fn plan_volume(
         }
         return (Action::Create, None, reasons);
     };
-    let want = &d.data_volume;
     let mut reasons = Vec::new();
     if want.size_gib > v.size_gib {
         reasons.push(format!("size {} → {} GiB", v.size_gib, want.size_gib));
@@ -960,8 +963,12 @@ impl Plan {
             Role::Controller => {
                 "rolling; kcluster does not read a KRaft quorum's health yet, so with gates apply refuses to roll the controllers of a running cluster"
             }
+            Role::Connect => {
+                "rolling; kcluster does not read a Connect worker group's health yet, so with gates apply refuses to roll the workers of a running cluster"
+            }
         };
         let keeping = |n: &NodeChange| match &n.volume_id {
+            _ if n.desired.data_volume.is_none() => "with no data volume".to_string(),
             Some(id) if n.volume != Action::Create => format!("keeping {id}"),
             _ => "on a new empty volume".to_string(),
         };
@@ -981,8 +988,13 @@ impl Plan {
                         (Some(t), false) => format!("resize to {t}"),
                         (None, _) => "restart with its new files".to_string(),
                     };
+                    let stay = if n.desired.data_volume.is_some() {
+                        "its volume and address stay"
+                    } else {
+                        "its address stays"
+                    };
                     format!(
-                        "{what}: {} (stop, change, start; its volume and address stay; {})",
+                        "{what}: {} (stop, change, start; {stay}; {})",
                         n.node,
                         gate(n.role)
                     )
@@ -1034,7 +1046,9 @@ impl Plan {
             if n.desired.public_address {
                 m.insert(format!("public_address.{}", n.node), n.public_address);
             }
-            m.insert(format!("volume.{}", n.node), n.volume);
+            if n.desired.data_volume.is_some() {
+                m.insert(format!("volume.{}", n.node), n.volume);
+            }
             m.insert(format!("instance.{}", n.node), n.instance);
         }
         m

@@ -34,12 +34,24 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/bootstrap.sh.j2"),
     ),
     (
+        "connect-distributed.properties.j2",
+        include_str!("../templates/connect-distributed.properties.j2"),
+    ),
+    (
+        "jmx-exporter-kafka-connect.yaml.j2",
+        include_str!("../templates/jmx-exporter-kafka-connect.yaml.j2"),
+    ),
+    (
         "kafka.service.j2",
         include_str!("../templates/kafka.service.j2"),
     ),
     (
         "controller.properties.j2",
         include_str!("../templates/controller.properties.j2"),
+    ),
+    (
+        "kafka-connect.service.j2",
+        include_str!("../templates/kafka-connect.service.j2"),
     ),
     (
         "jmx-exporter-kafka.yaml.j2",
@@ -94,11 +106,13 @@ pub enum RenderError {
     UserDataTooLarge { node: String, bytes: usize },
 }
 
-/// How to render: which templates, and where the data volume is mounted (tests move it).
+/// How to render: which templates, where the data volume is mounted and where Connect workers
+/// keep their plugins (tests move both).
 #[derive(Debug, Clone)]
 pub struct Options {
     pub templates_dir: Option<PathBuf>,
     pub data_dir: String,
+    pub plugin_dir: String,
 }
 
 impl Default for Options {
@@ -106,6 +120,7 @@ impl Default for Options {
         Options {
             templates_dir: None,
             data_dir: cluster::DATA_DIR.to_string(),
+            plugin_dir: crate::connect::PLUGIN_DIR.to_string(),
         }
     }
 }
@@ -165,6 +180,7 @@ impl NodeRender {
 pub struct Renderer {
     env: Environment<'static>,
     data_dir: String,
+    plugin_dir: String,
 }
 
 impl Renderer {
@@ -219,6 +235,7 @@ impl Renderer {
         Ok(Renderer {
             env,
             data_dir: options.data_dir.clone(),
+            plugin_dir: options.plugin_dir.clone(),
         })
     }
 
@@ -251,6 +268,10 @@ impl Renderer {
             config_file => config,
             docs_version => docs_version(&cluster.kafka.version),
             settings => Value::from(minijinja::value::Serde(&cluster.broker_settings)),
+            bootstrap_servers => cluster.bootstrap_servers(),
+            connect => Value::from(minijinja::value::Serde(&cluster.connect)),
+            connect_group_id => crate::connect::group_id(&cluster.name),
+            plugin_dir => &self.plugin_dir,
             data_dir => &self.data_dir,
             data_volume => DATA_VOLUME_PLACEHOLDER,
             kafka_home => KAFKA_HOME,
@@ -264,6 +285,7 @@ impl Renderer {
                 zookeeper_client => cluster::ZK_CLIENT_PORT,
                 zookeeper_peer => cluster::ZK_PEER_PORT,
                 zookeeper_election => cluster::ZK_ELECTION_PORT,
+                connect_rest => cluster::CONNECT_REST_PORT,
                 jmx => JMX_PORT,
                 jmx_exporter => exporters::JMX_EXPORTER_PORT,
                 node_exporter => exporters::NODE_EXPORTER_PORT,

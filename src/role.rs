@@ -14,6 +14,7 @@ pub enum Role {
     /// A KRaft controller: a voter of the metadata quorum (KRaft mode only).
     Controller,
     Broker,
+    Connect,
 }
 
 /// How a role's nodes must spread over the zones.
@@ -46,7 +47,8 @@ pub struct RoleInfo {
     pub title: &'static str,
     /// The topology section that describes the role.
     pub section: &'static str,
-    /// Nodes when the section names no `count` and no `nodes`.
+    /// Nodes when the section names no `count` and no `nodes`. 0: the role is optional and a
+    /// topology without its section has none of these nodes.
     pub default_count: u32,
     /// The largest node id the role's software accepts.
     pub max_id: u32,
@@ -54,7 +56,9 @@ pub struct RoleInfo {
     pub id_meaning: &'static str,
     pub default_instance_type: &'static str,
     pub default_heap: &'static str,
-    pub default_volume_gib: u32,
+    /// The data volume's default size; `None`: the role keeps nothing on its node that must
+    /// outlive the instance, so it gets no data volume (and its section takes no `volume`).
+    pub default_volume_gib: Option<u32>,
     /// A node's address is this offset plus its id inside its zone's subnet, unless pinned.
     pub address_base: u32,
     /// The systemd service that runs the role's JVM.
@@ -95,7 +99,7 @@ const ZOOKEEPER: RoleInfo = RoleInfo {
     id_meaning: "ZooKeeper's myid",
     default_instance_type: "m5.large",
     default_heap: "1g",
-    default_volume_gib: 20,
+    default_volume_gib: Some(20),
     address_base: 10,
     service: "zookeeper",
     config_file: "zookeeper.properties",
@@ -119,7 +123,7 @@ const CONTROLLER: RoleInfo = RoleInfo {
     id_meaning: "node.id 9001 to 9999",
     default_instance_type: "m5.large",
     default_heap: "1g",
-    default_volume_gib: 20,
+    default_volume_gib: Some(20),
     address_base: 20,
     service: "kafka",
     config_file: "controller.properties",
@@ -139,7 +143,7 @@ const BROKER: RoleInfo = RoleInfo {
     id_meaning: "broker.id",
     default_instance_type: "m5.xlarge",
     default_heap: "4g",
-    default_volume_gib: 100,
+    default_volume_gib: Some(100),
     address_base: 100,
     service: "kafka",
     config_file: "server.properties",
@@ -149,15 +153,48 @@ const BROKER: RoleInfo = RoleInfo {
     node_id_base: 0,
 };
 
+/// The Kafka Connect REST API: workers forward requests to the group's leader over it, so it is
+/// open within the group, and to `network.admin_cidrs` for operators.
+pub const CONNECT_REST_PORT: u16 = 8083;
+
+/// Kafka Connect workers in distributed mode. No data volume: a distributed worker keeps
+/// connector configurations, source offsets and task status in Kafka's own (replicated) internal
+/// topics, and its plugins are fetched again at boot, so nothing on the node must outlive it.
+const CONNECT: RoleInfo = RoleInfo {
+    role: Role::Connect,
+    name: "connect",
+    title: "Connect worker",
+    section: "connect",
+    default_count: 0,
+    max_id: u32::MAX,
+    id_meaning: "the worker's number",
+    default_instance_type: "m5.large",
+    default_heap: "2g",
+    default_volume_gib: None,
+    address_base: 60,
+    service: "kafka-connect",
+    config_file: "connect-distributed.properties",
+    extra_files: &[],
+    member_ports: &[CONNECT_REST_PORT],
+    spread: Spread::RoundRobin,
+    node_id_base: 0,
+};
+
 impl Role {
     /// Every role, in launch order.
-    pub const ALL: [Role; 3] = [Role::Zookeeper, Role::Controller, Role::Broker];
+    pub const ALL: [Role; 4] = [
+        Role::Zookeeper,
+        Role::Controller,
+        Role::Broker,
+        Role::Connect,
+    ];
 
     pub fn info(self) -> &'static RoleInfo {
         match self {
             Role::Zookeeper => &ZOOKEEPER,
             Role::Controller => &CONTROLLER,
             Role::Broker => &BROKER,
+            Role::Connect => &CONNECT,
         }
     }
 
@@ -202,7 +239,13 @@ mod tests {
         let mut taken = std::collections::BTreeSet::new();
         for r in Role::ALL {
             let i = r.info();
-            for id in 1..=i.default_count {
+            // An optional role's block is checked for a typical size.
+            let count = if i.default_count == 0 {
+                6
+            } else {
+                i.default_count
+            };
+            for id in 1..=count {
                 assert!(taken.insert(i.address_base + id), "{r} node {id}");
             }
         }

@@ -22,6 +22,7 @@ pub const CONTROLLER_QUORUM_ZONES: &str = "controller-quorum-zones";
 pub const MIN_INSYNC_REPLICAS: &str = "min-insync-replicas";
 pub const PARTITIONS_SURVIVE_AZ_LOSS: &str = "partitions-survive-az-loss";
 pub const WRITES_SURVIVE_AZ_LOSS: &str = "writes-survive-az-loss";
+pub const CONNECT_WORKERS_ZONES: &str = "connect-workers-zones";
 
 /// Every rule, in the order their findings come out.
 pub fn static_findings(cluster: &Cluster) -> Vec<Finding> {
@@ -30,6 +31,7 @@ pub fn static_findings(cluster: &Cluster) -> Vec<Finding> {
     findings.extend(broker_rack_balance(cluster));
     findings.extend(quorum(cluster));
     findings.extend(replication(cluster));
+    findings.extend(connect_workers(cluster));
     if cluster.accept_zone_loss {
         for f in findings
             .iter_mut()
@@ -61,7 +63,12 @@ fn node_zones(cluster: &Cluster) -> Vec<Finding> {
         .iter()
         .filter(|n| !zones.contains(&n.zone.as_str()))
         .map(|n| {
-            let (rule, what) = if n.role == Role::Broker {
+            let (rule, what) = if n.role == Role::Connect {
+                (
+                    CONNECT_WORKERS_ZONES,
+                    format!("{} is in {}", n.name, n.zone),
+                )
+            } else if n.role == Role::Broker {
                 (
                     BROKER_RACK_ZONE,
                     format!("{} has broker.rack={}", n.name, n.zone),
@@ -316,6 +323,38 @@ fn capitalize(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(c).collect(),
         None => String::new(),
     }
+}
+
+/// `connect-workers-zones`: Connect workers keep running connectors after one worker or one AZ
+/// is lost. The group hands a lost worker's connectors and tasks to the others, so what matters
+/// is that others exist, outside the lost AZ. A warning: Connect is a door into the cluster,
+/// not the cluster, and its state survives in Kafka's topics whatever happens to the workers.
+fn connect_workers(cluster: &Cluster) -> Option<Finding> {
+    let workers: Vec<&Node> = cluster.nodes_of(Role::Connect).collect();
+    let first = workers.first()?;
+    if workers.len() == 1 {
+        return Some(Finding::warning(
+            CONNECT_WORKERS_ZONES,
+            format!(
+                "one Connect worker ({}): when it or {} is lost, every connector stops until it is replaced",
+                first.name, first.zone
+            ),
+            "run 2 or more workers, in different AZs",
+        ));
+    }
+    let zones = cluster.zones.len();
+    if zones >= 2 && workers.iter().all(|w| w.zone == first.zone) {
+        return Some(Finding::warning(
+            CONNECT_WORKERS_ZONES,
+            format!(
+                "all {} Connect workers are in {}: losing that AZ stops every connector until it returns",
+                workers.len(),
+                first.zone
+            ),
+            "spread the workers over the AZs (drop their `zone` pins: they go round-robin)",
+        ));
+    }
+    None
 }
 
 fn join_layout(layout: &[u32]) -> String {
@@ -580,10 +619,10 @@ fn plural(n: u32) -> &'static str {
 mod tests {
     use super::super::testing::{A, B, C, test_cluster};
     use super::{
-        BROKER_RACK_BALANCE, BROKER_RACK_ZONE, MIN_INSYNC_REPLICAS, PARTITIONS_SURVIVE_AZ_LOSS,
-        REPLICATION_FACTOR_BROKERS, REPLICATION_FACTOR_ZONES, WRITES_SURVIVE_AZ_LOSS,
-        ZOOKEEPER_ENSEMBLE_SIZE, ZOOKEEPER_QUORUM_ZONES, ZOOKEEPER_ZONE, static_findings,
-        worst_case_loss,
+        BROKER_RACK_BALANCE, BROKER_RACK_ZONE, CONNECT_WORKERS_ZONES, MIN_INSYNC_REPLICAS,
+        PARTITIONS_SURVIVE_AZ_LOSS, REPLICATION_FACTOR_BROKERS, REPLICATION_FACTOR_ZONES,
+        WRITES_SURVIVE_AZ_LOSS, ZOOKEEPER_ENSEMBLE_SIZE, ZOOKEEPER_QUORUM_ZONES, ZOOKEEPER_ZONE,
+        static_findings, worst_case_loss,
     };
     use crate::check::{Finding, Severity};
 
@@ -610,6 +649,50 @@ mod tests {
     #[test]
     fn healthy_cluster_has_no_findings() {
         assert_eq!(static_findings(&healthy()), vec![]);
+    }
+
+    fn with_workers(zones: &[&str]) -> crate::cluster::Cluster {
+        let mut c = healthy();
+        for (i, z) in zones.iter().enumerate() {
+            let id = i as u32 + 1;
+            c.nodes.push(crate::cluster::Node {
+                role: crate::cluster::Role::Connect,
+                id,
+                name: crate::cluster::Node::node_name(crate::cluster::Role::Connect, id),
+                zone: (*z).to_string(),
+                address: std::net::Ipv4Addr::new(10, 0, 0, 60 + id as u8),
+            });
+        }
+        c
+    }
+
+    #[test]
+    fn connect_workers_zones_warns_on_one_zone_or_one_worker() {
+        assert_eq!(static_findings(&with_workers(&[A, B, C])), vec![]);
+        let f = one(
+            &static_findings(&with_workers(&[B, B])),
+            CONNECT_WORKERS_ZONES,
+        );
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(
+            f.message
+                .starts_with("all 2 Connect workers are in us-east-1b"),
+            "{f:?}"
+        );
+        let f = one(&static_findings(&with_workers(&[A])), CONNECT_WORKERS_ZONES);
+        assert!(
+            f.message.starts_with("one Connect worker (connect-1)"),
+            "{f:?}"
+        );
+        let f = one(
+            &static_findings(&with_workers(&[A, D])),
+            CONNECT_WORKERS_ZONES,
+        );
+        assert_eq!(
+            f.severity,
+            Severity::Error,
+            "a worker outside the AZs: {f:?}"
+        );
     }
 
     #[test]

@@ -46,11 +46,11 @@ pub fn test_cluster(
     );
     let role = RoleSpec {
         instance_type: "m7i.large".to_owned(),
-        volume: Volume {
+        volume: Some(Volume {
             size_gib: 100,
             iops: 3000,
             throughput_mibps: 125,
-        },
+        }),
         heap: "1g".to_owned(),
     };
     Cluster {
@@ -81,12 +81,14 @@ pub fn test_cluster(
             client_cidrs: vec![],
             client_port: 9092,
             monitoring_cidrs: vec![],
+            admin_cidrs: vec![],
             ssh: None,
         },
         tags: BTreeMap::new(),
         roles: BTreeMap::from([(Role::Zookeeper, role.clone()), (Role::Broker, role)]),
         nodes,
         accept_zone_loss: false,
+        connect: None,
         broker_settings: BTreeMap::from([
             (
                 "default.replication.factor".to_owned(),

@@ -1,6 +1,7 @@
 //! The topology file: parse it, apply defaults, validate it, and hand out a `Cluster`.
 //! `load` reports every problem of the file at once, each with its field path and position.
 
+mod connect;
 mod defaults;
 mod locate;
 mod parse;

@@ -37,6 +37,8 @@ pub struct RawTopology {
     pub controllers: Option<RawRole>,
     /// The Kafka brokers.
     pub brokers: Option<RawBrokers>,
+    /// Kafka Connect workers (distributed mode), one group per cluster. Omit for none.
+    pub connect: Option<RawConnect>,
     /// Network placement and access.
     pub network: Option<RawNetwork>,
     /// Extra tags put on every resource kcluster creates.
@@ -141,6 +143,46 @@ pub struct RawBrokers {
     pub overrides: Option<BTreeMap<String, serde_yaml::Value>>,
 }
 
+/// Kafka Connect workers in distributed mode: one worker group, its state in Kafka's own
+/// internal topics (so no data volume), spread round-robin over the zones like brokers.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawConnect {
+    /// Number of workers. Default 0 (no Connect). Two or more keep connectors running when a
+    /// worker or a zone is lost. Ids are 1..=count unless `nodes` lists them.
+    pub count: Option<u32>,
+    /// EC2 instance type. Default `m5.large`.
+    pub instance_type: Option<String>,
+    /// JVM heap, e.g. `2g`. Default `2g`.
+    pub heap: Option<String>,
+    /// Per-node pins: a worker's zone and/or address. Without `count`, this list is the set of workers.
+    pub nodes: Option<Vec<RawNode>>,
+    /// Connector plugins every worker fetches at boot, each verified against its checksum and
+    /// unpacked into its own directory under `plugin.path`. Kafka's own file connectors and
+    /// converters ship with Kafka and need no entry.
+    pub plugins: Option<Vec<RawPlugin>>,
+    /// `connect-distributed.properties` settings on top of kcluster's defaults, e.g.
+    /// `offset.flush.interval.ms: 10000`. Each key must be a Connect worker config of Kafka 3.9,
+    /// or a `producer.` / `consumer.` key of the producer / consumer configs (checked against
+    /// those), or an `admin.` / converter-prefixed key (passed as written). Per-node keys
+    /// (`bootstrap.servers`, `group.id`, `listeners`, `plugin.path`, `client.rack` …) are kcluster's.
+    #[schemars(with = "Option<BTreeMap<String, OverrideValue>>")]
+    pub overrides: Option<BTreeMap<String, serde_yaml::Value>>,
+}
+
+/// A connector plugin: a `.tar.gz`/`.tgz`/`.zip` archive or a single `.jar`, with exactly one
+/// checksum.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawPlugin {
+    /// `https://` URL of the archive or jar.
+    pub url: Option<String>,
+    /// SHA-256 of the file (64 hex digits).
+    pub sha256: Option<String>,
+    /// SHA-512 of the file (128 hex digits).
+    pub sha512: Option<String>,
+}
+
 /// The fields every role's section has, whatever else it holds.
 pub struct RoleFields<'a> {
     pub count: Option<u32>,
@@ -163,6 +205,13 @@ impl RawTopology {
                 volume: b.volume.as_ref(),
                 nodes: b.nodes.as_deref(),
             }),
+            Role::Connect => self.connect.as_ref().map(|c| RoleFields {
+                count: c.count,
+                instance_type: c.instance_type.as_deref(),
+                heap: c.heap.as_deref(),
+                volume: None,
+                nodes: c.nodes.as_deref(),
+            }),
         }
     }
 }
@@ -184,7 +233,7 @@ impl RawRole {
 #[schemars(deny_unknown_fields)]
 pub struct RawNode {
     /// The node id (`myid` 1-255 for ZooKeeper, 1-999 for controllers, whose `node.id` is 9000
-    /// plus it, `broker.id` or `node.id` for brokers).
+    /// plus it, `broker.id` or `node.id` for brokers, the worker's number for Connect).
     pub id: Option<u32>,
     /// Zone for this node. Default: round-robin over `zones` by id.
     pub zone: Option<String>,
@@ -227,6 +276,11 @@ pub struct RawNetwork {
     /// node_exporter on 11002), e.g. your Prometheus server's subnet. The cluster's own members
     /// can always reach them. Default: none.
     pub monitoring_cidrs: Option<Vec<String>>,
+    /// CIDRs allowed to reach the Kafka Connect REST API (port 8083), e.g. your operators' VPN or
+    /// your deployment pipeline's subnet. The cluster's own members can always reach it (workers
+    /// forward requests to the group's leader). Never `0.0.0.0/0`: the API is unauthenticated and
+    /// runs whatever connector it is given. Default: none.
+    pub admin_cidrs: Option<Vec<String>>,
     /// SSH access; omit for none (use SSM Session Manager).
     pub ssh: Option<RawSsh>,
 }

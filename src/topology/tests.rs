@@ -553,14 +553,14 @@ fn exporters_are_open_to_the_group_and_the_monitoring_cidrs_only() {
 
 #[test]
 fn client_port_that_kcluster_uses_or_below_1024_is_refused() {
-    for port in [80, 2181, 2888, 3888, 9093, 9094, 9999, 11001, 11002] {
+    for port in [80, 2181, 2888, 3888, 8083, 9093, 9094, 9999, 11001, 11002] {
         let r = refused(&with(&format!("network:\n  client_port: {port}\n")));
         error(
             only(&r),
             "network.client_port",
             &format!("port {port} is not available for the client listener"),
             Some(
-                "use a port from 1024 up other than 2181, 2888, 3888, 9093, 9094, 9999, 11001 and 11002, e.g. 9092",
+                "use a port from 1024 up other than 2181, 2888, 3888, 8083, 9093, 9094, 9999, 11001 and 11002, e.g. 9092",
             ),
             Some((11, 3)),
         );
@@ -1025,8 +1025,8 @@ fn unknown_key_without_a_close_match_lists_the_known_keys() {
         "colour",
         "unknown key `colour`",
         Some(
-            "expected one of: accept_zone_loss, ami, brokers, controllers, kafka, metadata, name, \
-             network, region, tags, zones, zookeeper",
+            "expected one of: accept_zone_loss, ami, brokers, connect, controllers, kafka, metadata, \
+             name, network, region, tags, zones, zookeeper",
         ),
         Some((10, 1)),
     );
@@ -2103,6 +2103,7 @@ fn schema_names_every_top_level_key_and_refuses_unknown_ones() {
             "accept_zone_loss",
             "ami",
             "brokers",
+            "connect",
             "controllers",
             "kafka",
             "metadata",

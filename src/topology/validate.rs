@@ -22,17 +22,27 @@ pub struct Checker {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-fn p(keys: &[&str]) -> FieldPath {
+pub(super) fn p(keys: &[&str]) -> FieldPath {
     FieldPath::keys(keys)
 }
 
 impl Checker {
-    fn error(&mut self, path: FieldPath, msg: impl Into<String>, help: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        path: FieldPath,
+        msg: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.diagnostics
             .push(Diagnostic::error(path, msg).help(help));
     }
 
-    fn warn(&mut self, path: FieldPath, msg: impl Into<String>, help: impl Into<String>) {
+    pub(super) fn warn(
+        &mut self,
+        path: FieldPath,
+        msg: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.diagnostics
             .push(Diagnostic::warning(path, msg).help(help));
     }
@@ -72,6 +82,10 @@ impl Checker {
         self.foreign_sections(raw, metadata);
         for role in Role::ALL.into_iter().filter(|r| metadata.has(*r)) {
             let fields = raw.role_fields(role);
+            // An optional role (Connect) without its section has no nodes and no settings.
+            if fields.is_none() && role.info().default_count == 0 {
+                continue;
+            }
             let fields = fields.as_ref();
             let spec = self.role_spec(
                 role,
@@ -121,6 +135,8 @@ impl Checker {
             Some(n) if n > 0 => self.broker_settings(overrides, n, version, listed_zones, metadata),
             _ => defaults::broker_settings(0),
         };
+        let workers = nodes.iter().filter(|n| n.role == Role::Connect).count() as u32;
+        let connect = self.connect(raw.connect.as_ref(), workers, broker_planned.unwrap_or(0));
 
         if self.has_errors() || !specs_ok {
             return None;
@@ -137,6 +153,7 @@ impl Checker {
             roles,
             nodes,
             broker_settings,
+            connect,
             accept_zone_loss: raw.accept_zone_loss.unwrap_or(false),
         })
     }
@@ -653,6 +670,17 @@ impl Checker {
             ),
             None => Vec::new(),
         };
+        let admin_cidrs = self.cidrs(
+            p(&["network", "admin_cidrs"]),
+            n.admin_cidrs.as_deref().unwrap_or(&[]),
+        );
+        if admin_cidrs.iter().any(|c| c.prefix_len() == 0) {
+            self.error(
+                p(&["network", "admin_cidrs"]),
+                "the Kafka Connect REST API open to the whole internet (0.0.0.0/0) is refused: it is unauthenticated and runs any connector it is given",
+                "list your operators' VPN or bastion CIDRs",
+            );
+        }
         let client_port = n.client_port.unwrap_or(defaults::CLIENT_PORT);
         let reserved = [
             crate::cluster::ZK_CLIENT_PORT,
@@ -660,6 +688,7 @@ impl Checker {
             crate::cluster::ZK_ELECTION_PORT,
             crate::cluster::INTERNAL_PORT,
             crate::cluster::CONTROLLER_PORT,
+            crate::cluster::CONNECT_REST_PORT,
             crate::render::JMX_PORT,
             crate::exporters::JMX_EXPORTER_PORT,
             crate::exporters::NODE_EXPORTER_PORT,
@@ -669,7 +698,7 @@ impl Checker {
             self.error(
                 p(&["network", "client_port"]),
                 format!("port {client_port} is not available for the client listener"),
-                "use a port from 1024 up other than 2181, 2888, 3888, 9093, 9094, 9999, 11001 and 11002, e.g. 9092",
+                "use a port from 1024 up other than 2181, 2888, 3888, 8083, 9093, 9094, 9999, 11001 and 11002, e.g. 9092",
             );
         }
         let ssh = match &n.ssh {
@@ -697,6 +726,7 @@ impl Checker {
             client_cidrs,
             client_port,
             monitoring_cidrs,
+            admin_cidrs,
             ssh,
         })
     }
@@ -776,9 +806,17 @@ impl Checker {
             );
             ok = false;
         }
+        let Some(default_gib) = info.default_volume_gib else {
+            // The role has no data volume (its section has no `volume` field to set).
+            return ok.then_some(RoleSpec {
+                instance_type,
+                heap,
+                volume: None,
+            });
+        };
         let v = volume.cloned().unwrap_or_default();
         let vpath = p(&[section, "volume"]);
-        let size_gib = v.size_gib.unwrap_or(info.default_volume_gib);
+        let size_gib = v.size_gib.unwrap_or(default_gib);
         let iops = v.iops.unwrap_or(defaults::VOLUME_IOPS);
         let throughput = v
             .throughput_mibps
@@ -835,11 +873,11 @@ impl Checker {
         ok.then_some(RoleSpec {
             instance_type,
             heap,
-            volume: Volume {
+            volume: Some(Volume {
                 size_gib,
                 iops,
                 throughput_mibps: throughput,
-            },
+            }),
         })
     }
 
@@ -1187,7 +1225,7 @@ impl Checker {
 }
 
 /// A YAML override value as it is written in `server.properties`.
-fn property_text(v: &serde_yaml::Value) -> Option<String> {
+pub(super) fn property_text(v: &serde_yaml::Value) -> Option<String> {
     use serde_yaml::Value;
     match v {
         Value::Bool(b) => Some(b.to_string()),

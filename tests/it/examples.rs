@@ -55,8 +55,11 @@ fn production_example_is_the_shape_it_claims() {
     for zone in c.zone_names() {
         assert_eq!(c.brokers().filter(|b| b.zone == zone).count(), 2, "{zone}");
     }
-    let brokers = &c.roles[&Role::Broker];
-    assert!(brokers.volume.iops > 3000 && brokers.volume.throughput_mibps > 125);
+    let volume = c.roles[&Role::Broker]
+        .volume
+        .as_ref()
+        .expect("brokers have a data volume");
+    assert!(volume.iops > 3000 && volume.throughput_mibps > 125);
     assert!(c.network.ssh.as_ref().is_some_and(|s| !s.cidrs.is_empty()));
     assert!(!c.tags.is_empty());
 }

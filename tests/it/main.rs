@@ -4,6 +4,7 @@
 mod alerts;
 mod bad_corpus;
 mod cli;
+mod connect_cluster;
 mod drill;
 mod examples;
 mod kafka;

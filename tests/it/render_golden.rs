@@ -41,7 +41,7 @@ fn every_rendered_file_of_every_example_matches_its_snapshot() {
     let examples = example_topologies();
     assert!(
         examples.len() >= 3,
-        "expected minimal, production and two-zones: {examples:?}"
+        "expected minimal, production, connect and two-zones: {examples:?}"
     );
     for path in examples {
         let name = stem(&path);
@@ -75,6 +75,16 @@ fn every_node_gets_the_files_of_its_role() {
                     "controller.properties",
                     "jmx-exporter.yaml",
                     "kafka.service",
+                    "node-exporter.service",
+                    "sysctl.conf",
+                    "user-data",
+                ]
+            } else if node.node.starts_with("connect-") {
+                &[
+                    "bootstrap.sh",
+                    "connect-distributed.properties",
+                    "jmx-exporter.yaml",
+                    "kafka-connect.service",
                     "node-exporter.service",
                     "sysctl.conf",
                     "user-data",

@@ -278,6 +278,7 @@ const HOST_UNITS: &str = "/usr/lib/systemd/system";
 /// The scripts of Kafka's `bin/` that kcluster's units run; the bootstrap installs them from the
 /// Kafka tarball, so the verification root gets stand-ins (a misspelled name still fails).
 const KAFKA_SCRIPTS: &[&str] = &[
+    "connect-distributed.sh",
     "kafka-run-class.sh",
     "kafka-server-start.sh",
     "kafka-server-stop.sh",
@@ -292,6 +293,9 @@ fn every_unit_passes_systemd_analyze_verify_silently() {
     let corpus = corpus();
     let mut units = files_named(&corpus, "kafka.service");
     units.extend(files_named(&corpus, "zookeeper.service"));
+    let workers = files_named(&corpus, "kafka-connect.service");
+    assert!(workers.len() >= 3, "only {} Connect units", workers.len());
+    units.extend(workers);
     units.extend(files_named(&corpus, "node-exporter.service"));
     assert!(units.len() >= 198, "only {} units", units.len());
     let problems: Vec<String> = units
@@ -450,9 +454,18 @@ fn bootstrap_settings_evaluate_to_the_topology_values() {
                 .lines()
                 .filter(|l| l.starts_with("readonly "))
                 .collect();
-            let show = "printf '%s\\n' \"$KAFKA_URL\" \"$KAFKA_SHA512\" \"$KAFKA_HOME\" \"$DATA_DIR\" \
+            // A node with a data volume mounts it at DATA_DIR; a Connect worker has none and
+            // installs its plugins under PLUGIN_DIR instead.
+            let (dir_name, dir) = if node.node.starts_with("connect-") {
+                ("PLUGIN_DIR", kcluster::connect::PLUGIN_DIR)
+            } else {
+                ("DATA_DIR", kcluster::cluster::DATA_DIR)
+            };
+            let show = format!(
+                "printf '%s\\n' \"$KAFKA_URL\" \"$KAFKA_SHA512\" \"$KAFKA_HOME\" \"${dir_name}\" \
                  \"$JMX_EXPORTER_URL\" \"$JMX_EXPORTER_SHA256\" \"$JMX_EXPORTER_JAR\" \
-                 \"$NODE_EXPORTER_URL\" \"$NODE_EXPORTER_SHA256\" \"$NODE_EXPORTER_BINARY\"";
+                 \"$NODE_EXPORTER_URL\" \"$NODE_EXPORTER_SHA256\" \"$NODE_EXPORTER_BINARY\""
+            );
             let out = support::run_bounded(
                 Command::new(&bash)
                     .arg("-c")
@@ -463,7 +476,7 @@ fn bootstrap_settings_evaluate_to_the_topology_values() {
                 r.cluster.kafka.url.as_str(),
                 &r.cluster.kafka.sha512,
                 render::KAFKA_HOME,
-                kcluster::cluster::DATA_DIR,
+                dir,
                 exporters::JMX_EXPORTER_URL,
                 exporters::JMX_EXPORTER_SHA256,
                 exporters::JMX_EXPORTER_JAR,
@@ -525,6 +538,81 @@ fn every_server_properties_is_read_by_kafka_as_the_topology_says() {
     }
     assert!(checked >= 96, "only {checked} server.properties checked");
     assert_no_problems("server.properties", &problems);
+}
+
+/// Every worker's `connect-distributed.properties` is read by Connect as the topology says: no
+/// key set twice; each a Connect worker config (or a `producer.`/`consumer.` one of the client
+/// tables) with a value Kafka accepts, except the top-level `client.rack` Connect passes to the
+/// readers of its own topics; the per-worker keys name the worker; every setting reads back as
+/// the topology gives it.
+#[test]
+fn every_connect_distributed_properties_is_read_by_connect_as_the_topology_says() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for r in corpus() {
+        for node in &r.nodes {
+            let Some(file) = node.file("connect-distributed.properties") else {
+                continue;
+            };
+            checked += 1;
+            let label = format!("{} {}", r.source, node.node);
+            let entries = match java_properties(file.content.as_bytes()) {
+                Ok(e) => e,
+                Err(e) => {
+                    problems.push(format!("{label}: Java cannot load it: {e}"));
+                    continue;
+                }
+            };
+            let mut seen = std::collections::BTreeMap::new();
+            for (key, value) in &entries {
+                if seen.insert(key.as_str(), value.as_str()).is_some() {
+                    problems.push(format!("{label}: `{key}` is set twice"));
+                }
+                if key != "client.rack"
+                    && let Err(problem) = kcluster::connect::check_override(key, value)
+                {
+                    problems.push(format!("{label}: {key}={value:?}: {problem}"));
+                }
+            }
+            let n = r.cluster.node(&node.node).expect("rendered node");
+            let mut expected: Vec<(String, String)> = r
+                .cluster
+                .connect
+                .as_ref()
+                .expect("workers")
+                .settings
+                .clone()
+                .into_iter()
+                .collect();
+            expected.extend([
+                ("bootstrap.servers".into(), r.cluster.bootstrap_servers()),
+                ("client.rack".into(), n.zone.clone()),
+                ("consumer.client.rack".into(), n.zone.clone()),
+                ("rest.advertised.host.name".into(), n.address.to_string()),
+                (
+                    "listeners".into(),
+                    format!(
+                        "http://{}:{}",
+                        n.address,
+                        kcluster::cluster::CONNECT_REST_PORT
+                    ),
+                ),
+            ]);
+            for (key, value) in expected {
+                match seen.get(key.as_str()) {
+                    Some(read) if *read == value => {}
+                    other => {
+                        problems.push(format!("{label}: `{key}` reads {other:?}, not {value:?}"))
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 3,
+        "only {checked} connect-distributed.properties checked"
+    );
+    assert_no_problems("connect-distributed.properties", &problems);
 }
 
 /// Reads `server.properties` as Kafka does (`Properties.load` of the bytes) and returns what is

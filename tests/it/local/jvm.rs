@@ -1,7 +1,8 @@
 //! The real Kafka programs on this machine (fetched from Maven Central by `scripts/fetch-kafka`)
 //! and how a rendered systemd unit starts them: the JVM command line Kafka's own start scripts
-//! (`kafka-server-start.sh`, `zookeeper-server-start.sh`, `kafka-run-class.sh`) build from the
-//! unit's `Environment=` lines, so the tests run each node the way its unit would.
+//! (`kafka-server-start.sh`, `zookeeper-server-start.sh`, `connect-distributed.sh`,
+//! `kafka-run-class.sh`) build from the unit's `Environment=` lines, so the tests run each node
+//! the way its unit would.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -173,6 +174,11 @@ impl Kafka {
             "zookeeper-server-start.sh" => (
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                 "zookeeper",
+            ),
+            // connect-distributed.sh: kafka-run-class.sh with `-name connectDistributed`.
+            "connect-distributed.sh" => (
+                "org.apache.kafka.connect.cli.ConnectDistributed",
+                "connectDistributed",
             ),
             other => panic!("the unit starts {other}, which this harness does not know"),
         };

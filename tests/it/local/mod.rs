@@ -7,6 +7,7 @@
 //! process dying) stops them all.
 
 pub mod clients;
+pub mod connect;
 pub mod jvm;
 pub mod metrics;
 pub mod process;
@@ -70,6 +71,11 @@ impl LocalNode {
     pub fn rendered_file(&self, name: &str) -> PathBuf {
         self.home.join("rendered").join(name)
     }
+
+    /// Everything the node's JVM has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl LocalCluster {
@@ -105,6 +111,7 @@ impl LocalCluster {
             let renderer = Renderer::new(&Options {
                 templates_dir: None,
                 data_dir: data_dir.clone(),
+                plugin_dir: home.join("plugins").display().to_string(),
             })
             .expect("templates load");
             let rendered = renderer.render_node(cluster, node).expect("node renders");
