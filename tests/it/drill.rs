@@ -4,7 +4,8 @@
 //! the KRaft controllers'), partitions with a leader, partitions that take an `acks=all` write —
 //! and, once the zone is back, reads the topic
 //! to prove that every acknowledged record is there exactly once. Each measurement is compared
-//! with what `kcluster check --offline` predicted for that zone.
+//! with what `kcluster check --offline` predicted for that zone. The producer buffer is measured
+//! through the same kind of loss: how long `send()` blocks with `client-config`'s settings.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -582,4 +583,141 @@ pub fn table(rows: &[Row]) -> String {
         ));
     }
     out
+}
+
+/// How the producer-buffer test writes: 500 records a second of 2 KiB, about 1 MiB/s.
+const BUFFER_RATE: u32 = 500;
+const BUFFER_RECORD_BYTES: u32 = 2048;
+/// How long each producer writes, and when (after it starts) the zone is killed.
+const BUFFER_SECONDS: u32 = 60;
+const BUFFER_KILL_AFTER: Duration = Duration::from_secs(10);
+
+/// One `Probe timed-send` run through the loss of `zone`: the producer is built from the
+/// properties in `settings` alone; returns what it measured (send() blocking, answers, records
+/// missing on read-back). The zone is started again and the topic back in sync afterwards.
+fn timed_send_through_zone_loss(
+    local: &mut LocalCluster,
+    topic: &str,
+    zone: &str,
+    settings: &[u8],
+) -> Value {
+    let bootstrap = local.bootstrap();
+    clients::probe(
+        &["create", &bootstrap, topic, "6", "3"],
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| local.fail(&e));
+    wait_in_sync(local, topic, 3);
+    let file = local.dir().join(format!("{topic}.properties"));
+    std::fs::write(&file, settings).expect("producer settings");
+    let log = local.dir().join(format!("{topic}.out"));
+    // The application's heap holds the buffer (`client-config --heap` warns below 4 times it).
+    let mut cmd = crate::local::jvm::kafka().tool_with_heap("Probe", "320m");
+    cmd.args(["timed-send"])
+        .arg(&file)
+        .args([topic, &BUFFER_RATE.to_string()])
+        .args([
+            &BUFFER_RECORD_BYTES.to_string(),
+            &BUFFER_SECONDS.to_string(),
+        ]);
+    let mut producer = crate::local::process::Watchdog::start(&cmd, &log);
+    std::thread::sleep(BUFFER_KILL_AFTER);
+    let killed = local.kill_zone(zone);
+    eprintln!("{topic}: killed {zone} ({killed:?})");
+    let deadline = Instant::now() + Duration::from_secs(u64::from(BUFFER_SECONDS) + 240);
+    while producer.exited().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let result: Value = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"sent\""))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| local.fail(&format!("timed-send printed no result:\n{text}")));
+    local.start_zone(zone);
+    local.wait_for_zookeeper_quorum();
+    local.wait_for_brokers();
+    wait_in_sync(local, topic, 3);
+    result
+}
+
+/// The producer buffer, measured through a zone loss: a producer configured only from
+/// `kcluster client-config --producer` (1 MiB/s, ride out 60 s: a 60 MiB buffer) keeps sending
+/// while a zone is down. In ZooKeeper mode every `acks=all` write waits until the lost broker is
+/// dropped from the ISRs (its 18 s ZooKeeper session expires, then the controller moves leaders),
+/// so for that long nothing is acknowledged and the whole write rate accumulates in the buffer.
+/// The sized buffer holds it: send() never blocks (far below max.block.ms), nothing fails, and
+/// every acknowledged record is read back. The control run, the same settings with an 8 MiB
+/// buffer, shows that the measurement sees send() block when the buffer is too small.
+#[test]
+fn client_config_producer_rides_out_a_zone_loss_without_blocking_or_losing_records() {
+    let path = support::repo().join("tests/it/fixtures/kafka-3x3.yaml");
+    let cluster = support::load(&path);
+    let mut local = LocalCluster::boot(&cluster);
+    let app_zone = &cluster.zones[1].name;
+    let lost_zone = cluster.zones[0].name.clone();
+    let args = [
+        "--producer",
+        "--write-rate",
+        "1MiB/s",
+        "--ride-out",
+        "60s",
+        "--heap",
+        "320m",
+    ];
+    let settings = clients::client_config(&path, app_zone, &args);
+    let text = String::from_utf8_lossy(&settings).to_string();
+    let value = |key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+    };
+    let max_block_ms = value("max.block.ms");
+    assert_eq!(max_block_ms, 60_000, "{text}");
+    assert_eq!(value("buffer.memory"), 60 << 20, "{text}");
+
+    let sized = timed_send_through_zone_loss(&mut local, "buffer-sized", &lost_zone, &settings);
+    eprintln!("client-config producer: {sized}");
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(u64::MAX);
+    let sent = u64::from(BUFFER_RATE * BUFFER_SECONDS);
+    assert_eq!(n(&sized, "sent"), sent, "{sized}");
+    assert_eq!(n(&sized, "thrown"), 0, "send() never threw: {sized}");
+    assert_eq!(n(&sized, "failed"), 0, "no record failed: {sized}");
+    assert_eq!(
+        n(&sized, "acked"),
+        sent,
+        "every record acknowledged: {sized}"
+    );
+    assert_eq!(
+        n(&sized, "missing"),
+        0,
+        "every acknowledged record read back: {sized}"
+    );
+    let max = n(&sized["block_ms"], "max");
+    assert!(
+        max < max_block_ms,
+        "send() blocked {max} ms, max.block.ms is {max_block_ms}: {sized}"
+    );
+    // The buffer holds the whole outage: send() does not wait for it at all (a second allows
+    // for a loaded machine's scheduling and GC pauses, far below the outage itself). The first
+    // second is left out: the first send() waits for the topic's metadata.
+    let running = n(&sized["block_ms"], "max_after_first_second");
+    assert!(
+        running < 1_000,
+        "send() blocked {running} ms during the outage: {sized}"
+    );
+
+    // Control: the same settings with a buffer far too small for the outage (8 s of writes).
+    let mut small = settings.clone();
+    small.extend_from_slice(b"\nbuffer.memory=8388608\n");
+    let control = timed_send_through_zone_loss(&mut local, "buffer-small", &lost_zone, &small);
+    eprintln!("8 MiB buffer: {control}");
+    let control_max = n(&control["block_ms"], "max");
+    assert!(
+        control_max > 2_000,
+        "with an 8 MiB buffer send() should block while the lost broker is replaced: {control}"
+    );
+    assert_eq!(n(&control, "missing"), 0, "{control}");
 }

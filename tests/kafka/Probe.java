@@ -12,6 +12,10 @@
 //                                                 epoch, voters and observers with their offsets
 //   Probe client producer|consumer FILE TOPIC     a client built from a properties file as it is,
 //                                                 asked for TOPIC's partitions (a metadata round trip)
+//   Probe timed-send FILE TOPIC RATE BYTES SECONDS  a producer built from a properties file as it is
+//                                                 sends RATE records a second of BYTES each for
+//                                                 SECONDS, timing every send() call; then reads the
+//                                                 topic back and counts acknowledged records missing
 //
 // The producer and consumer settings are Kafka's defaults except where a line below says why.
 
@@ -35,6 +39,11 @@ public class Probe {
             client(args[1], arg(args, 2), arg(args, 3));
             return;
         }
+        if (args[0].equals("timed-send")) {
+            timedSend(args[1], arg(args, 2), Integer.parseInt(arg(args, 3)), Integer.parseInt(arg(args, 4)),
+                Integer.parseInt(arg(args, 5)));
+            return;
+        }
         String bootstrap = args[1];
         switch (args[0]) {
             case "cluster" -> cluster(bootstrap);
@@ -55,7 +64,8 @@ public class Probe {
     }
 
     static void usage() {
-        System.err.println("usage: Probe cluster|create|describe|write-each|read-all|quorum BOOTSTRAP [TOPIC ...]");
+        System.err.println("usage: Probe cluster|create|describe|write-each|read-all|quorum BOOTSTRAP [TOPIC ...]"
+            + " | client KIND FILE TOPIC | timed-send FILE TOPIC RATE BYTES SECONDS");
         System.exit(2);
     }
 
@@ -218,12 +228,111 @@ public class Probe {
         }
     }
 
-    /** Builds the client from the file alone (plus serializers), so Kafka logs any key it does not know. */
-    static void client(String kind, String file, String topic) throws Exception {
+    static Properties load(String file) throws Exception {
         Properties p = new Properties();
         try (java.io.Reader r = java.nio.file.Files.newBufferedReader(java.nio.file.Path.of(file), java.nio.charset.StandardCharsets.ISO_8859_1)) {
             p.load(r);
         }
+        return p;
+    }
+
+    /**
+     * The producer buffer, measured: a producer built from FILE alone (plus serializers) sends at a
+     * steady RATE, each record numbered, and every send() call is timed (it returns at once while
+     * the record fits in buffer.memory, and blocks up to max.block.ms when it does not). After
+     * SECONDS the producer is closed, which waits for every record's answer; the topic is then read
+     * back to its end offsets and every acknowledged number looked for.
+     */
+    static void timedSend(String file, String topic, int rate, int bytes, int seconds) throws Exception {
+        Properties p = load(file);
+        int total = rate * seconds;
+        long[] block = new long[total];
+        BitSet acked = new BitSet(total);
+        java.util.concurrent.atomic.AtomicInteger failed = new java.util.concurrent.atomic.AtomicInteger();
+        ConcurrentLinkedQueue<String> failures = new ConcurrentLinkedQueue<>();
+        int thrown = 0;
+        String firstThrown = "";
+        long maxBlock = 0, maxBlockAt = 0;
+        String pad = "x".repeat(Math.max(0, bytes - 11));
+        long start = System.nanoTime();
+        try (Producer<String, String> producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+            for (int i = 0; i < total; i++) {
+                long due = start + (long) i * 1_000_000_000L / rate;
+                long now;
+                while ((now = System.nanoTime()) < due) {
+                    java.util.concurrent.locks.LockSupport.parkNanos(due - now);
+                }
+                final int id = i;
+                long t0 = System.nanoTime();
+                try {
+                    producer.send(new ProducerRecord<>(topic, String.format("%010d|", i) + pad), (md, e) -> {
+                        if (e == null) {
+                            synchronized (acked) {
+                                acked.set(id);
+                            }
+                        } else {
+                            failed.incrementAndGet();
+                            if (failures.size() < 5) {
+                                failures.add(e.toString());
+                            }
+                        }
+                    });
+                } catch (Exception e) {
+                    if (thrown++ == 0) {
+                        firstThrown = e.toString();
+                    }
+                }
+                block[i] = System.nanoTime() - t0;
+                if (block[i] > maxBlock) {
+                    maxBlock = block[i];
+                    maxBlockAt = t0 - start;
+                }
+            }
+        }
+        double elapsed = (System.nanoTime() - start) / 1e9;
+        // Read everything back, with a consumer that knows only the file's bootstrap servers.
+        Properties c = new Properties();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, p.getProperty(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG));
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        BitSet seen = new BitSet(total);
+        try (Consumer<String, String> consumer = new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {
+            List<TopicPartition> parts = consumer.partitionsFor(topic, Duration.ofSeconds(20)).stream()
+                .map(i -> new TopicPartition(topic, i.partition())).collect(Collectors.toList());
+            consumer.assign(parts);
+            consumer.seekToBeginning(parts);
+            Map<TopicPartition, Long> end = consumer.endOffsets(parts, Duration.ofSeconds(20));
+            Set<TopicPartition> pending = new HashSet<>(parts);
+            pending.removeIf(tp -> end.get(tp) == 0);
+            long deadline = System.currentTimeMillis() + 120000;
+            while (!pending.isEmpty()) {
+                if (System.currentTimeMillis() > deadline) {
+                    throw new TimeoutException("partitions not read to their end offsets within 120 s: " + pending);
+                }
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+                    seen.set(Integer.parseInt(r.value().substring(0, 10)));
+                }
+                pending.removeIf(tp -> consumer.position(tp) >= end.get(tp));
+            }
+        }
+        BitSet missing = (BitSet) acked.clone();
+        missing.andNot(seen);
+        long[] sorted = block.clone();
+        Arrays.sort(sorted);
+        java.util.function.LongUnaryOperator ms = n -> n / 1_000_000;
+        System.out.println("{\"sent\":" + total + ",\"acked\":" + acked.cardinality() + ",\"failed\":" + failed.get()
+            + ",\"thrown\":" + thrown + ",\"first_thrown\":" + str(firstThrown)
+            + ",\"failures\":[" + failures.stream().map(Probe::str).collect(Collectors.joining(",")) + "]"
+            + ",\"missing\":" + missing.cardinality() + ",\"read\":" + seen.cardinality()
+            + ",\"seconds\":" + String.format("%.1f", elapsed)
+            + ",\"block_ms\":{\"p50\":" + ms.applyAsLong(sorted[total / 2]) + ",\"p99\":" + ms.applyAsLong(sorted[total * 99 / 100])
+            + ",\"max\":" + ms.applyAsLong(maxBlock) + ",\"max_at_s\":" + String.format("%.1f", maxBlockAt / 1e9)
+            + ",\"max_after_first_second\":" + ms.applyAsLong(Arrays.stream(block).skip(Math.min(rate, total)).max().orElse(0))
+            + ",\"over_100ms\":" + Arrays.stream(block).filter(b -> b > 100_000_000L).count() + "}}");
+    }
+
+    /** Builds the client from the file alone (plus serializers), so Kafka logs any key it does not know. */
+    static void client(String kind, String file, String topic) throws Exception {
+        Properties p = load(file);
         int partitions;
         switch (kind) {
             case "producer" -> {

@@ -125,8 +125,14 @@ impl Kafka {
 
     /// A JVM running `main` from Kafka's jars (and the probe), with a small heap: for tools.
     pub fn tool(&self, main: &str) -> Command {
+        self.tool_with_heap(main, "128m")
+    }
+
+    /// [`Kafka::tool`] with a heap of `heap` (`-Xmx`), for a client holding a large buffer.
+    pub fn tool_with_heap(&self, main: &str, heap: &str) -> Command {
         let mut cmd = Command::new(&self.java);
-        cmd.args(["-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+        cmd.arg(format!("-Xmx{heap}"))
+            .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
             .arg(self.log4j_option(false))
             .arg("-cp")
             .arg(self.classpath())
