@@ -1545,6 +1545,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connect_workers_apply_without_a_data_volume() {
+        let ec2 = fake();
+        let yaml = "name: pipeline\nregion: eu-west-1\nzones:\n  - {name: eu-west-1a, cidr: 172.31.0.0/20}\n  - {name: eu-west-1b, cidr: 172.31.16.0/20}\n  - {name: eu-west-1c, cidr: 172.31.32.0/20}\nbrokers:\n  count: 3\nconnect:\n  count: 3\n";
+        let c = match crate::topology::load("test.yaml", yaml.as_bytes()) {
+            Ok(l) => l.cluster,
+            Err(r) => panic!("{r}"),
+        };
+        let first = plan_for(&ec2, &c).await;
+        let text = first.render_text();
+        assert!(text.contains("volume.broker-1"), "{text}");
+        assert!(!text.contains("volume.connect-"), "{text}");
+        assert!(
+            !first
+                .actions()
+                .keys()
+                .any(|k| k.starts_with("volume.connect-"))
+        );
+        let first = converge(&ec2, &c).await;
+        assert_eq!(
+            first.summary().add,
+            1 + 9 + 9 + 6 + 9,
+            "1 group + 9 interfaces + 9 Elastic IPs + 6 data volumes (none for the workers) + 9 instances"
+        );
+        let live = live_by_node(&ec2);
+        assert_eq!(live.len(), 9);
+        let volumes = ec2.volumes();
+        let mut owners: Vec<&str> = volumes
+            .iter()
+            .map(|v| v.tags.get(tags::NODE).map_or("?", String::as_str))
+            .collect();
+        owners.sort();
+        assert_eq!(
+            owners,
+            [
+                "broker-1",
+                "broker-2",
+                "broker-3",
+                "zookeeper-1",
+                "zookeeper-2",
+                "zookeeper-3"
+            ]
+        );
+        assert!(volumes.iter().all(|v| v.attachment.is_some()));
+        for w in ["connect-1", "connect-2", "connect-3"] {
+            let i = &live[w][0];
+            let data =
+                crate::render::user_data_text(&ec2.instance_user_data(&i.id).expect("user-data"))
+                    .expect("text");
+            assert!(!data.contains("DATA_VOLUME"), "{w} mounts nothing");
+            assert!(data.contains("PLUGIN_DIR"), "{w}");
+        }
+        let again = plan_for(&ec2, &c).await;
+        assert!(!again.has_changes(), "{}", again.render_text());
+    }
+
+    #[tokio::test]
     async fn plan_makes_the_same_describe_calls_for_9_and_99_nodes() {
         let mut counts = Vec::new();
         for brokers in [6, 96] {
