@@ -563,10 +563,10 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
         .filter(|(k, _)| k.starts_with("Describe"))
         .map(|(_, v)| v)
         .sum();
-    // Subnets, route tables, groups, interfaces, instances, Elastic IPs, availability zones,
-    // the image, type offerings, the architectures of each of the two instance types, the
-    // interfaces holding the nodes' addresses.
-    assert_eq!(describes, 12, "{empty_small:?}");
+    // Subnets, route tables, groups, interfaces, instances, Elastic IPs, data volumes,
+    // availability zones, the image, type offerings, the architectures of each of the two
+    // instance types, the interfaces holding the nodes' addresses.
+    assert_eq!(describes, 13, "{empty_small:?}");
 }
 
 #[test]
@@ -599,7 +599,7 @@ fn scale_out_from_3_to_6_brokers_adds_only_the_new_brokers() {
     assert_eq!(changes(&plan), expected, "plan: {plan:#}");
     assert_eq!(
         plan["summary"],
-        json!({"add": 9, "change": 0, "destroy": 0})
+        json!({"add": 12, "change": 0, "destroy": 0})
     );
 
     let calls = f.apply(&six).api_calls();
