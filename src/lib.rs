@@ -14,6 +14,7 @@ pub mod diagnostic;
 pub mod ec2;
 pub mod error;
 pub mod exporters;
+pub mod health;
 pub mod kafka_config;
 pub mod lease;
 pub mod live;

@@ -1,6 +1,6 @@
 //! Read-only checks `plan` makes before anything is created, each failure one line naming the
-//! thing and the fix: every instance type is offered in its nodes' zones and runs the image's
-//! architecture, and EC2's DryRun allows the calls apply makes. A fixed number of requests,
+//! thing and the fix: the image's architecture is one kcluster pins downloads for, every instance
+//! type is offered in its nodes' zones and runs the image's architecture, and EC2's DryRun allows the calls apply makes. A fixed number of requests,
 //! whatever the cluster's size.
 
 use std::collections::BTreeSet;
@@ -28,6 +28,14 @@ pub async fn check(ec2: &dyn Ec2, desired: &Desired, image: &Image) -> Ec2Result
         .into_iter()
         .collect();
     let mut problems = Vec::new();
+    if !crate::exporters::ARCHITECTURES.contains(&image.architecture.as_str()) {
+        problems.push(format!(
+            "the image {} is {}, but kcluster pins node_exporter, Prometheus and Alertmanager for {} only: choose an x86_64 or arm64 image",
+            image.id,
+            image.architecture,
+            crate::exporters::ARCHITECTURES.join(" and ")
+        ));
+    }
     if types.is_empty() {
         return Ok(problems);
     }

@@ -34,6 +34,8 @@ pub struct Topology {
     image: Option<String>,
     /// KRaft mode: the quorum section is `controllers` instead of `zookeeper`.
     kraft: bool,
+    /// Monitoring nodes, and the CIDR their Prometheus and Alertmanager are open to.
+    monitoring: Option<(u32, String)>,
 }
 
 impl Topology {
@@ -50,12 +52,19 @@ impl Topology {
             broker_zones: Vec::new(),
             image: None,
             kraft: false,
+            monitoring: None,
         }
     }
 
     /// KRaft mode (`metadata: kraft`, Kafka 4's default): 3 controllers instead of ZooKeeper.
     pub fn kraft(mut self) -> Topology {
         self.kraft = true;
+        self
+    }
+
+    /// Adds `count` monitoring nodes, open (with every exporter) to `cidr`.
+    pub fn monitoring(mut self, count: u32, cidr: &str) -> Topology {
+        self.monitoring = Some((count, cidr.into()));
         self
     }
 
@@ -154,6 +163,12 @@ impl Topology {
         }
         if let Some(t) = &self.broker_type {
             let _ = writeln!(y, "  instance_type: {t}");
+        }
+        if let Some((count, cidr)) = &self.monitoring {
+            let _ = write!(
+                y,
+                "monitoring:\n  count: {count}\nnetwork:\n  monitoring_cidrs: [{cidr}]\n"
+            );
         }
         y
     }
