@@ -12,6 +12,7 @@ use crate::ec2::{Image, RouteTable, Rule, Source, Subnet, Tags, VolumeSpec, tags
 use crate::egress::{self, ZoneEgress};
 use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
 use crate::render::{JMX_PORT, NodeRender};
+use crate::role::RoleInfo;
 
 /// The root volume of every instance; the image's own root is replaced by an encrypted gp3 one.
 pub const ROOT_SIZE_GIB: u32 = 20;
@@ -135,17 +136,33 @@ fn node_tags(cluster: &Cluster, node: &Node) -> Tags {
 }
 
 /// The security group's ingress: each present role's member ports (ZooKeeper's, the inter-broker
-/// listener) and JMX only within the group; the client listener to the group and the client
+/// listener, the Alertmanagers' gossip) and JMX only within the group; the monitoring node's
+/// Prometheus and Alertmanager to the group and the monitoring CIDRs; the client listener to the group and the client
 /// CIDRs; the exporters to the group and the monitoring CIDRs; SSH only to the CIDRs the topology
 /// names.
 pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
     let within = |port: u16| Rule::tcp(port, Source::Group);
-    let mut rules: Vec<Rule> = cluster
+    let present: Vec<&RoleInfo> = cluster
         .roles
         .keys()
         .filter(|r| cluster.nodes_of(**r).next().is_some())
-        .flat_map(|r| r.info().member_ports.iter().map(|p| within(*p)))
+        .map(|r| r.info())
         .collect();
+    let mut rules: Vec<Rule> = Vec::new();
+    for info in &present {
+        rules.extend(info.member_ports.iter().map(|p| within(*p)));
+        rules.extend(
+            info.member_udp_ports
+                .iter()
+                .map(|p| Rule::udp(*p, Source::Group)),
+        );
+        for p in info.monitoring_ports {
+            rules.push(within(*p));
+            for c in &cluster.network.monitoring_cidrs {
+                rules.push(Rule::tcp(*p, Source::Cidr(*c)));
+            }
+        }
+    }
     rules.extend([
         within(JMX_PORT),
         within(JMX_EXPORTER_PORT),

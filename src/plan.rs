@@ -960,6 +960,9 @@ impl Plan {
             Role::Controller => {
                 "rolling; kcluster does not read a KRaft quorum's health yet, so with gates apply refuses to roll the controllers of a running cluster"
             }
+            Role::Monitoring => {
+                "rolling, ungated: it holds no Kafka data; alerts pause while it restarts"
+            }
         };
         let keeping = |n: &NodeChange| match &n.volume_id {
             Some(id) if n.volume != Action::Create => format!("keeping {id}"),

@@ -14,6 +14,7 @@ pub enum Role {
     /// A KRaft controller: a voter of the metadata quorum (KRaft mode only).
     Controller,
     Broker,
+    Monitoring,
 }
 
 /// How a role's nodes must spread over the zones.
@@ -36,6 +37,25 @@ pub struct RoleFile {
     pub path: &'static str,
 }
 
+/// A file every node of a role gets whose content kcluster generates from the whole cluster
+/// rather than from a template (the monitoring node's Prometheus files, the very ones
+/// `kcluster monitoring` writes).
+#[derive(Debug, Clone, Copy)]
+pub struct GeneratedFile {
+    pub name: &'static str,
+    pub path: &'static str,
+    pub content: fn(&crate::cluster::Cluster) -> String,
+}
+
+/// Two generated files are the same file when they have the same name and place.
+impl PartialEq for GeneratedFile {
+    fn eq(&self, other: &Self) -> bool {
+        (self.name, self.path) == (other.name, other.path)
+    }
+}
+
+impl Eq for GeneratedFile {}
+
 /// Everything kcluster knows about one role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoleInfo {
@@ -53,6 +73,7 @@ pub struct RoleInfo {
     /// What the node id is called in the role's own configuration.
     pub id_meaning: &'static str,
     pub default_instance_type: &'static str,
+    /// The JVM heap; unused by a role that runs no JVM.
     pub default_heap: &'static str,
     pub default_volume_gib: u32,
     /// A node's address is this offset plus its id inside its zone's subnet, unless pinned.
@@ -63,13 +84,26 @@ pub struct RoleInfo {
     pub config_file: &'static str,
     /// Role-specific files besides the main configuration, the unit and the exporter rules.
     pub extra_files: &'static [RoleFile],
+    /// Role-specific files kcluster generates from the whole cluster.
+    pub generated_files: &'static [GeneratedFile],
     /// Ports the role serves to the cluster's own members only (the client listener, the JMX
     /// port and the exporters are added for every node elsewhere).
     pub member_ports: &'static [u16],
+    /// UDP ports the role serves to the cluster's own members only.
+    pub member_udp_ports: &'static [u16],
+    /// Ports the role serves to the cluster's members and the monitoring CIDRs. Every node
+    /// shares one security group, so these ports must be ones no other role listens on.
+    pub monitoring_ports: &'static [u16],
     pub spread: Spread,
     /// Added to the node's id to make its Kafka `node.id` (KRaft mode): controllers take their own
     /// range so that they never share a `node.id` with a broker.
     pub node_id_base: u32,
+    /// The role runs a Kafka or ZooKeeper JVM: the main configuration comes from
+    /// `<config_file>.j2` into `/etc/kafka`, and the JVM carries the JMX exporter agent.
+    pub jvm: bool,
+    /// A topology without the role's section has no such nodes (`default_count` applies when
+    /// the section is there).
+    pub optional: bool,
 }
 
 /// ZooKeeper's client, peer and leader-election ports.
@@ -84,6 +118,14 @@ pub const CONTROLLER_PORT: u16 = 9094;
 /// A controller's `node.id` is this plus its id (`controller-1` is node 9001): broker ids stay
 /// below it, so the two never collide, and a node id says which role it is.
 pub const CONTROLLER_NODE_ID_BASE: u32 = 9000;
+/// Prometheus on the monitoring node.
+pub const PROMETHEUS_PORT: u16 = 9090;
+/// Alertmanager's web and API port on the monitoring node: not its usual 9093, which is the
+/// brokers' inter-broker listener. All nodes share one security group, so opening 9093 to the
+/// monitoring CIDRs would open every broker's unauthenticated replication listener to them.
+pub const ALERTMANAGER_PORT: u16 = 9095;
+/// Alertmanager's cluster (gossip) port, TCP and UDP, between two monitoring nodes.
+pub const ALERTMANAGER_CLUSTER_PORT: u16 = 9096;
 
 const ZOOKEEPER: RoleInfo = RoleInfo {
     role: Role::Zookeeper,
@@ -104,9 +146,14 @@ const ZOOKEEPER: RoleInfo = RoleInfo {
         template: "myid.j2",
         path: "/etc/kafka/myid",
     }],
+    generated_files: &[],
     member_ports: &[ZK_CLIENT_PORT, ZK_PEER_PORT, ZK_ELECTION_PORT],
+    member_udp_ports: &[],
+    monitoring_ports: &[],
     spread: Spread::Quorum,
     node_id_base: 0,
+    jvm: true,
+    optional: false,
 };
 
 const CONTROLLER: RoleInfo = RoleInfo {
@@ -124,9 +171,14 @@ const CONTROLLER: RoleInfo = RoleInfo {
     service: "kafka",
     config_file: "controller.properties",
     extra_files: &[],
+    generated_files: &[],
     member_ports: &[CONTROLLER_PORT],
+    member_udp_ports: &[],
+    monitoring_ports: &[],
     spread: Spread::Quorum,
     node_id_base: CONTROLLER_NODE_ID_BASE,
+    jvm: true,
+    optional: false,
 };
 
 const BROKER: RoleInfo = RoleInfo {
@@ -144,20 +196,86 @@ const BROKER: RoleInfo = RoleInfo {
     service: "kafka",
     config_file: "server.properties",
     extra_files: &[],
+    generated_files: &[],
     member_ports: &[INTERNAL_PORT],
+    member_udp_ports: &[],
+    monitoring_ports: &[],
     spread: Spread::RoundRobin,
     node_id_base: 0,
+    jvm: true,
+    optional: false,
+};
+
+/// Prometheus and Alertmanager with kcluster's scrape configuration, alert rules and dashboard.
+/// Optional; two nodes (in two zones) keep alerting alive when the zone of one is lost: each
+/// Prometheus scrapes every node and sends to both Alertmanagers, which gossip to notify once.
+const MONITORING: RoleInfo = RoleInfo {
+    role: Role::Monitoring,
+    name: "monitoring",
+    title: "monitoring",
+    section: "monitoring",
+    default_count: 1,
+    max_id: 2,
+    id_meaning: "the monitoring node's number",
+    default_instance_type: "m5.large",
+    default_heap: "1g",
+    default_volume_gib: 50,
+    address_base: 40,
+    service: "prometheus",
+    config_file: crate::monitoring::PROMETHEUS_FILE,
+    extra_files: &[
+        RoleFile {
+            name: "alertmanager.yml",
+            template: "alertmanager.yml.j2",
+            path: "/etc/alertmanager/alertmanager.yml",
+        },
+        RoleFile {
+            name: "alertmanager.service",
+            template: "alertmanager.service.j2",
+            path: "/etc/systemd/system/alertmanager.service",
+        },
+    ],
+    generated_files: &[
+        GeneratedFile {
+            name: crate::monitoring::PROMETHEUS_FILE,
+            path: "/etc/prometheus/prometheus.yml",
+            content: crate::monitoring::prometheus_config,
+        },
+        GeneratedFile {
+            name: crate::monitoring::ALERTS_FILE,
+            path: "/etc/prometheus/kcluster-alerts.yml",
+            content: crate::monitoring::alerts,
+        },
+        GeneratedFile {
+            name: crate::monitoring::DASHBOARD_FILE,
+            path: "/etc/prometheus/grafana-dashboard.json",
+            content: crate::monitoring::dashboard,
+        },
+    ],
+    member_ports: &[ALERTMANAGER_CLUSTER_PORT],
+    member_udp_ports: &[ALERTMANAGER_CLUSTER_PORT],
+    monitoring_ports: &[PROMETHEUS_PORT, ALERTMANAGER_PORT],
+    spread: Spread::RoundRobin,
+    node_id_base: 0,
+    jvm: false,
+    optional: true,
 };
 
 impl Role {
     /// Every role, in launch order.
-    pub const ALL: [Role; 3] = [Role::Zookeeper, Role::Controller, Role::Broker];
+    pub const ALL: [Role; 4] = [
+        Role::Zookeeper,
+        Role::Controller,
+        Role::Broker,
+        Role::Monitoring,
+    ];
 
     pub fn info(self) -> &'static RoleInfo {
         match self {
             Role::Zookeeper => &ZOOKEEPER,
             Role::Controller => &CONTROLLER,
             Role::Broker => &BROKER,
+            Role::Monitoring => &MONITORING,
         }
     }
 
@@ -202,8 +320,23 @@ mod tests {
         let mut taken = std::collections::BTreeSet::new();
         for r in Role::ALL {
             let i = r.info();
-            for id in 1..=i.default_count {
+            for id in 1..=i.default_count.max(i.max_id.min(7)) {
                 assert!(taken.insert(i.address_base + id), "{r} node {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn ports_served_beyond_the_group_are_no_other_roles_ports() {
+        // One security group holds every node: a port opened to the monitoring CIDRs is open
+        // on every node, so no role may listen on another role's such port.
+        let mut inside: Vec<u16> = vec![INTERNAL_PORT, crate::render::JMX_PORT, 9092];
+        for r in Role::ALL {
+            inside.extend(r.info().member_ports);
+        }
+        for r in Role::ALL {
+            for p in r.info().monitoring_ports {
+                assert!(!inside.contains(p), "{r} serves {p} beyond the group");
             }
         }
     }

@@ -87,6 +87,7 @@ pub fn test_cluster(
         roles: BTreeMap::from([(Role::Zookeeper, role.clone()), (Role::Broker, role)]),
         nodes,
         accept_zone_loss: false,
+        monitoring: Default::default(),
         broker_settings: BTreeMap::from([
             (
                 "default.replication.factor".to_owned(),

@@ -103,6 +103,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
             "zookeeper" => raw.zookeeper = s.read(),
             "controllers" => raw.controllers = s.read(),
             "brokers" => raw.brokers = s.read(),
+            "monitoring" => raw.monitoring = s.read(),
             "network" => raw.network = s.read(),
             "tags" => raw.tags = s.read(),
             "accept_zone_loss" => raw.accept_zone_loss = s.read(),

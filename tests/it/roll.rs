@@ -120,8 +120,19 @@ impl Ec2 for LocalEc2 {
     async fn set_tags(&self, resource_id: &str, t: &Tags) -> Ec2Result<()> {
         self.inner.set_tags(resource_id, t).await
     }
+    /// The account's zones carry the AZ IDs the fixture names (as in the account it was written
+    /// for); the fake's own mapping is another account's.
     async fn availability_zones(&self) -> Ec2Result<Vec<(String, String)>> {
-        self.inner.availability_zones().await
+        let mut zones = self.inner.availability_zones().await?;
+        let local = self.local.lock().expect("local cluster");
+        for (name, id) in &mut zones {
+            if let Some(z) = local.cluster.zones.iter().find(|z| &z.name == name)
+                && let Some(want) = &z.id
+            {
+                *id = want.clone();
+            }
+        }
+        Ok(zones)
     }
     async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
         self.inner.describe_route_tables(vpc_id).await

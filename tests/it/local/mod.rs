@@ -81,7 +81,10 @@ impl LocalCluster {
         let lock = process::machine_lock();
         // This cluster's clients and tools are those of the Kafka it runs.
         jvm::use_version(&cluster.kafka.version);
-        for node in &cluster.nodes {
+        // The harness runs the JVM nodes; a monitoring node (Prometheus) is not started here.
+        let jvms: Vec<&cluster::Node> =
+            cluster.nodes.iter().filter(|n| n.role.info().jvm).collect();
+        for node in &jvms {
             let mut ports = node.role.info().member_ports.to_vec();
             if node.role == Role::Broker {
                 ports.push(cluster.network.client_port);
@@ -99,7 +102,7 @@ impl LocalCluster {
         }
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut nodes = Vec::new();
-        for node in &cluster.nodes {
+        for node in jvms {
             let home = dir.path().join(&node.name);
             let data_dir = home.join("data").display().to_string();
             let renderer = Renderer::new(&Options {
