@@ -742,6 +742,8 @@ impl Run<'_> {
                 let addresses: Vec<std::net::Ipv4Addr> = members.iter().map(|m| m.1).collect();
                 health.kafka(&addresses).await.err()
             }
+            // The monitoring node holds no Kafka state: it rolls without a gate.
+            Role::Monitoring => None,
             // Nothing reads a KRaft quorum's health yet, so no gate could let a controller go.
             Role::Controller => {
                 return Err(ApplyError::one(
@@ -793,7 +795,7 @@ impl Run<'_> {
                 let names: Vec<String> = left.iter().map(|n| n.node.clone()).collect();
                 roll::zookeeper_order(&names, &seen)
             }
-            Role::Controller | Role::Connect => return Ok(0),
+            Role::Controller | Role::Connect | Role::Monitoring => return Ok(0),
             Role::Broker => {
                 let addresses: Vec<std::net::Ipv4Addr> =
                     self.members(role).iter().map(|m| m.1).collect();
@@ -851,6 +853,7 @@ impl Run<'_> {
                         },
                     }
                 }
+                Role::Monitoring => Decision::Go,
                 Role::Controller => Decision::Wait {
                     check: "the KRaft controller quorum is whole".into(),
                     seen: "kcluster does not read a KRaft quorum's health yet".into(),
@@ -2187,6 +2190,65 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_arm64_image_plans_and_an_architecture_without_pinned_downloads_is_refused() {
+        let ec2 = fake();
+        ec2.set_instance_type(
+            "m7g.large",
+            "arm64",
+            &["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+        );
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let mut arm = cluster("graviton", 3, "m7g.large");
+        arm.ami = crate::cluster::Ami::Id("ami-0000000000000a4a4".into());
+        if let Some(zk) = arm.roles.get_mut(&crate::cluster::Role::Zookeeper) {
+            zk.instance_type = "m7g.large".into();
+        }
+        ec2.set_image("ami-0000000000000a4a4", "/dev/xvda", "arm64");
+        make_plan(&ec2, &arm, &r)
+            .await
+            .expect("an arm64 cluster plans");
+        ec2.set_instance_type(
+            "m1.small",
+            "i386",
+            &["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+        );
+        let mut old = cluster("old", 3, "m1.small");
+        old.ami = crate::cluster::Ami::Id("ami-0000000000000i386".into());
+        ec2.set_image("ami-0000000000000i386", "/dev/xvda", "i386");
+        let err = make_plan(&ec2, &old, &r)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.starts_with(
+                "the image ami-0000000000000i386 is i386, but kcluster pins node_exporter, Prometheus and Alertmanager for x86_64 and arm64 only"
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_monitoring_node_is_planned_and_applied_like_every_node() {
+        let ec2 = fake();
+        let yaml = "name: watched\nregion: eu-west-1\nzones:\n  - {name: eu-west-1a, cidr: 172.31.0.0/20}\n  - {name: eu-west-1b, cidr: 172.31.16.0/20}\n  - {name: eu-west-1c, cidr: 172.31.32.0/20}\nmonitoring:\n  count: 2\nnetwork:\n  monitoring_cidrs: [10.9.0.0/24]\n";
+        let c = crate::topology::load("t.yaml", yaml.as_bytes())
+            .expect("valid")
+            .cluster;
+        let plan = converge(&ec2, &c).await;
+        assert_eq!(
+            plan.summary().add,
+            1 + 8 * 4,
+            "a group, and an interface, an Elastic IP, a data volume and an instance per node"
+        );
+        let live = live_by_node(&ec2);
+        assert_eq!(live.len(), 8);
+        let m = &live["monitoring-2"][0];
+        assert_eq!(m.tag(tags::ROLE), Some("monitoring"));
+        assert_eq!(m.zone, "eu-west-1b");
+        assert_eq!(plan_for(&ec2, &c).await.summary().add, 0, "converged");
     }
 
     #[tokio::test]

@@ -228,6 +228,26 @@ pub struct StatusArgs {
     pub aws: AwsArgs,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+    /// Show only each node's health from its exporter; do not ask EC2 for its instances.
+    #[arg(long)]
+    pub health_only: bool,
+    /// Read NODE's metrics at HOST:PORT instead of its fixed address (e.g. through an SSH
+    /// tunnel); may be given for several nodes.
+    #[arg(long = "endpoint", value_name = "NODE=HOST:PORT", value_parser = parse_endpoint)]
+    pub endpoints: Vec<(String, std::net::SocketAddr)>,
+    /// Seconds to wait for each node's metrics.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub health_timeout: u64,
+}
+
+fn parse_endpoint(s: &str) -> std::result::Result<(String, std::net::SocketAddr), String> {
+    let (node, address) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NODE=HOST:PORT"))?;
+    let address = address
+        .parse()
+        .map_err(|_| format!("`{address}` is not an IPv4 HOST:PORT, e.g. 127.0.0.1:11001"))?;
+    Ok((node.to_string(), address))
 }
 
 #[derive(Args, Debug)]
@@ -447,15 +467,16 @@ fn validate(a: ValidateArgs) -> Result<i32> {
                     crate::errln!("{report}");
                 }
                 let c = &l.cluster;
-                let quorum = match c.metadata.quorum_role() {
-                    crate::cluster::Role::Controller => "KRaft controllers",
-                    _ => "ZooKeeper nodes",
-                };
-                let (members, brokers) = (c.quorum_members().count(), c.brokers().count());
-                let nodes = match c.nodes_of(crate::cluster::Role::Connect).count() {
-                    0 => format!("{members} {quorum} and {brokers} brokers"),
-                    1 => format!("{members} {quorum}, {brokers} brokers and 1 Connect worker"),
-                    n => format!("{members} {quorum}, {brokers} brokers and {n} Connect workers"),
+                let counts: Vec<String> = crate::cluster::Role::ALL
+                    .into_iter()
+                    .map(|r| (r.info().noun, c.nodes_of(r).count()))
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(noun, n)| format!("{n} {noun}{}", if n == 1 { "" } else { "s" }))
+                    .collect();
+                let nodes = match counts.split_last() {
+                    Some((last, [])) => last.clone(),
+                    Some((last, others)) => format!("{} and {last}", others.join(", ")),
+                    None => "no nodes".to_string(),
                 };
                 crate::outln!(
                     "{}: valid: cluster {} in {} (Kafka {}), {nodes} over {} zones",

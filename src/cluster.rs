@@ -9,8 +9,8 @@ use serde::Serialize;
 
 pub use crate::metadata::Metadata;
 pub use crate::role::{
-    CONNECT_REST_PORT, CONTROLLER_PORT, INTERNAL_PORT, Role, ZK_CLIENT_PORT, ZK_ELECTION_PORT,
-    ZK_PEER_PORT,
+    ALERTMANAGER_CLUSTER_PORT, ALERTMANAGER_PORT, CONNECT_REST_PORT, CONTROLLER_PORT,
+    INTERNAL_PORT, PROMETHEUS_PORT, Role, ZK_CLIENT_PORT, ZK_ELECTION_PORT, ZK_PEER_PORT,
 };
 
 /// A whole Kafka cluster as kcluster will build it.
@@ -35,6 +35,8 @@ pub struct Cluster {
     /// The user accepted a layout that does not survive the loss of one zone
     /// (`accept_zone_loss`): the rules that say so are warnings instead of errors.
     pub accept_zone_loss: bool,
+    /// What the monitoring nodes' Prometheus and Alertmanager do (used only when there are some).
+    pub monitoring: MonitoringSettings,
     /// Broker settings for `server.properties` (kcluster's defaults with the user's overrides on top),
     /// excluding the per-node identity keys that kcluster manages.
     pub broker_settings: BTreeMap<String, String>,
@@ -62,6 +64,27 @@ pub struct Plugin {
     pub algorithm: String,
     pub checksum: String,
 }
+
+/// The monitoring nodes' settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonitoringSettings {
+    /// Prometheus's `--storage.tsdb.retention.time`, e.g. `15d`.
+    pub retention: String,
+    /// Where Alertmanager posts alerts; `None` for nowhere.
+    pub webhook_url: Option<String>,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        MonitoringSettings {
+            retention: DEFAULT_RETENTION.to_string(),
+            webhook_url: None,
+        }
+    }
+}
+
+/// How long the monitoring node's Prometheus keeps samples by default.
+pub const DEFAULT_RETENTION: &str = "15d";
 
 /// One availability zone and the subnet kcluster places its nodes in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -216,6 +239,10 @@ impl Cluster {
             .map(|n| format!("{}:{}", n.address, self.network.client_port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    pub fn monitoring_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes_of(Role::Monitoring)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

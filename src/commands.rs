@@ -1,6 +1,7 @@
 //! The AWS-backed commands: plan, apply, destroy, status, check. Each connects, runs the
 //! workflow, prints, and returns the exit code.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
@@ -347,43 +348,122 @@ async fn remove(a: &DestroyArgs, name: &str, ec2: &dyn Ec2, inventory: &Inventor
 pub async fn status(a: StatusArgs) -> Result<i32> {
     let loaded = cli::load(&a.file.file)?;
     let cluster = &loaded.cluster;
-    let ec2 = connect(&a.aws, &cluster.region).await?;
-    let observed = workflow::observe(&ec2, cluster).await?;
-    let rows = status_rows(cluster, &observed);
+    for (node, _) in &a.endpoints {
+        if cluster.node(node).is_none() {
+            return Err(Error::Usage(format!(
+                "--endpoint {node}=…: the topology has no node {node}"
+            )));
+        }
+    }
+    let ec2 = if a.health_only {
+        None
+    } else {
+        Some(connect(&a.aws, &cluster.region).await?)
+    };
+    let mut rows = match &ec2 {
+        Some(ec2) => status_rows(cluster, &workflow::observe(ec2, cluster).await?),
+        None => cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                json!({"node": n.name, "role": n.role, "id": n.id, "zone": n.zone,
+                "address": n.address.to_string()})
+            })
+            .collect(),
+    };
+    let endpoints: BTreeMap<String, std::net::SocketAddr> = a.endpoints.iter().cloned().collect();
+    let timeout = std::time::Duration::from_secs(a.health_timeout);
+    let health = tokio::task::spawn_blocking({
+        let cluster = cluster.clone();
+        move || crate::exporter_health::gather(&cluster, &endpoints, timeout)
+    })
+    .await
+    .map_err(|e| Error::Failed(format!("reading the nodes' metrics failed: {e}")))?;
+    for row in &mut rows {
+        if let Some(h) = health
+            .iter()
+            .find(|h| row["node"].as_str() == Some(h.node.as_str()))
+        {
+            row["health"] = serde_json::to_value(h).unwrap_or_default();
+        }
+    }
+    let reachable = health.iter().any(|h| h.up());
     match a.output {
         Output::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"cluster": cluster.name, "region": cluster.region, "nodes": rows})
+                &json!({"cluster": cluster.name, "region": cluster.region,
+                "nodes": rows, "metrics_reachable": reachable})
             )
             .unwrap_or_default()
         ),
         Output::Text => {
-            crate::outln!(
-                "{:<14} {:<10} {:>3}  {:<14} {:<21} {:<14} ADDRESS",
-                "NODE",
-                "ROLE",
-                "ID",
-                "ZONE",
-                "INSTANCE",
-                "STATE"
-            );
+            let summary = |r: &serde_json::Value| {
+                let h = health
+                    .iter()
+                    .find(|h| r["node"].as_str() == Some(h.node.as_str()));
+                match h {
+                    Some(h) if !reachable => format!("not reachable ({})", h.endpoint),
+                    Some(h) => h.summary(),
+                    None => "-".to_string(),
+                }
+            };
+            if ec2.is_some() {
+                crate::outln!(
+                    "{:<14} {:<10} {:>3}  {:<14} {:<21} {:<14} {:<15} HEALTH",
+                    "NODE",
+                    "ROLE",
+                    "ID",
+                    "ZONE",
+                    "INSTANCE",
+                    "STATE",
+                    "ADDRESS"
+                );
+            } else {
+                crate::outln!(
+                    "{:<14} {:<10} {:>3}  {:<14} {:<15} HEALTH",
+                    "NODE",
+                    "ROLE",
+                    "ID",
+                    "ZONE",
+                    "ADDRESS"
+                );
+            }
             for r in &rows {
                 let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-                crate::outln!(
-                    "{:<14} {:<10} {:>3}  {:<14} {:<21} {:<14} {}",
-                    s("node"),
-                    s("role"),
-                    r["id"].as_u64().map_or("-".into(), |i| i.to_string()),
-                    s("zone"),
-                    s("instance_id"),
-                    s("state"),
-                    s("address")
-                );
+                let id = r["id"].as_u64().map_or("-".into(), |i| i.to_string());
+                if ec2.is_some() {
+                    crate::outln!(
+                        "{:<14} {:<10} {:>3}  {:<14} {:<21} {:<14} {:<15} {}",
+                        s("node"),
+                        s("role"),
+                        id,
+                        s("zone"),
+                        s("instance_id"),
+                        s("state"),
+                        s("address"),
+                        summary(r)
+                    );
+                } else {
+                    crate::outln!(
+                        "{:<14} {:<10} {:>3}  {:<14} {:<15} {}",
+                        s("node"),
+                        s("role"),
+                        id,
+                        s("zone"),
+                        s("address"),
+                        summary(r)
+                    );
+                }
+            }
+            if !reachable && !health.is_empty() {
+                crate::outln!("{}", crate::exporter_health::NONE_REACHABLE);
             }
         }
     }
-    print_calls(&a.aws, &ec2);
+    if let Some(ec2) = &ec2 {
+        print_calls(&a.aws, ec2);
+    }
     Ok(0)
 }
 

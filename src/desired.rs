@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::cluster::{CONNECT_REST_PORT, Cluster, Node, Role};
+use crate::cluster::{Cluster, Node};
 use crate::ec2::{Image, RouteTable, Rule, Source, Subnet, Tags, VolumeSpec, tags};
 use crate::egress::{self, ZoneEgress};
 use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
 use crate::render::{JMX_PORT, NodeRender};
+use crate::role::RoleInfo;
 
 /// The root volume of every instance; the image's own root is replaced by an encrypted gp3 one.
 pub const ROOT_SIZE_GIB: u32 = 20;
@@ -136,17 +137,36 @@ fn node_tags(cluster: &Cluster, node: &Node) -> Tags {
 }
 
 /// The security group's ingress: each present role's member ports (ZooKeeper's, the inter-broker
-/// listener, Connect's REST API) and JMX only within the group; the client listener to the group
-/// and the client CIDRs; the Connect REST API, when there are workers, to the admin CIDRs; the
+/// listener, the Alertmanagers' gossip) and JMX only within the group; the ports a role serves
+/// beyond the group (Prometheus and Alertmanager, Connect's REST API) to the group and the
+/// monitoring or admin CIDRs; the client listener to the group and the client CIDRs; the
 /// exporters to the group and the monitoring CIDRs; SSH only to the CIDRs the topology names.
 pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
     let within = |port: u16| Rule::tcp(port, Source::Group);
-    let mut rules: Vec<Rule> = cluster
+    let present: Vec<&RoleInfo> = cluster
         .roles
         .keys()
         .filter(|r| cluster.nodes_of(**r).next().is_some())
-        .flat_map(|r| r.info().member_ports.iter().map(|p| within(*p)))
+        .map(|r| r.info())
         .collect();
+    let mut rules: Vec<Rule> = Vec::new();
+    for info in &present {
+        rules.extend(info.member_ports.iter().map(|p| within(*p)));
+        rules.extend(
+            info.member_udp_ports
+                .iter()
+                .map(|p| Rule::udp(*p, Source::Group)),
+        );
+        for (ports, cidrs) in [
+            (info.monitoring_ports, &cluster.network.monitoring_cidrs),
+            (info.admin_ports, &cluster.network.admin_cidrs),
+        ] {
+            for p in ports {
+                rules.push(within(*p));
+                rules.extend(cidrs.iter().map(|c| Rule::tcp(*p, Source::Cidr(*c))));
+            }
+        }
+    }
     rules.extend([
         within(JMX_PORT),
         within(JMX_EXPORTER_PORT),
@@ -155,11 +175,6 @@ pub fn group_rules(cluster: &Cluster) -> Vec<Rule> {
     ]);
     for c in &cluster.network.client_cidrs {
         rules.push(Rule::tcp(cluster.network.client_port, Source::Cidr(*c)));
-    }
-    if cluster.nodes_of(Role::Connect).next().is_some() {
-        for c in &cluster.network.admin_cidrs {
-            rules.push(Rule::tcp(CONNECT_REST_PORT, Source::Cidr(*c)));
-        }
     }
     for c in &cluster.network.monitoring_cidrs {
         rules.push(Rule::tcp(JMX_EXPORTER_PORT, Source::Cidr(*c)));

@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod ec2;
 pub mod egress;
 pub mod error;
+pub mod exporter_health;
 pub mod exporters;
 pub mod health;
 pub mod kafka_config;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cluster::Cluster;
+use crate::cluster::{ALERTMANAGER_PORT, Cluster, Node, PROMETHEUS_PORT};
 use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
 
 /// The alert rules; cluster-independent (every expression keeps the `cluster` label).
@@ -23,6 +23,9 @@ pub const DASHBOARD_FILE: &str = "grafana-dashboard.json";
 /// The scrape jobs: every node's JMX exporter agent and its node_exporter.
 pub const JMX_JOB: &str = "kcluster-jmx";
 pub const NODE_JOB: &str = "kcluster-node";
+/// The monitoring nodes' own Prometheus and Alertmanager (each Prometheus scrapes itself too).
+pub const PROMETHEUS_JOB: &str = "kcluster-prometheus";
+pub const ALERTMANAGER_JOB: &str = "kcluster-alertmanager";
 
 /// How often Prometheus scrapes and evaluates the rules, by default.
 pub const DEFAULT_INTERVAL: &str = "30s";
@@ -43,13 +46,23 @@ pub fn files(cluster: &Cluster) -> Vec<MonitoringFile> {
         },
         MonitoringFile {
             name: ALERTS_FILE,
-            content: ALERTS.to_string(),
+            content: alerts(cluster),
         },
         MonitoringFile {
             name: DASHBOARD_FILE,
-            content: DASHBOARD.to_string(),
+            content: dashboard(cluster),
         },
     ]
+}
+
+/// The alert rules file (the same for every cluster).
+pub fn alerts(_: &Cluster) -> String {
+    ALERTS.to_string()
+}
+
+/// The Grafana dashboard (the same for every cluster).
+pub fn dashboard(_: &Cluster) -> String {
+    DASHBOARD.to_string()
 }
 
 /// Writes the files into `dir` (created if needed).
@@ -64,8 +77,25 @@ pub fn write_to(files: &[MonitoringFile], dir: &Path) -> std::io::Result<()> {
 #[derive(Serialize)]
 struct Config<'a> {
     global: Global,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerting: Option<Alerting>,
     rule_files: Vec<&'a str>,
     scrape_configs: Vec<ScrapeConfig<'a>>,
+}
+
+#[derive(Serialize)]
+struct Alerting {
+    alertmanagers: Vec<AlertmanagerSet>,
+}
+
+#[derive(Serialize)]
+struct AlertmanagerSet {
+    static_configs: Vec<Targets>,
+}
+
+#[derive(Serialize)]
+struct Targets {
+    targets: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -86,13 +116,14 @@ struct StaticConfig {
     labels: BTreeMap<&'static str, String>,
 }
 
-/// The Prometheus configuration: one job per exporter, one target per node at its fixed address.
+/// The Prometheus configuration: one job per exporter, one target per node at its fixed address;
+/// with monitoring nodes, their Prometheus and Alertmanager as targets too, and every
+/// Alertmanager as a receiver of the alerts. The monitoring nodes run this very file.
 pub fn prometheus_config(cluster: &Cluster) -> String {
-    let job = |name: &'static str, port: u16| ScrapeConfig {
+    let job = |name: &'static str, port: u16, nodes: Vec<&Node>| ScrapeConfig {
         job_name: name,
-        static_configs: cluster
-            .nodes
-            .iter()
+        static_configs: nodes
+            .into_iter()
             .map(|n| StaticConfig {
                 targets: vec![format!("{}:{port}", n.address)],
                 labels: BTreeMap::from([
@@ -104,25 +135,48 @@ pub fn prometheus_config(cluster: &Cluster) -> String {
             })
             .collect(),
     };
+    let jvms: Vec<&Node> = cluster.nodes.iter().filter(|n| n.role.info().jvm).collect();
+    let monitors: Vec<&Node> = cluster.monitoring_nodes().collect();
+    let mut scrape_configs = vec![
+        job(JMX_JOB, JMX_EXPORTER_PORT, jvms),
+        job(NODE_JOB, NODE_EXPORTER_PORT, cluster.nodes.iter().collect()),
+    ];
+    let alerting = (!monitors.is_empty()).then(|| {
+        scrape_configs.push(job(PROMETHEUS_JOB, PROMETHEUS_PORT, monitors.clone()));
+        scrape_configs.push(job(ALERTMANAGER_JOB, ALERTMANAGER_PORT, monitors.clone()));
+        Alerting {
+            alertmanagers: vec![AlertmanagerSet {
+                static_configs: vec![Targets {
+                    targets: monitors
+                        .iter()
+                        .map(|n| format!("{}:{ALERTMANAGER_PORT}", n.address))
+                        .collect(),
+                }],
+            }],
+        }
+    });
     let config = Config {
         global: Global {
             scrape_interval: DEFAULT_INTERVAL,
             evaluation_interval: DEFAULT_INTERVAL,
         },
+        alerting,
         rule_files: vec![ALERTS_FILE],
-        scrape_configs: vec![
-            job(JMX_JOB, JMX_EXPORTER_PORT),
-            job(NODE_JOB, NODE_EXPORTER_PORT),
-        ],
+        scrape_configs,
     };
     // Serializing plain structs of strings cannot fail.
     let body = serde_yaml::to_string(&config).unwrap_or_default();
+    let receivers = if cluster.monitoring_nodes().next().is_some() {
+        "\n# The cluster's monitoring nodes run this file too, and receive its alerts in Alertmanager."
+    } else {
+        ""
+    };
     format!(
         "# Prometheus configuration for Kafka cluster {}; written by `kcluster monitoring`.\n\
          # Targets are the nodes' fixed private addresses: run Prometheus where it can reach them\n\
          # (a subnet listed in `network.monitoring_cidrs`). {JMX_JOB}: each node's JMX exporter\n\
          # agent; {NODE_JOB}: its node_exporter. To watch several clusters, merge their\n\
-         # static_configs into these two jobs: the alert rules keep clusters apart by label.\n\
+         # static_configs into these two jobs: the alert rules keep clusters apart by label.{receivers}\n\
          {body}",
         cluster.name
     )

@@ -140,8 +140,26 @@ fn bullets(lines: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{foreign, in_other_vpcs};
+    use super::{foreign, in_other_vpcs, own_volume};
     use crate::ec2::{NetworkInterface, SecurityGroup, Tags, tags};
+
+    #[test]
+    fn only_volumes_with_kcluster_s_volume_tag_are_its_data_volumes() {
+        let node = [
+            (tags::CLUSTER, "demo"),
+            (tags::ROLE, "broker"),
+            (tags::NODE, "broker-1"),
+        ];
+        // A root volume inherits its instance's tags; a user's volume may carry the cluster tag.
+        assert!(!own_volume(&tagged(&node)));
+        assert!(!own_volume(&tagged(&[
+            (tags::CLUSTER, "demo"),
+            (tags::VOLUME, "data")
+        ])));
+        let mut data = node.to_vec();
+        data.push((tags::VOLUME, "data"));
+        assert!(own_volume(&tagged(&data)));
+    }
 
     fn tagged(pairs: &[(&str, &str)]) -> Tags {
         pairs

@@ -966,6 +966,9 @@ impl Plan {
             Role::Connect => {
                 "rolling; kcluster does not read a Connect worker group's health yet, so with gates apply refuses to roll the workers of a running cluster"
             }
+            Role::Monitoring => {
+                "rolling, ungated: it holds no Kafka data; alerts pause while it restarts"
+            }
         };
         let keeping = |n: &NodeChange| match &n.volume_id {
             _ if n.desired.data_volume.is_none() => "with no data volume".to_string(),

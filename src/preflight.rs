@@ -1,9 +1,11 @@
 //! Read-only checks `plan` makes before anything is created, each failure one line naming the
-//! thing and the fix: the AZ IDs the topology gives are those of its zones here; every instance type is offered in its nodes' zones and runs the image's
-//! architecture; each subnet has room for the interfaces apply creates in it, and no one else
-//! holds a node's fixed address; EC2's DryRun allows every kind of call apply makes. (That the
-//! subnets exist, sit in the topology's VPC and reach the internet is checked as the plan is
-//! made: desired.rs, egress.rs.) A fixed number of requests, whatever the cluster's size.
+//! thing and the fix: the image's architecture is one kcluster pins downloads for; the AZ IDs the
+//! topology gives are those of its zones here; every instance type is offered in its nodes' zones
+//! and runs the image's architecture; each subnet has room for the interfaces apply creates in
+//! it, and no one else holds a node's fixed address; EC2's DryRun allows every kind of call apply
+//! makes. (That the subnets exist, sit in the topology's VPC and reach the internet is checked as
+//! the plan is made: desired.rs, egress.rs.) A fixed number of requests, whatever the cluster's
+//! size.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -53,6 +55,14 @@ async fn instance_types(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<
         .into_iter()
         .collect();
     let mut problems = Vec::new();
+    if !crate::exporters::ARCHITECTURES.contains(&image.architecture.as_str()) {
+        problems.push(format!(
+            "the image {} is {}, but kcluster pins node_exporter, Prometheus and Alertmanager for {} only: choose an x86_64 or arm64 image",
+            image.id,
+            image.architecture,
+            crate::exporters::ARCHITECTURES.join(" and ")
+        ));
+    }
     if types.is_empty() {
         return Ok(problems);
     }

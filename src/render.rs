@@ -54,6 +54,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/kafka-connect.service.j2"),
     ),
     (
+        "alertmanager.service.j2",
+        include_str!("../templates/alertmanager.service.j2"),
+    ),
+    (
+        "alertmanager.yml.j2",
+        include_str!("../templates/alertmanager.yml.j2"),
+    ),
+    (
         "jmx-exporter-kafka.yaml.j2",
         include_str!("../templates/jmx-exporter-kafka.yaml.j2"),
     ),
@@ -65,6 +73,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "node-exporter.service.j2",
         include_str!("../templates/node-exporter.service.j2"),
+    ),
+    (
+        "prometheus.service.j2",
+        include_str!("../templates/prometheus.service.j2"),
     ),
     (
         "server.properties.j2",
@@ -199,6 +211,7 @@ impl Renderer {
         env.set_syntax(syntax);
         env.add_filter("properties", properties_escape);
         env.add_filter("shell_escape", shell_escape);
+        env.add_filter("yaml_string", yaml_string);
         let mut sources: BTreeMap<String, String> = TEMPLATES
             .iter()
             .map(|(n, s)| (n.to_string(), s.to_string()))
@@ -278,6 +291,11 @@ impl Renderer {
             service => service,
             bootstrap_path => BOOTSTRAP_PATH,
             exporters => Value::from(minijinja::value::Serde(&EXPORTERS)),
+            jvm => info.jvm,
+            monitoring => Value::from(minijinja::value::Serde(&cluster.monitoring)),
+            monitoring_peers => Value::from(minijinja::value::Serde(
+                &cluster.monitoring_nodes().filter(|m| m.name != node.name).collect::<Vec<_>>(),
+            )),
             ports => context! {
                 client => cluster.network.client_port,
                 internal => cluster::INTERNAL_PORT,
@@ -289,53 +307,63 @@ impl Renderer {
                 jmx => JMX_PORT,
                 jmx_exporter => exporters::JMX_EXPORTER_PORT,
                 node_exporter => exporters::NODE_EXPORTER_PORT,
+                prometheus => cluster::PROMETHEUS_PORT,
+                alertmanager => cluster::ALERTMANAGER_PORT,
+                alertmanager_cluster => cluster::ALERTMANAGER_CLUSTER_PORT,
             },
         };
         let mut files = Vec::new();
-        let mut add = |name: &str, template: &str, path: &str, mode: &str| {
-            let content = self.render(template, &ctx)?;
+        let mut add = |name: &str, path: &str, mode: &str, content: String| {
             files.push(NodeFile {
                 name: name.to_string(),
                 path: path.to_string(),
                 mode: mode.to_string(),
                 content,
             });
-            Ok::<(), RenderError>(())
         };
-        add(
-            config,
-            &format!("{config}.j2"),
-            &format!("/etc/kafka/{config}"),
-            "0644",
-        )?;
+        let template = |name: &str| self.render(name, &ctx);
+        if info.jvm {
+            let path = format!("/etc/kafka/{config}");
+            add(config, &path, "0644", template(&format!("{config}.j2"))?);
+        }
         for f in info.extra_files {
-            add(f.name, f.template, f.path, "0644")?;
+            add(f.name, f.path, "0644", template(f.template)?);
+        }
+        for g in info.generated_files {
+            add(g.name, g.path, "0644", (g.content)(cluster));
         }
         add(
             &format!("{service}.service"),
-            &format!("{service}.service.j2"),
             &format!("/etc/systemd/system/{service}.service"),
             "0644",
-        )?;
-        add(
-            "jmx-exporter.yaml",
-            &format!("jmx-exporter-{service}.yaml.j2"),
-            exporters::JMX_EXPORTER_CONFIG,
-            "0644",
-        )?;
+            template(&format!("{service}.service.j2"))?,
+        );
+        if info.jvm {
+            add(
+                "jmx-exporter.yaml",
+                exporters::JMX_EXPORTER_CONFIG,
+                "0644",
+                template(&format!("jmx-exporter-{service}.yaml.j2"))?,
+            );
+        }
         add(
             "node-exporter.service",
-            "node-exporter.service.j2",
             "/etc/systemd/system/node-exporter.service",
             "0644",
-        )?;
+            template("node-exporter.service.j2")?,
+        );
         add(
             "sysctl.conf",
-            "sysctl.conf.j2",
             "/etc/sysctl.d/90-kcluster.conf",
             "0644",
-        )?;
-        add("bootstrap.sh", "bootstrap.sh.j2", BOOTSTRAP_PATH, "0755")?;
+            template("sysctl.conf.j2")?,
+        );
+        add(
+            "bootstrap.sh",
+            BOOTSTRAP_PATH,
+            "0755",
+            template("bootstrap.sh.j2")?,
+        );
 
         let document = self.render(
             "user-data.j2",
@@ -466,6 +494,11 @@ fn shell_escape(value: String) -> String {
     out
 }
 
+/// A value as a YAML double-quoted string (a JSON string is one), whatever it holds.
+fn yaml_string(value: String) -> String {
+    serde_json::to_string(&value).unwrap_or_default()
+}
+
 /// Gzip with a fixed header (no timestamp), so the same input gives the same bytes.
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::GzBuilder::new()
@@ -510,6 +543,33 @@ mod tests {
             .cluster;
         let e = renderer.render_all(&cluster).expect_err("undefined");
         assert!(e.to_string().contains("`node.idd` is undefined"), "{e}");
+    }
+
+    #[test]
+    fn a_monitoring_node_for_too_many_brokers_is_refused_with_its_size() {
+        // Its user-data carries the whole prometheus.yml; 1000 brokers do not fit even gzipped.
+        let zones = "zones:\n  - {name: eu-west-1a, cidr: 10.0.0.0/20}\n  - {name: eu-west-1b, cidr: 10.0.16.0/20}\n  - {name: eu-west-1c, cidr: 10.0.32.0/20}\n";
+        let renderer = Renderer::new(&Options::default()).expect("templates");
+        for (brokers, fits) in [(300, true), (1000, false)] {
+            let yaml = format!(
+                "name: t\nregion: eu-west-1\n{zones}brokers:\n  count: {brokers}\nmonitoring: {{}}\n"
+            );
+            let cluster = crate::topology::load("t.yaml", yaml.as_bytes())
+                .expect("valid")
+                .cluster;
+            let node = cluster.monitoring_nodes().next().expect("monitoring node");
+            match renderer.render_node(&cluster, node) {
+                Ok(r) => assert!(fits && r.user_data_gzipped, "{brokers} brokers"),
+                Err(e) => {
+                    assert!(!fits, "{brokers} brokers: {e}");
+                    assert!(
+                        e.to_string().starts_with("monitoring-1: user-data is ")
+                            && e.to_string().ends_with("EC2 accepts at most 16384"),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub fn test_cluster(
         nodes,
         accept_zone_loss: false,
         connect: None,
+        monitoring: Default::default(),
         broker_settings: BTreeMap::from([
             (
                 "default.replication.factor".to_owned(),

@@ -116,8 +116,17 @@ pub struct Rule {
 impl Rule {
     /// A TCP rule for one port.
     pub fn tcp(port: u16, source: Source) -> Rule {
+        Rule::one_port("tcp", port, source)
+    }
+
+    /// A UDP rule for one port.
+    pub fn udp(port: u16, source: Source) -> Rule {
+        Rule::one_port("udp", port, source)
+    }
+
+    fn one_port(protocol: &str, port: u16, source: Source) -> Rule {
         Rule {
-            protocol: "tcp".into(),
+            protocol: protocol.into(),
             ports: Some((i32::from(port), i32::from(port))),
             source,
         }

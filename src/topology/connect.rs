@@ -265,8 +265,22 @@ mod tests {
         let l = accepted("network:\n  admin_cidrs: [10.8.0.0/24]\n");
         assert_eq!(l.cluster.nodes_of(Role::Connect).count(), 0);
         assert!(l.cluster.connect.is_none());
-        assert!(!l.cluster.roles.contains_key(&Role::Connect));
         assert!(rest_sources(&l).is_empty(), "no workers, no REST rule");
+        let l = accepted("connect:\n  count: 0\n");
+        assert_eq!(l.cluster.nodes_of(Role::Connect).count(), 0);
+        assert!(l.cluster.connect.is_none());
+    }
+
+    #[test]
+    fn a_section_without_count_has_two_workers_in_two_zones() {
+        let l = accepted("connect: {}\n");
+        let zones: Vec<&str> = l
+            .cluster
+            .nodes_of(Role::Connect)
+            .map(|n| n.zone.as_str())
+            .collect();
+        assert_eq!(zones, ["eu-west-1a", "eu-west-1b"]);
+        assert!(l.cluster.connect.is_some());
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
             "controllers" => raw.controllers = s.read(),
             "brokers" => raw.brokers = s.read(),
             "connect" => raw.connect = s.read(),
+            "monitoring" => raw.monitoring = s.read(),
             "network" => raw.network = s.read(),
             "tags" => raw.tags = s.read(),
             "accept_zone_loss" => raw.accept_zone_loss = s.read(),

@@ -39,6 +39,8 @@ pub struct RawTopology {
     pub brokers: Option<RawBrokers>,
     /// Kafka Connect workers (distributed mode), one group per cluster. Omit for none.
     pub connect: Option<RawConnect>,
+    /// An optional monitoring node (or two): Prometheus and Alertmanager watching the cluster.
+    pub monitoring: Option<RawMonitoring>,
     /// Network placement and access.
     pub network: Option<RawNetwork>,
     /// Extra tags put on every resource kcluster creates.
@@ -148,8 +150,9 @@ pub struct RawBrokers {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct RawConnect {
-    /// Number of workers. Default 0 (no Connect). Two or more keep connectors running when a
-    /// worker or a zone is lost. Ids are 1..=count unless `nodes` lists them.
+    /// Number of workers. Default 2 when this section is present (0 has none). Two or more, in
+    /// different zones, keep connectors running when a worker or a zone is lost. Ids are
+    /// 1..=count unless `nodes` lists them.
     pub count: Option<u32>,
     /// EC2 instance type. Default `m5.large`.
     pub instance_type: Option<String>,
@@ -212,8 +215,40 @@ impl RawTopology {
                 volume: None,
                 nodes: c.nodes.as_deref(),
             }),
+            Role::Monitoring => self.monitoring.as_ref().map(|m| RoleFields {
+                count: m.count,
+                instance_type: m.instance_type.as_deref(),
+                heap: None,
+                volume: m.volume.as_ref(),
+                nodes: m.nodes.as_deref(),
+            }),
         }
     }
+}
+
+/// The monitoring node: Prometheus (port 9090) with kcluster's scrape configuration and alert
+/// rules, and Alertmanager (port 9095), both reachable from the cluster and
+/// `network.monitoring_cidrs` only. It has no rack duty: Kafka never places data on it.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawMonitoring {
+    /// 1, or 2 for alerting that survives the loss of a zone (the two sit in different zones,
+    /// each scrapes every node, and their Alertmanagers gossip so each alert is sent once).
+    /// 0 has none. Default 1 when this section is present.
+    pub count: Option<u32>,
+    /// EC2 instance type. Default `m5.large`.
+    pub instance_type: Option<String>,
+    /// The data volume (encrypted gp3) holding Prometheus's time series. Default 50 GiB.
+    pub volume: Option<RawVolume>,
+    /// Per-node pins: a monitoring node's zone and/or address.
+    pub nodes: Option<Vec<RawNode>>,
+    /// How long Prometheus keeps samples, e.g. `15d`, `6w`, `1y`. Default `15d`. Prometheus also
+    /// drops the oldest samples before they fill 80 % of the data volume.
+    pub retention: Option<String>,
+    /// Alertmanager posts every firing and resolved alert to this http(s) URL (its webhook
+    /// receiver: an incident tool, a chat bridge …). Omit for none: alerts are then only shown
+    /// by Alertmanager (port 9095) and Prometheus (port 9090).
+    pub webhook_url: Option<String>,
 }
 
 impl RawRole {

@@ -552,15 +552,168 @@ fn exporters_are_open_to_the_group_and_the_monitoring_cidrs_only() {
 }
 
 #[test]
+fn monitoring_node_only_with_its_section_at_offset_40_plus_id() {
+    let l = accepted(&with(""));
+    assert_eq!(
+        l.cluster.monitoring_nodes().count(),
+        0,
+        "absent section: none"
+    );
+    let l = accepted(&with("monitoring: {}\n"));
+    let m: Vec<_> = l.cluster.monitoring_nodes().collect();
+    assert_eq!(m.len(), 1, "a section without count: one");
+    assert_eq!(
+        (m[0].name.as_str(), m[0].zone.as_str()),
+        ("monitoring-1", "eu-west-1a")
+    );
+    assert_eq!(m[0].address.to_string(), "10.0.0.41");
+    let spec = l
+        .cluster
+        .role_spec(crate::cluster::Role::Monitoring)
+        .expect("spec");
+    assert_eq!(
+        (
+            spec.instance_type.as_str(),
+            spec.volume.as_ref().map(|v| v.size_gib)
+        ),
+        ("m5.large", Some(50))
+    );
+    assert_eq!(l.cluster.monitoring.retention, "15d");
+    assert_eq!(l.cluster.monitoring.webhook_url, None);
+    let l = accepted(&with(
+        "monitoring:\n  count: 2\n  retention: 6w\n  webhook_url: https://h.example/x?a=1\n",
+    ));
+    let zones: Vec<_> = l
+        .cluster
+        .monitoring_nodes()
+        .map(|n| n.zone.as_str())
+        .collect();
+    assert_eq!(
+        zones,
+        ["eu-west-1a", "eu-west-1b"],
+        "two monitoring nodes, two zones"
+    );
+    assert_eq!(l.cluster.monitoring.retention, "6w");
+    let l = accepted(&with("monitoring:\n  count: 0\n"));
+    assert_eq!(l.cluster.monitoring_nodes().count(), 0);
+    // Not a broker, not a quorum member: check's broker and ZooKeeper counts leave it out.
+    let l = accepted(&with("monitoring: {}\n"));
+    assert_eq!(l.cluster.brokers().count(), 3);
+    assert_eq!(l.cluster.zookeepers().count(), 3);
+}
+
+#[test]
+fn two_monitoring_nodes_in_one_zone_is_a_warning() {
+    let l = accepted(&with(
+        "monitoring:\n  nodes:\n    - {id: 1, zone: eu-west-1c}\n    - {id: 2, zone: eu-west-1c}\n",
+    ));
+    expect(
+        only(&l.warnings),
+        Severity::Warning,
+        "monitoring.nodes",
+        "both monitoring nodes are in eu-west-1c: losing that zone silences every alert, its own loss included",
+        Some("pin them to two different zones, or leave their zones to kcluster"),
+        None,
+    );
+    assert!(
+        accepted(&with("monitoring:\n  count: 2\n"))
+            .warnings
+            .diagnostics
+            .is_empty()
+    );
+}
+
+#[test]
+fn more_than_two_monitoring_nodes_is_refused() {
+    let r = refused(&with("monitoring:\n  count: 3\n"));
+    error(
+        only(&r),
+        "monitoring.count",
+        "3 monitoring nodes is more than monitoring's ids 1 to 2 allow",
+        Some("use at most 2"),
+        Some((11, 3)),
+    );
+}
+
+#[test]
+fn monitoring_retention_and_webhook_are_checked() {
+    for bad in ["15", "d", "0d", "15m", "1.5d", "15 d"] {
+        let r = refused(&with(&format!("monitoring:\n  retention: \"{bad}\"\n")));
+        error(
+            only(&r),
+            "monitoring.retention",
+            &format!("`{bad}` is not a retention Prometheus takes here"),
+            Some("write a number and a unit: h, d, w or y, e.g. `15d` or `6w`"),
+            None,
+        );
+    }
+    for bad in [
+        "ftp://x/y",
+        "https://",
+        "hooks.example.com/x",
+        "https://a b/c",
+    ] {
+        let r = refused(&with(&format!("monitoring:\n  webhook_url: \"{bad}\"\n")));
+        error(
+            only(&r),
+            "monitoring.webhook_url",
+            &format!("`{bad}` is not an http(s) URL"),
+            Some(
+                "write it like `https://alerts.example.com/hook` (no spaces), or omit it for no receiver",
+            ),
+            None,
+        );
+    }
+}
+
+#[test]
+fn prometheus_and_alertmanager_are_open_to_the_group_and_monitoring_cidrs_never_9093() {
+    use crate::ec2::{Rule, Source};
+    let cidr = Source::Cidr("10.9.0.0/24".parse().unwrap());
+    let l = accepted(&with(
+        "monitoring:\n  count: 2\nnetwork:\n  monitoring_cidrs: [10.9.0.0/24]\n",
+    ));
+    let rules = crate::desired::group_rules(&l.cluster);
+    for port in [9090, 9095] {
+        assert!(rules.contains(&Rule::tcp(port, Source::Group)), "{port}");
+        assert!(rules.contains(&Rule::tcp(port, cidr.clone())), "{port}");
+    }
+    // The brokers' inter-broker listener stays inside the group.
+    assert!(
+        rules
+            .iter()
+            .filter(|r| r.ports == Some((9093, 9093)))
+            .all(|r| r.source == Source::Group)
+    );
+    // The Alertmanagers' gossip: TCP and UDP, inside the group only.
+    assert!(rules.contains(&Rule::tcp(9096, Source::Group)));
+    assert!(rules.contains(&Rule::udp(9096, Source::Group)));
+    assert!(
+        !rules
+            .iter()
+            .any(|r| r.ports == Some((9096, 9096)) && r.source != Source::Group)
+    );
+    // Without a monitoring node none of its ports is open.
+    let none = accepted(&with("network:\n  monitoring_cidrs: [10.9.0.0/24]\n"));
+    assert!(
+        !crate::desired::group_rules(&none.cluster)
+            .iter()
+            .any(|r| matches!(r.ports, Some((9090 | 9095 | 9096, _))))
+    );
+}
+
+#[test]
 fn client_port_that_kcluster_uses_or_below_1024_is_refused() {
-    for port in [80, 2181, 2888, 3888, 8083, 9093, 9094, 9999, 11001, 11002] {
+    for port in [
+        80, 2181, 2888, 3888, 8083, 9090, 9093, 9094, 9095, 9096, 9999, 11001, 11002,
+    ] {
         let r = refused(&with(&format!("network:\n  client_port: {port}\n")));
         error(
             only(&r),
             "network.client_port",
             &format!("port {port} is not available for the client listener"),
             Some(
-                "use a port from 1024 up other than 2181, 2888, 3888, 8083, 9093, 9094, 9999, 11001 and 11002, e.g. 9092",
+                "use a port from 1024 up other than 2181, 2888, 3888, 8083, 9090, 9093, 9094, 9095, 9096, 9999, 11001 and 11002, e.g. 9092",
             ),
             Some((11, 3)),
         );
@@ -1026,7 +1179,7 @@ fn unknown_key_without_a_close_match_lists_the_known_keys() {
         "unknown key `colour`",
         Some(
             "expected one of: accept_zone_loss, ami, brokers, connect, controllers, kafka, metadata, \
-             name, network, region, tags, zones, zookeeper",
+             monitoring, name, network, region, tags, zones, zookeeper",
         ),
         Some((10, 1)),
     );
@@ -2107,6 +2260,7 @@ fn schema_names_every_top_level_key_and_refuses_unknown_ones() {
             "controllers",
             "kafka",
             "metadata",
+            "monitoring",
             "name",
             "network",
             "region",

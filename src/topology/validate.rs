@@ -10,7 +10,8 @@ use ipnet::Ipv4Net;
 use super::defaults;
 use super::raw::{RawMetadata, RawNode, RawTopology, RawVolume};
 use crate::cluster::{
-    Ami, Cluster, KafkaDist, Metadata, Network, Node, Role, RoleSpec, Ssh, Volume, Zone,
+    Ami, Cluster, KafkaDist, Metadata, MonitoringSettings, Network, Node, Role, RoleSpec, Ssh,
+    Volume, Zone,
 };
 use crate::diagnostic::{Diagnostic, FieldPath};
 use crate::kafka_config::BrokerConfigs;
@@ -82,10 +83,6 @@ impl Checker {
         self.foreign_sections(raw, metadata);
         for role in Role::ALL.into_iter().filter(|r| metadata.has(*r)) {
             let fields = raw.role_fields(role);
-            // An optional role (Connect) without its section has no nodes and no settings.
-            if fields.is_none() && role.info().default_count == 0 {
-                continue;
-            }
             let fields = fields.as_ref();
             let spec = self.role_spec(
                 role,
@@ -93,12 +90,12 @@ impl Checker {
                 fields.and_then(|f| f.heap),
                 fields.and_then(|f| f.volume),
             );
-            let (built, n) = self.nodes(
-                role,
-                fields.and_then(|f| f.count),
-                fields.and_then(|f| f.nodes),
-                &zones,
-            );
+            // An optional role's nodes exist only when the topology has its section.
+            let count = match fields {
+                None if role.info().optional => Some(0),
+                _ => fields.and_then(|f| f.count),
+            };
+            let (built, n) = self.nodes(role, count, fields.and_then(|f| f.nodes), &zones);
             match spec {
                 Some(spec) => {
                     roles.insert(role, spec);
@@ -125,6 +122,21 @@ impl Checker {
         }
         self.unique_addresses(&nodes);
         self.node_id_ranges(&nodes, metadata);
+        let monitoring = self.monitoring(raw);
+        let monitor_zones: BTreeSet<&str> = nodes
+            .iter()
+            .filter(|n| n.role == Role::Monitoring)
+            .map(|n| n.zone.as_str())
+            .collect();
+        if let [zone] = monitor_zones.into_iter().collect::<Vec<_>>().as_slice()
+            && nodes.iter().filter(|n| n.role == Role::Monitoring).count() > 1
+        {
+            self.warn(
+                p(&["monitoring", "nodes"]),
+                format!("both monitoring nodes are in {zone}: losing that zone silences every alert, its own loss included"),
+                "pin them to two different zones, or leave their zones to kcluster",
+            );
+        }
         let version = kafka
             .as_ref()
             .map_or(defaults::kafka_version(metadata), |k| k.version.as_str());
@@ -154,7 +166,49 @@ impl Checker {
             nodes,
             broker_settings,
             connect,
+            monitoring: monitoring?,
             accept_zone_loss: raw.accept_zone_loss.unwrap_or(false),
+        })
+    }
+
+    /// The monitoring section's own settings: Prometheus's retention and Alertmanager's webhook.
+    fn monitoring(&mut self, raw: &RawTopology) -> Option<MonitoringSettings> {
+        let m = raw.monitoring.clone().unwrap_or_default();
+        let mut ok = true;
+        let retention = m
+            .retention
+            .unwrap_or_else(|| crate::cluster::DEFAULT_RETENTION.to_string());
+        let (digits, unit) = retention.split_at(retention.len().saturating_sub(1));
+        let retention_ok = !digits.is_empty()
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && digits.parse::<u32>().is_ok_and(|n| n > 0)
+            && matches!(unit, "h" | "d" | "w" | "y");
+        if !retention_ok {
+            self.error(
+                p(&["monitoring", "retention"]),
+                format!("`{retention}` is not a retention Prometheus takes here"),
+                "write a number and a unit: h, d, w or y, e.g. `15d` or `6w`",
+            );
+            ok = false;
+        }
+        if let Some(url) = &m.webhook_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+            let printable = url.chars().all(|c| c.is_ascii_graphic());
+            if !printable || host.is_none_or(str::is_empty) {
+                self.error(
+                    p(&["monitoring", "webhook_url"]),
+                    format!("`{url}` is not an http(s) URL"),
+                    "write it like `https://alerts.example.com/hook` (no spaces), or omit it for no receiver",
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(MonitoringSettings {
+            retention,
+            webhook_url: m.webhook_url,
         })
     }
 
@@ -682,7 +736,7 @@ impl Checker {
             );
         }
         let client_port = n.client_port.unwrap_or(defaults::CLIENT_PORT);
-        let reserved = [
+        let mut reserved = [
             crate::cluster::ZK_CLIENT_PORT,
             crate::cluster::ZK_PEER_PORT,
             crate::cluster::ZK_ELECTION_PORT,
@@ -692,13 +746,26 @@ impl Checker {
             crate::render::JMX_PORT,
             crate::exporters::JMX_EXPORTER_PORT,
             crate::exporters::NODE_EXPORTER_PORT,
+            crate::cluster::PROMETHEUS_PORT,
+            crate::cluster::ALERTMANAGER_PORT,
+            crate::cluster::ALERTMANAGER_CLUSTER_PORT,
             22,
         ];
         if client_port < 1024 || reserved.contains(&client_port) {
+            reserved.sort_unstable();
+            let taken: Vec<String> = reserved
+                .iter()
+                .filter(|p| **p >= 1024)
+                .map(u16::to_string)
+                .collect();
+            let taken = match taken.split_last() {
+                Some((last, others)) => format!("{} and {last}", others.join(", ")),
+                None => String::new(),
+            };
             self.error(
                 p(&["network", "client_port"]),
                 format!("port {client_port} is not available for the client listener"),
-                "use a port from 1024 up other than 2181, 2888, 3888, 8083, 9093, 9094, 9999, 11001 and 11002, e.g. 9092",
+                format!("use a port from 1024 up other than {taken}, e.g. 9092"),
             );
         }
         let ssh = match &n.ssh {
@@ -946,7 +1013,11 @@ impl Checker {
                             "{n} {} nodes is more than {}'s ids 1 to {} allow",
                             info.title, info.title, info.max_id
                         ),
-                        "ensembles of 3, 5 or 7 are usual",
+                        if info.spread == Spread::Quorum {
+                            "ensembles of 3, 5 or 7 are usual".to_string()
+                        } else {
+                            format!("use at most {}", info.max_id)
+                        },
                     );
                     return (Vec::new(), None);
                 }

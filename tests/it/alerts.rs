@@ -269,3 +269,271 @@ fn agent_metrics_read() -> BTreeSet<String> {
         .filter(|n| !n.starts_with("node_"))
         .collect()
 }
+
+/// `kcluster status --health-only --output json` on the local cluster, as JSON.
+fn status(topology: &Path) -> Result<Value, String> {
+    let out = support::status_health(topology, &["--output", "json", "--health-timeout", "5"]);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// One node's `health` object from a status document.
+fn health<'a>(status: &'a Value, node: &str) -> &'a Value {
+    &support::status_node(status, node)["health"]
+}
+
+/// `kcluster status` reads each node's health from its JMX exporter: on a healthy cluster every
+/// node is up, no partition is under-replicated or offline, one broker is the active controller
+/// and ZooKeeper has a leader with both followers in sync. A killed broker shows as down with the
+/// reason, and the others report under-replicated partitions.
+#[test]
+fn status_shows_each_nodes_health_and_a_killed_broker_down_with_urp() {
+    let topology = support::repo().join("tests/it/fixtures/kafka-3x3.yaml");
+    let cluster = support::load(&topology);
+    let mut local = LocalCluster::boot(&cluster);
+    clients::probe(
+        &["create", &local.bootstrap(), "watched", "6", "3"],
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| local.fail(&e));
+    let brokers = ["broker-1", "broker-2", "broker-3"];
+    local.wait(
+        "status to show a healthy cluster",
+        Duration::from_secs(90),
+        |_| {
+            let s = status(&topology)?;
+            if s["metrics_reachable"] != true {
+                return Err(format!("not reachable: {s}"));
+            }
+            for n in &cluster.nodes {
+                let h = health(&s, &n.name);
+                if !h["unreachable"].is_null() {
+                    return Err(format!("{} unreachable: {h}", n.name));
+                }
+            }
+            let urp: f64 = brokers
+                .iter()
+                .map(|b| health(&s, b)["under_replicated"].as_f64().unwrap_or(-1.0))
+                .sum();
+            let offline: f64 = brokers
+                .iter()
+                .map(|b| health(&s, b)["offline_partitions"].as_f64().unwrap_or(-1.0))
+                .sum();
+            let controllers: f64 = brokers
+                .iter()
+                .map(|b| health(&s, b)["active_controller"].as_f64().unwrap_or(-1.0))
+                .sum();
+            let modes: Vec<&str> = ["zookeeper-1", "zookeeper-2", "zookeeper-3"]
+                .iter()
+                .map(|z| health(&s, z)["zookeeper_mode"].as_str().unwrap_or("?"))
+                .collect();
+            let leaders: Vec<&Value> = ["zookeeper-1", "zookeeper-2", "zookeeper-3"]
+                .iter()
+                .map(|z| health(&s, z))
+                .filter(|h| h["zookeeper_mode"] == "leader")
+                .collect();
+            if urp != 0.0 || offline != 0.0 || controllers != 1.0 {
+                return Err(format!(
+                    "URP {urp}, offline {offline}, controllers {controllers}"
+                ));
+            }
+            match leaders.as_slice() {
+                [leader] if leader["synced_followers"] == 2 => Ok(()),
+                _ => Err(format!("ZooKeeper modes {modes:?}")),
+            }
+        },
+    );
+
+    local.kill("broker-1");
+    local.wait(
+        "status to show broker-1 down and under-replicated partitions",
+        Duration::from_secs(120),
+        |_| {
+            let s = status(&topology)?;
+            let down = health(&s, "broker-1");
+            if down["unreachable"].is_null() {
+                return Err(format!("broker-1 still up: {down}"));
+            }
+            let urp: f64 = ["broker-2", "broker-3"]
+                .iter()
+                .map(|b| health(&s, b)["under_replicated"].as_f64().unwrap_or(0.0))
+                .sum();
+            if urp > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("URP {urp}"))
+            }
+        },
+    );
+    // The text table says it in words.
+    let out = support::status_health(&topology, &["--health-timeout", "5"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |node: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{node} ")))
+            .unwrap_or_else(|| panic!("no {node} line:\n{text}"))
+            .to_string()
+    };
+    assert!(line("broker-1").contains("DOWN ("), "{text}");
+    assert!(
+        line("broker-2").contains("up, URP ") || line("broker-3").contains("up, URP "),
+        "{text}"
+    );
+    assert!(!text.contains("not reachable from here"), "{text}");
+}
+
+/// Where the monitored fixture's Alertmanager posts its alerts.
+const WEBHOOK: (Ipv4Addr, u16) = (Ipv4Addr::LOCALHOST, 18081);
+const ALERTMANAGER: &str = "apt-get install --no-install-recommends prometheus-alertmanager";
+
+/// A webhook receiver on `WEBHOOK`: every request body it gets, in order.
+struct Webhook {
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = TcpListener::bind(WEBHOOK).expect("the webhook port is free");
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let mut reader = BufReader::new(stream);
+                let mut length = 0usize;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_ok()
+                    && let Ok(mut b) = seen.lock()
+                {
+                    b.push(String::from_utf8_lossy(&body).into_owned());
+                }
+                let _ = reader
+                    .get_mut()
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        Webhook { bodies }
+    }
+
+    /// (alert name, zone, status) of every alert posted so far.
+    fn alerts(&self) -> Vec<(String, String, String)> {
+        let bodies = self.bodies.lock().map(|b| b.clone()).unwrap_or_default();
+        bodies
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .flat_map(|v| v["alerts"].as_array().cloned().unwrap_or_default())
+            .map(|a| {
+                let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+                (
+                    s(&a["labels"]["alertname"]),
+                    s(&a["labels"]["zone"]),
+                    s(&a["status"]),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The monitoring node's Alertmanager as its rendered unit starts it (its own flags and
+/// addresses), with Debian's Alertmanager, the rendered configuration and a temporary store.
+fn start_alertmanager(unit: &str, config: &Path, dir: &Path) -> Watchdog {
+    let program = support::require_tool("prometheus-alertmanager", ALERTMANAGER);
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the unit has ExecStart");
+    let mut cmd = Command::new(program);
+    for arg in exec.split_whitespace().skip(1) {
+        if arg.starts_with("--config.file=") {
+            cmd.arg(format!("--config.file={}", config.display()));
+        } else if arg.starts_with("--storage.path=") {
+            cmd.arg(format!("--storage.path={}", dir.join("am-data").display()));
+        } else {
+            cmd.arg(arg);
+        }
+    }
+    Watchdog::start(&cmd, &dir.join("alertmanager.log"))
+}
+
+/// The monitoring node's own files at work: a real Prometheus with its prometheus.yml sends the
+/// alerts of a lost zone to its Alertmanager, started as the rendered unit says with the rendered
+/// alertmanager.yml, which posts them to the topology's webhook; the zone-down alert holds back
+/// the node-down alerts of the same zone.
+#[test]
+fn the_monitoring_nodes_alertmanager_posts_a_lost_zone_to_the_webhook() {
+    let topology = support::repo().join("tests/it/fixtures/kafka-3x3-monitored.yaml");
+    let cluster = support::load(&topology);
+    let monitor = cluster
+        .nodes_of(kcluster::cluster::Role::Monitoring)
+        .next()
+        .expect("a monitoring node")
+        .clone();
+    let zone = cluster.zones[1].name.clone();
+    let webhook = Webhook::start();
+    let mut local = LocalCluster::boot(&cluster);
+    clients::probe(
+        &["create", &local.bootstrap(), "watched", "6", "3"],
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| local.fail(&e));
+
+    let dir = local.dir().join("monitoring");
+    let rendered = kcluster::render::Renderer::new(&kcluster::render::Options::default())
+        .expect("templates")
+        .render_node(&cluster, &monitor)
+        .expect("monitoring node renders");
+    let file = |name: &str| rendered.file(name).expect(name).content.clone();
+    write_monitoring(&cluster, &dir);
+    let am_config = dir.join("alertmanager.yml");
+    std::fs::write(&am_config, file("alertmanager.yml")).expect("alertmanager.yml");
+    let _alertmanager = start_alertmanager(&file("alertmanager.service"), &am_config, &dir);
+    let prometheus = Prometheus::start(&dir);
+    local.wait(
+        "Prometheus to find its Alertmanager",
+        Duration::from_secs(60),
+        |_| {
+            let data = prometheus.api("/api/v1/alertmanagers")?;
+            let active = data["activeAlertmanagers"].to_string();
+            if active.contains(&format!("{}:9095", monitor.address)) {
+                Ok(())
+            } else {
+                Err(active)
+            }
+        },
+    );
+
+    local.kill_zone(&zone);
+    let posted = local.wait(
+        "Alertmanager to post KafkaZoneDown to the webhook",
+        ALERT_LIMIT + Duration::from_secs(60),
+        |_| {
+            let posted = webhook.alerts();
+            if posted
+                .iter()
+                .any(|(n, z, s)| n == "KafkaZoneDown" && z == &zone && s == "firing")
+            {
+                Ok(posted)
+            } else {
+                Err(format!("{posted:?}"))
+            }
+        },
+    );
+    assert!(
+        !posted
+            .iter()
+            .any(|(n, z, _)| n == "KafkaNodeDown" && z == &zone),
+        "the zone-down alert holds back its nodes' node-down alerts: {posted:?}"
+    );
+}

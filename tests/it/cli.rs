@@ -1,5 +1,5 @@
-//! The binary as a shell sees it, without AWS: a closed stdout, environment knobs, and the
-//! `--templates` directory's limits.
+//! The binary as a shell sees it, without AWS: a closed stdout, environment knobs, the
+//! `--templates` directory's limits, and `status --health-only` reading metrics endpoints.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -201,5 +201,91 @@ fn runaway_template_stops_with_a_clear_error() {
     assert!(
         stderr.contains("myid.j2") && stderr.contains("more rendering work"),
         "{stderr}"
+    );
+}
+
+/// A one-page metrics server on 127.0.0.1 answering `n` requests with `page`, then closing.
+fn metrics_server(page: &'static str, n: usize) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    address
+}
+
+/// Where the topology's addresses cannot be reached, status says so plainly, within the
+/// timeout; a node given with --endpoint is read there, and its health shown.
+#[test]
+fn status_health_says_plainly_when_metrics_are_not_reachable_and_reads_given_endpoints() {
+    let topology = support::repo().join("topologies/minimal.yaml");
+    // The example's 172.31.x.x addresses: nothing answers there from a test machine.
+    let started = Instant::now();
+    let out = support::status_health(&topology, &["--health-timeout", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        text.contains("not reachable from here: run `kcluster status` from inside the VPC"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not reachable (172.31.0.101:11001)"),
+        "{text}"
+    );
+
+    let page = "# TYPE kafka_server_under_replicated_partitions gauge\n\
+                kafka_server_under_replicated_partitions{cluster=\"x\",} 4.0\n\
+                kafka_server_isr_shrinks_total 9.0\n\
+                kafka_controller_offline_partitions 0.0\n\
+                kafka_controller_active_controller_count 1.0\n";
+    let broker = metrics_server(page, 1);
+    let endpoint = format!("broker-1={broker}");
+    let out = support::status_health(
+        &topology,
+        &[
+            "--health-timeout",
+            "2",
+            "--output",
+            "json",
+            "--endpoint",
+            &endpoint,
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let node = |name: &str| support::status_node(&json, name).clone();
+    let b1 = node("broker-1");
+    assert_eq!(b1["health"]["endpoint"], broker.to_string());
+    assert!(b1["health"]["unreachable"].is_null(), "{b1}");
+    assert_eq!(b1["health"]["under_replicated"], 4.0);
+    assert_eq!(b1["health"]["isr_shrinks"], 9.0);
+    assert_eq!(b1["health"]["active_controller"], 1.0);
+    assert!(!node("broker-2")["health"]["unreachable"].is_null());
+    assert_eq!(json["metrics_reachable"], true);
+
+    let out = support::status_health(&topology, &["--endpoint", "broker-9=127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the topology has no node broker-9"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

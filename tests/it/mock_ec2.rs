@@ -563,7 +563,7 @@ fn plan_makes_the_same_describe_calls_for_6_and_30_nodes() {
         .filter(|(k, _)| k.starts_with("Describe"))
         .map(|(_, v)| v)
         .sum();
-    // Subnets, route tables, groups, interfaces, instances, Elastic IPs, data volumes,
+    // Subnets, route tables, groups, interfaces, instances, data volumes, Elastic IPs,
     // availability zones, the image, type offerings, the architectures of each of the two
     // instance types, the interfaces holding the nodes' addresses.
     assert_eq!(describes, 13, "{empty_small:?}");
@@ -957,6 +957,85 @@ fn moving_brokers_to_other_zones_replaces_their_interfaces_and_instances() {
         (Some(0), vec![]),
         "the moved brokers' racks hold"
     );
+}
+
+/// Two monitoring nodes through the real SDK: launched in two zones at offset 40 + id, their
+/// UDP gossip rule and the Prometheus and Alertmanager rules read back as planned (a second
+/// apply changes nothing), the inter-broker port stays inside the group, status lists them, and
+/// destroy removes them with the rest.
+#[test]
+fn monitoring_nodes_are_applied_read_back_unchanged_and_destroyed() {
+    let f = Fixture::new();
+    let t = Topology::minimal("watched").monitoring(2, "10.9.0.0/24");
+    f.apply(&t);
+    let mut all = nodes(3, 3);
+    all.extend(["monitoring-1".to_string(), "monitoring-2".to_string()]);
+    let instances = f.one_instance_per_node("watched", &all);
+    for (node, zone, address) in [
+        ("monitoring-1", "eu-west-1a", "172.31.0.41"),
+        ("monitoring-2", "eu-west-1b", "172.31.16.42"),
+    ] {
+        let i = &instances[node];
+        assert_eq!(i.private_ip_address(), Some(address), "{node}");
+        assert_eq!(
+            i.placement().and_then(|p| p.availability_zone()),
+            Some(zone),
+            "{node}"
+        );
+        assert_eq!(tag(i.tags(), "kcluster:role"), Some("monitoring"));
+    }
+    let groups = f.ec2.groups("watched");
+    let perms = groups[0].ip_permissions();
+    let open_to = |protocol: &str, port: i32| -> Vec<String> {
+        perms
+            .iter()
+            .filter(|p| p.ip_protocol() == Some(protocol) && p.from_port() == Some(port))
+            .flat_map(|p| {
+                p.ip_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ip().map(str::to_string))
+            })
+            .collect()
+    };
+    assert_eq!(open_to("tcp", 9090), ["10.9.0.0/24"]);
+    assert_eq!(open_to("tcp", 9095), ["10.9.0.0/24"]);
+    assert!(
+        open_to("tcp", 9093).is_empty(),
+        "9093 stays inside the group"
+    );
+    assert!(
+        open_to("udp", 9096).is_empty(),
+        "gossip stays inside the group"
+    );
+    assert!(
+        perms
+            .iter()
+            .any(|p| p.ip_protocol() == Some("udp") && p.from_port() == Some(9096)),
+        "gossip over UDP within the group: {perms:?}"
+    );
+
+    let again = f.apply(&t);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    let status = f
+        .kc(["status", "--health-timeout", "1", "-f", &f.file(&t)])
+        .run()
+        .ok();
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("monitoring-2 ") && l.contains("running")),
+        "{}",
+        status.stdout
+    );
+    let run = f.kc(["destroy", "--yes", "-f", &f.file(&t)]).run().ok();
+    assert!(
+        run.stdout.contains("Destroyed cluster watched"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.ec2.instances("watched").len(), 0);
+    assert_eq!(f.ec2.groups("watched").len(), 0);
 }
 
 #[test]

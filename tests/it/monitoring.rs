@@ -20,6 +20,7 @@ use crate::support;
 
 const PROMETHEUS: &str = "apt-get install --no-install-recommends prometheus";
 const NODE_EXPORTER: &str = "apt-get install --no-install-recommends prometheus-node-exporter";
+const ALERTMANAGER: &str = "apt-get install --no-install-recommends prometheus-alertmanager";
 const TOOL_LIMIT: Duration = Duration::from_secs(60);
 
 fn promtool(args: &[&str], dir: &Path) -> String {
@@ -35,6 +36,106 @@ fn promtool(args: &[&str], dir: &Path) -> String {
     );
     assert!(out.status.success(), "promtool {args:?} failed:\n{text}");
     text
+}
+
+/// The monitoring node runs the very files `kcluster monitoring` writes (one source of truth),
+/// installed side by side as on the node, where promtool accepts them; its Alertmanager
+/// configuration passes Alertmanager's own `amtool check-config`; and its Prometheus sends
+/// alerts to every monitoring node's Alertmanager (on 9095, never the brokers' 9093).
+#[test]
+fn the_monitoring_node_runs_the_monitoring_files_and_they_load() {
+    let renderer = Renderer::new(&Options::default()).expect("templates");
+    let mut checked = 0;
+    for path in support::example_topologies() {
+        let cluster = support::load(&path);
+        let monitors: Vec<_> = cluster.nodes_of(Role::Monitoring).collect();
+        let written = monitoring::files(&cluster);
+        for node in &monitors {
+            let rendered = renderer.render_node(&cluster, node).expect("render");
+            let dir = tempfile::tempdir().expect("temporary directory");
+            for f in &written {
+                let on_node = rendered.file(f.name).unwrap_or_else(|| {
+                    panic!("{}: {} has no {}", path.display(), node.name, f.name)
+                });
+                assert_eq!(on_node.content, f.content, "{} {}", node.name, f.name);
+                assert!(
+                    on_node.path.ends_with(&format!("/{}", f.name)),
+                    "{}",
+                    on_node.path
+                );
+                std::fs::write(dir.path().join(f.name), &on_node.content).expect("write");
+            }
+            let text = promtool(&["check", "config", PROMETHEUS_FILE], dir.path());
+            assert!(text.contains("SUCCESS: 1 rule files found"), "{text}");
+            let config: serde_yaml::Value =
+                serde_yaml::from_str(&rendered.file(PROMETHEUS_FILE).expect("config").content)
+                    .expect("YAML");
+            let receivers: Vec<&str> = config["alerting"]["alertmanagers"][0]["static_configs"][0]
+                ["targets"]
+                .as_sequence()
+                .expect("alertmanagers")
+                .iter()
+                .filter_map(|t| t.as_str())
+                .collect();
+            let expected: Vec<String> = monitors
+                .iter()
+                .map(|m| format!("{}:9095", m.address))
+                .collect();
+            assert_eq!(receivers, expected);
+            let am = rendered.file("alertmanager.yml").expect("alertmanager.yml");
+            std::fs::write(dir.path().join("alertmanager.yml"), &am.content).expect("write");
+            let amtool = support::require_tool("amtool", ALERTMANAGER);
+            let out = support::run_bounded(
+                Command::new(amtool)
+                    .args(["check-config", "alertmanager.yml"])
+                    .current_dir(dir.path()),
+                TOOL_LIMIT,
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "amtool check-config:\n{text}\n{}",
+                am.content
+            );
+            assert!(text.contains("SUCCESS"), "{text}");
+            match &cluster.monitoring.webhook_url {
+                Some(url) => assert!(
+                    am.content.contains(&format!("url: \"{url}\"")),
+                    "{}",
+                    am.content
+                ),
+                None => assert!(am.content.contains("receiver: none"), "{}", am.content),
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 3,
+        "only {checked} monitoring nodes among the examples"
+    );
+}
+
+/// A configuration amtool refuses is caught: the check above can fail.
+#[test]
+fn amtool_refuses_a_broken_alertmanager_configuration() {
+    let amtool = support::require_tool("amtool", ALERTMANAGER);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        "route:\n  receiver: webhook\nreceivers:\n  - name: none\n",
+    )
+    .expect("write");
+    let out = support::run_bounded(
+        Command::new(amtool)
+            .args(["check-config", "alertmanager.yml"])
+            .current_dir(dir.path()),
+        TOOL_LIMIT,
+    );
+    assert!(
+        !out.status.success(),
+        "an undefined receiver must be refused"
+    );
 }
 
 #[test]
@@ -245,4 +346,92 @@ fn metric_names_reads_promql() {
         metric_names("count by (cluster) (up{role=\"zookeeper\"} == 0) * 2 <= zookeeper_serving"),
         BTreeSet::from(["up".to_string(), "zookeeper_serving".to_string()])
     );
+}
+
+/// The rendered alertmanager.yml in Alertmanager itself: while a zone is down, the node-down
+/// alerts of that zone are held back (inhibited), and those of another zone are not.
+#[test]
+fn alertmanager_holds_back_the_node_down_alerts_of_a_lost_zone() {
+    let program = support::require_tool("prometheus-alertmanager", ALERTMANAGER);
+    let amtool = support::require_tool("amtool", ALERTMANAGER);
+    let cluster = support::load(&support::topology("two-zones.yaml"));
+    let node = cluster
+        .nodes_of(Role::Monitoring)
+        .next()
+        .expect("monitoring node");
+    let rendered = Renderer::new(&Options::default())
+        .expect("templates")
+        .render_node(&cluster, node)
+        .expect("render");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        &rendered.file("alertmanager.yml").expect("config").content,
+    )
+    .expect("write");
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut cmd = Command::new(program);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=");
+    let _alertmanager = Watchdog::start(&cmd, &dir.path().join("alertmanager.log"));
+    let url = format!("--alertmanager.url=http://127.0.0.1:{port}");
+    let amtool_run = |args: &[&str]| {
+        support::run_bounded(Command::new(&amtool).arg(&url).args(args), TOOL_LIMIT)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !amtool_run(&["config", "show"]).status.success() {
+        assert!(Instant::now() < deadline, "Alertmanager did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for labels in [
+        &["alertname=KafkaZoneDown", "cluster=west", "zone=us-west-1b"][..],
+        &[
+            "alertname=KafkaNodeDown",
+            "cluster=west",
+            "zone=us-west-1b",
+            "node=broker-2",
+        ],
+        &[
+            "alertname=KafkaNodeDown",
+            "cluster=west",
+            "zone=us-west-1c",
+            "node=broker-3",
+        ],
+    ] {
+        let out = amtool_run(&[&["alert", "add"][..], labels].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let state = |node: &str| -> Option<String> {
+        let out = amtool_run(&["-o", "json", "alert", "query", "-i", "-a"]);
+        let alerts: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        alerts.as_array()?.iter().find_map(|a| {
+            (a["labels"]["node"] == node)
+                .then(|| a["status"]["state"].as_str().unwrap_or("").to_string())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (lost, other) = (state("broker-2"), state("broker-3"));
+        if lost.as_deref() == Some("suppressed") && other.as_deref() == Some("active") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker-2 (lost zone) {lost:?}, broker-3 (other zone) {other:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

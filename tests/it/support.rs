@@ -123,3 +123,21 @@ pub fn run_bounded(
         stderr: stderr.join().unwrap_or_default(),
     }
 }
+
+/// `kcluster status --health-only -f TOPOLOGY ARGS…`, run to its end.
+pub fn status_health(topology: &Path, args: &[&str]) -> std::process::Output {
+    kcluster()
+        .args(["status", "--health-only", "-f"])
+        .arg(topology)
+        .args(args)
+        .output()
+        .expect("kcluster status runs")
+}
+
+/// One node's entry of a `status --output json` document (null when absent).
+pub fn status_node<'a>(status: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
+    status["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["node"] == node))
+        .unwrap_or(&serde_json::Value::Null)
+}

@@ -26,7 +26,7 @@ struct Rendered {
     nodes: Vec<NodeRender>,
 }
 
-/// Every example topology, a 99-node cluster (3 ZooKeeper nodes, 96 brokers), a cluster whose
+/// Every example topology, a 99-node cluster (3 ZooKeeper nodes, 96 brokers, and 2 monitoring nodes), a cluster whose
 /// brokers' user-data is only small enough gzipped, and one with values full of characters that
 /// are special somewhere; rendered as `kcluster render` does.
 fn corpus() -> Vec<Rendered> {
@@ -61,7 +61,8 @@ fn corpus() -> Vec<Rendered> {
         .collect()
 }
 
-/// 3 ZooKeeper nodes and 96 brokers.
+/// 3 ZooKeeper nodes and 96 brokers, watched by 2 monitoring nodes (whose Prometheus
+/// configuration lists all 101 nodes).
 fn ninety_nine_nodes() -> Cluster {
     let cluster = support::load_str(
         "\
@@ -75,9 +76,11 @@ zookeeper:
   count: 3
 brokers:
   count: 96
+monitoring:
+  count: 2
 ",
     );
-    assert_eq!(cluster.nodes.len(), 99);
+    assert_eq!(cluster.nodes.len(), 101);
     cluster
 }
 
@@ -297,7 +300,15 @@ fn every_unit_passes_systemd_analyze_verify_silently() {
     assert!(workers.len() >= 3, "only {} Connect units", workers.len());
     units.extend(workers);
     units.extend(files_named(&corpus, "node-exporter.service"));
-    assert!(units.len() >= 198, "only {} units", units.len());
+    let monitoring = files_named(&corpus, "prometheus.service").len();
+    units.extend(files_named(&corpus, "prometheus.service"));
+    units.extend(files_named(&corpus, "alertmanager.service"));
+    assert!(monitoring >= 3, "only {monitoring} monitoring nodes");
+    assert!(
+        units.len() >= 198 + 3 * monitoring,
+        "only {} units",
+        units.len()
+    );
     let problems: Vec<String> = units
         .iter()
         .filter_map(|(label, unit)| {
@@ -327,14 +338,19 @@ impl SystemdRoot {
             .join(render::KAFKA_HOME.trim_start_matches('/'))
             .join("bin");
         std::fs::create_dir_all(&bin).expect("stand-in directory");
-        let node_exporter = dir
-            .path()
-            .join(exporters::NODE_EXPORTER_BINARY.trim_start_matches('/'));
-        std::fs::create_dir_all(node_exporter.parent().expect("a directory")).expect("bin dir");
+        let go_binaries = [
+            exporters::NODE_EXPORTER_BINARY,
+            exporters::PROMETHEUS_BINARY,
+            exporters::ALERTMANAGER_BINARY,
+        ]
+        .map(|b| dir.path().join(b.trim_start_matches('/')));
+        for b in &go_binaries {
+            std::fs::create_dir_all(b.parent().expect("a directory")).expect("bin dir");
+        }
         for path in KAFKA_SCRIPTS
             .iter()
             .map(|script| bin.join(script))
-            .chain([node_exporter])
+            .chain(go_binaries)
         {
             std::fs::write(&path, "#!/bin/sh\nexit 0\n").expect("stand-in");
             set_mode(&path, 0o755);
@@ -454,38 +470,15 @@ fn bootstrap_settings_evaluate_to_the_topology_values() {
                 .lines()
                 .filter(|l| l.starts_with("readonly "))
                 .collect();
-            // A node with a data volume mounts it at DATA_DIR; a Connect worker has none and
-            // installs its plugins under PLUGIN_DIR instead.
-            let (dir_name, dir) = if node.node.starts_with("connect-") {
-                ("PLUGIN_DIR", kcluster::connect::PLUGIN_DIR)
-            } else {
-                ("DATA_DIR", kcluster::cluster::DATA_DIR)
-            };
-            let show = format!(
-                "printf '%s\\n' \"$KAFKA_URL\" \"$KAFKA_SHA512\" \"$KAFKA_HOME\" \"${dir_name}\" \
-                 \"$JMX_EXPORTER_URL\" \"$JMX_EXPORTER_SHA256\" \"$JMX_EXPORTER_JAR\" \
-                 \"$NODE_EXPORTER_URL\" \"$NODE_EXPORTER_SHA256\" \"$NODE_EXPORTER_BINARY\""
-            );
+            let (show, expected) = bootstrap_settings(r, node);
             let out = support::run_bounded(
-                Command::new(&bash)
-                    .arg("-c")
-                    .arg(format!("set -eu\n{}\n{show}", settings.join("\n"))),
+                Command::new(&bash).arg("-c").arg(format!(
+                    "set -eu\n{}\nprintf '%s\\n' {show}",
+                    settings.join("\n")
+                )),
                 TOOL_LIMIT,
             );
-            let expected = [
-                r.cluster.kafka.url.as_str(),
-                &r.cluster.kafka.sha512,
-                render::KAFKA_HOME,
-                dir,
-                exporters::JMX_EXPORTER_URL,
-                exporters::JMX_EXPORTER_SHA256,
-                exporters::JMX_EXPORTER_JAR,
-                exporters::NODE_EXPORTER_URL,
-                exporters::NODE_EXPORTER_SHA256,
-                exporters::NODE_EXPORTER_BINARY,
-            ]
-            .map(|v| format!("{v}\n"))
-            .concat();
+            let expected: String = expected.iter().map(|v| format!("{v}\n")).collect();
             let got = String::from_utf8_lossy(&out.stdout);
             if !out.status.success() || got != expected {
                 problems.push(format!(
@@ -499,6 +492,62 @@ fn bootstrap_settings_evaluate_to_the_topology_values() {
         }
     }
     assert_no_problems("bootstrap settings", &problems);
+}
+
+/// The settings a node's bootstrap holds (as shell words to print) and the values they must have.
+fn bootstrap_settings(r: &Rendered, node: &NodeRender) -> (String, Vec<String>) {
+    let role = r.cluster.node(&node.node).map(|n| n.role);
+    let jvm = role.is_some_and(|r| r.info().jvm);
+    // A node with a data volume mounts it at DATA_DIR; a Connect worker has none and installs
+    // its plugins under PLUGIN_DIR instead.
+    let dir = match role.and_then(|role| r.cluster.role_spec(role)) {
+        Some(spec) if spec.volume.is_none() => ("PLUGIN_DIR", kcluster::connect::PLUGIN_DIR),
+        _ => ("DATA_DIR", kcluster::cluster::DATA_DIR),
+    };
+    let node_exporter = exporters::NODE_EXPORTER;
+    let mut pairs: Vec<(&str, String)> = if jvm {
+        vec![
+            ("KAFKA_URL", r.cluster.kafka.url.clone()),
+            ("KAFKA_SHA512", r.cluster.kafka.sha512.clone()),
+            ("KAFKA_HOME", render::KAFKA_HOME.into()),
+            (dir.0, dir.1.into()),
+            ("JMX_EXPORTER_URL", exporters::JMX_EXPORTER_URL.into()),
+            ("JMX_EXPORTER_SHA256", exporters::JMX_EXPORTER_SHA256.into()),
+            ("JMX_EXPORTER_JAR", exporters::JMX_EXPORTER_JAR.into()),
+        ]
+    } else {
+        let (p, a) = (exporters::PROMETHEUS, exporters::ALERTMANAGER);
+        vec![
+            ("DATA_DIR", kcluster::cluster::DATA_DIR.into()),
+            ("PROMETHEUS_URL", p.amd64_url.into()),
+            ("PROMETHEUS_SHA256", p.amd64_sha256.into()),
+            ("PROMETHEUS_URL_ARM64", p.arm64_url.into()),
+            ("PROMETHEUS_SHA256_ARM64", p.arm64_sha256.into()),
+            ("ALERTMANAGER_URL", a.amd64_url.into()),
+            ("ALERTMANAGER_SHA256", a.amd64_sha256.into()),
+            ("ALERTMANAGER_URL_ARM64", a.arm64_url.into()),
+            ("ALERTMANAGER_SHA256_ARM64", a.arm64_sha256.into()),
+        ]
+    };
+    pairs.extend([
+        ("NODE_EXPORTER_URL", node_exporter.amd64_url.into()),
+        ("NODE_EXPORTER_SHA256", node_exporter.amd64_sha256.into()),
+        ("NODE_EXPORTER_URL_ARM64", node_exporter.arm64_url.into()),
+        (
+            "NODE_EXPORTER_SHA256_ARM64",
+            node_exporter.arm64_sha256.into(),
+        ),
+        (
+            "NODE_EXPORTER_BINARY",
+            exporters::NODE_EXPORTER_BINARY.into(),
+        ),
+    ]);
+    let show = pairs
+        .iter()
+        .map(|(k, _)| format!("\"${k}\""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    (show, pairs.into_iter().map(|(_, v)| v).collect())
 }
 
 // ---- Kafka's config definitions ---------------------------------------------------------------

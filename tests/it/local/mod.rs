@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use kcluster::cluster::{self, Cluster, Metadata, Role};
 use kcluster::exporters::JMX_EXPORTER_PORT;
+use kcluster::health::{Health, Network};
 use kcluster::render::{JMX_PORT, Options, Renderer};
 
 use self::jvm::{kafka, kafka_version};
@@ -87,8 +88,13 @@ impl LocalCluster {
         let lock = process::machine_lock();
         // This cluster's clients and tools are those of the Kafka it runs.
         jvm::use_version(&cluster.kafka.version);
-        for node in &cluster.nodes {
-            let mut ports = node.role.info().member_ports.to_vec();
+        // The harness runs the JVM nodes; a monitoring node (Prometheus) is not started here.
+        let jvms: Vec<&cluster::Node> =
+            cluster.nodes.iter().filter(|n| n.role.info().jvm).collect();
+        for node in &jvms {
+            let info = node.role.info();
+            let mut ports = info.member_ports.to_vec();
+            ports.extend(info.admin_ports);
             if node.role == Role::Broker {
                 ports.push(cluster.network.client_port);
             }
@@ -105,7 +111,7 @@ impl LocalCluster {
         }
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut nodes = Vec::new();
-        for node in &cluster.nodes {
+        for node in jvms {
             let home = dir.path().join(&node.name);
             let data_dir = home.join("data").display().to_string();
             let renderer = Renderer::new(&Options {
@@ -437,8 +443,10 @@ impl LocalCluster {
         })
     }
 
-    /// Waits until Kafka's metadata lists exactly the running brokers; returns the cluster's
-    /// description (`Probe cluster`).
+    /// Waits until Kafka's metadata lists exactly the running brokers — in every running broker's
+    /// own metadata cache, each naming the same controller — and returns the cluster's description
+    /// (`Probe cluster`). One broker's view is not enough: after a restart the others' caches lag,
+    /// and in ZooKeeper mode the controller places a new topic on the brokers *its* cache holds.
     pub fn wait_for_brokers(&mut self) -> serde_json::Value {
         let mut expected: Vec<u64> = self
             .running(Role::Broker)
@@ -446,8 +454,36 @@ impl LocalCluster {
             .map(|n| u64::from(n.id))
             .collect();
         expected.sort_unstable();
-        let what = format!("Kafka's metadata to list brokers {expected:?}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let network = Network {
+            client_port: self.cluster.network.client_port,
+            timeout: Duration::from_secs(5),
+        };
+        let what = format!("every broker's metadata to list brokers {expected:?}");
         self.wait(&what, LIMIT, |c| {
+            let mut controllers = Vec::new();
+            for broker in c.running(Role::Broker) {
+                let view = runtime.block_on(network.kafka(&[broker.address]))?;
+                let mut ids: Vec<u64> = view
+                    .brokers
+                    .iter()
+                    .filter_map(|id| u64::try_from(*id).ok())
+                    .collect();
+                ids.sort_unstable();
+                if ids != expected || view.controller.is_none() {
+                    return Err(format!("{} sees {view:?}", broker.name));
+                }
+                controllers.push(view.controller);
+            }
+            controllers.dedup();
+            if controllers.len() != 1 {
+                return Err(format!(
+                    "the brokers name different controllers: {controllers:?}"
+                ));
+            }
             let v = clients::probe(&["cluster", &c.bootstrap()], Duration::from_secs(60))?;
             let ids: Vec<u64> = v["brokers"]
                 .as_array()

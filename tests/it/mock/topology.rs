@@ -36,6 +36,8 @@ pub struct Topology {
     kraft: bool,
     /// AZ IDs of zones a, b, c, when the topology gives them.
     az_ids: Option<[String; 3]>,
+    /// Monitoring nodes, and the CIDR their Prometheus and Alertmanager are open to.
+    monitoring: Option<(u32, String)>,
 }
 
 impl Topology {
@@ -53,6 +55,7 @@ impl Topology {
             image: None,
             kraft: false,
             az_ids: None,
+            monitoring: None,
         }
     }
 
@@ -65,6 +68,12 @@ impl Topology {
     /// Gives zones a, b and c these AZ IDs (`zones[].id`), so the brokers rack by AZ ID.
     pub fn az_ids(mut self, ids: [&str; 3]) -> Topology {
         self.az_ids = Some(ids.map(String::from));
+        self
+    }
+
+    /// Adds `count` monitoring nodes, open (with every exporter) to `cidr`.
+    pub fn monitoring(mut self, count: u32, cidr: &str) -> Topology {
+        self.monitoring = Some((count, cidr.into()));
         self
     }
 
@@ -170,6 +179,12 @@ impl Topology {
         }
         if let Some(t) = &self.broker_type {
             let _ = writeln!(y, "  instance_type: {t}");
+        }
+        if let Some((count, cidr)) = &self.monitoring {
+            let _ = write!(
+                y,
+                "monitoring:\n  count: {count}\nnetwork:\n  monitoring_cidrs: [{cidr}]\n"
+            );
         }
         y
     }
