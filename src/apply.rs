@@ -1604,6 +1604,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_removed_worker_is_said_to_keep_no_data_volume_and_a_removed_broker_its_own() {
+        let ec2 = fake();
+        let topology = |brokers: u32, workers: u32| {
+            let yaml = format!(
+                "name: pipeline\nregion: eu-west-1\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20}}\nbrokers:\n  count: {brokers}\nconnect:\n  count: {workers}\n"
+            );
+            match crate::topology::load("test.yaml", yaml.as_bytes()) {
+                Ok(l) => l.cluster,
+                Err(r) => panic!("{r}"),
+            }
+        };
+        converge(&ec2, &topology(4, 3)).await;
+        let plan = plan_for(&ec2, &topology(3, 2)).await;
+        let impacts = plan.impacts();
+        let line = |node: &str| {
+            impacts
+                .iter()
+                .find(|l| l.starts_with(&format!("terminate {node} ")))
+                .unwrap_or_else(|| panic!("no line for {node}: {impacts:?}"))
+                .clone()
+        };
+        let worker = line("connect-3");
+        assert!(!worker.contains("volume"), "{worker}");
+        let kept = plan
+            .kept_volumes
+            .iter()
+            .find(|k| k.node.as_deref() == Some("broker-4"))
+            .expect("broker-4's volume is kept");
+        assert!(
+            line("broker-4").ends_with(&format!("; its data volume {} is kept", kept.id)),
+            "{impacts:?}"
+        );
+        assert_eq!(plan.kept_volumes.len(), 1, "{:?}", plan.kept_volumes);
+    }
+
+    #[tokio::test]
     async fn plan_makes_the_same_describe_calls_for_9_and_99_nodes() {
         let mut counts = Vec::new();
         for brokers in [6, 96] {

@@ -1024,8 +1024,15 @@ impl Plan {
             } else {
                 ""
             };
+            // Said only of a volume there is: a Connect worker has none.
+            let volume = self
+                .kept_volumes
+                .iter()
+                .find(|k| k.node.as_deref() == Some(node))
+                .map(|k| format!("; its data volume {} is kept", k.id))
+                .unwrap_or_default();
             out.push(format!(
-                "terminate {node} ({}): {}{replicas}; its data volume is kept",
+                "terminate {node} ({}): {}{replicas}{volume}",
                 o.id, o.reason
             ));
         }
