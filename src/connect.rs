@@ -77,6 +77,28 @@ const UNCHECKED_PREFIXES: &[&str] = &[
     "value.converter.",
 ];
 
+/// The Kafka release line of the Connect, producer and consumer tables a worker override is
+/// checked against. kcluster has these tables for 3.9 only (Kafka 4's documentation tables
+/// shipped with it are the broker's), so a worker of any Kafka version is checked against 3.9's.
+pub const TABLES_LINE: &str = "3.9";
+
+/// What an override problem adds when the cluster's Kafka is not of the line the tables
+/// document, so the message names the version checked; empty for a 3.9.x cluster.
+pub fn checked_against(kafka_version: &str) -> String {
+    let line = kafka_version
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    if line == TABLES_LINE {
+        return String::new();
+    }
+    format!(
+        " (checked against Kafka {TABLES_LINE}'s Connect, producer and consumer config tables: \
+         kcluster has none for Kafka {kafka_version}, which this cluster runs)"
+    )
+}
+
 /// Checks one `connect-distributed.properties` override as Kafka 3.9 reads it: a worker config
 /// against the Connect table, a `producer.` / `consumer.` one against the producer / consumer
 /// table (Connect hands those to its tasks' clients with the prefix removed).
@@ -146,5 +168,18 @@ mod tests {
             check_override("rest.port", "8084").is_err(),
             "not a 3.9 key"
         );
+    }
+
+    #[test]
+    fn a_problem_names_the_tables_version_when_the_cluster_runs_another() {
+        assert_eq!(checked_against("3.9.2"), "");
+        assert_eq!(checked_against("3.9"), "");
+        for version in ["4.3.1", "3.8.1", "3.10.0"] {
+            let note = checked_against(version);
+            assert!(
+                note.contains("Kafka 3.9's Connect") && note.contains(&format!("Kafka {version},")),
+                "{note}"
+            );
+        }
     }
 }

@@ -20,10 +20,11 @@ impl Checker {
         raw: Option<&RawConnect>,
         workers: u32,
         brokers: u32,
+        kafka_version: &str,
     ) -> Option<ConnectGroup> {
         let raw = raw?;
         let plugins = self.plugins(raw.plugins.as_deref().unwrap_or(&[]));
-        let settings = self.worker_settings(raw.overrides.as_ref(), brokers);
+        let settings = self.worker_settings(raw.overrides.as_ref(), brokers, kafka_version);
         (workers > 0).then_some(ConnectGroup { settings, plugins })
     }
 
@@ -131,10 +132,14 @@ impl Checker {
         out
     }
 
+    /// The worker settings; each override is checked against Kafka's tables (3.9's: see
+    /// `connect::TABLES_LINE`), and a problem says which version it was checked against when
+    /// the cluster runs another.
     fn worker_settings(
         &mut self,
         overrides: Option<&BTreeMap<String, serde_yaml::Value>>,
         brokers: u32,
+        kafka_version: &str,
     ) -> BTreeMap<String, String> {
         let mut settings = connect::worker_settings(brokers);
         let over = |k: &str| p(&["connect", "overrides"]).key(k.to_string());
@@ -156,8 +161,9 @@ impl Checker {
                 continue;
             };
             if let Err(problem) = connect::check_override(key, &text) {
+                let checked = connect::checked_against(kafka_version);
                 self.diagnostics
-                    .push(Diagnostic::error(over(key), problem.to_string()));
+                    .push(Diagnostic::error(over(key), format!("{problem}{checked}")));
                 continue;
             }
             settings.insert(key.clone(), text);
@@ -372,6 +378,39 @@ mod tests {
             let r = refused(&format!("connect:\n  count: 2\n  overrides:\n    {line}\n"));
             let (p, m, _) = one_error(&r);
             assert_eq!((p.as_str(), m.as_str()), (path, message), "{line}");
+        }
+    }
+
+    #[test]
+    fn overrides_of_a_kafka_4_cluster_are_checked_against_3_9s_tables_and_say_so() {
+        let kraft = "kafka:\n  version: 4.3.1\nconnect:\n  count: 2\n  overrides:\n";
+        let l = accepted(&format!("{kraft}    offset.flush.interval.ms: 5000\n"));
+        assert_eq!(
+            l.cluster.connect.as_ref().expect("connect").settings["offset.flush.interval.ms"],
+            "5000"
+        );
+        for (line, path, problem) in [
+            (
+                "offset.flush.interval: 5",
+                "connect.overrides.offset.flush.interval",
+                "not a Kafka 3.9 Connect worker config; did you mean `offset.flush.interval.ms`?",
+            ),
+            (
+                "producer.acks: most",
+                "connect.overrides.producer.acks",
+                "found `most`",
+            ),
+        ] {
+            let r = refused(&format!("{kraft}    {line}\n"));
+            let (p, m, _) = one_error(&r);
+            assert_eq!(p, path, "{line}");
+            assert!(
+                m.contains(problem)
+                    && m.ends_with(
+                        " (checked against Kafka 3.9's Connect, producer and consumer config tables: kcluster has none for Kafka 4.3.1, which this cluster runs)"
+                    ),
+                "{line}: {m}"
+            );
         }
     }
 

@@ -148,7 +148,12 @@ impl Checker {
             _ => defaults::broker_settings(0),
         };
         let workers = nodes.iter().filter(|n| n.role == Role::Connect).count() as u32;
-        let connect = self.connect(raw.connect.as_ref(), workers, broker_planned.unwrap_or(0));
+        let connect = self.connect(
+            raw.connect.as_ref(),
+            workers,
+            broker_planned.unwrap_or(0),
+            version,
+        );
 
         if self.has_errors() || !specs_ok {
             return None;
