@@ -662,7 +662,7 @@ impl Run<'_> {
     }
 
     /// Rolls the nodes that change, one at a time: ZooKeeper first (followers, then the leader),
-    /// then brokers (the active controller last). Each node waits for its role's gate before it
+    /// then brokers (the active controller last), then Connect workers (by name). Each node waits for its role's gate before it
     /// stops and after it is back; a gate that times out stops the roll where it is.
     async fn roll(
         &mut self,
@@ -707,7 +707,15 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// ZooKeeper members (name, address) or brokers (address) of the topology.
+    /// The nodes of `role` by name and address: what the ZooKeeper and Connect reads take.
+    fn named(&self, role: Role) -> Vec<(String, std::net::Ipv4Addr)> {
+        self.members(role)
+            .into_iter()
+            .map(|(n, a, _)| (n, a))
+            .collect()
+    }
+
+    /// The nodes of `role` of the topology: name, address, id.
     fn members(&self, role: Role) -> Vec<(String, std::net::Ipv4Addr, u32)> {
         self.plan
             .nodes
@@ -726,8 +734,7 @@ impl Run<'_> {
         let members = self.members(role);
         let problem = match role {
             Role::Zookeeper => {
-                let named: Vec<(String, std::net::Ipv4Addr)> =
-                    members.iter().map(|(n, a, _)| (n.clone(), *a)).collect();
+                let named = self.named(role);
                 let seen = health.zookeeper(&named).await;
                 seen.iter()
                     .all(|m| matches!(m.state, roll::ZkState::Down(_)))
@@ -754,15 +761,20 @@ impl Run<'_> {
                     ),
                 ));
             }
-            // Nor a Connect worker group's (its REST API): no gate could let a worker go.
             Role::Connect => {
-                return Err(ApplyError::one(
-                    "health gates",
-                    "Connect workers",
-                    format!(
-                        "kcluster does not read a Connect worker group's health yet, so it will not roll the workers of a running cluster. `kcluster apply {SKIP_GATES_FLAG}` changes the nodes without gates (a worker holds no data; its connectors' tasks move to the other workers while it restarts). Nothing was changed."
-                    ),
-                ));
+                let named = self.named(role);
+                let seen = health.connect(&named).await;
+                seen.iter()
+                    .all(|w| matches!(w.state, roll::ConnectState::Down(_)))
+                    .then(|| {
+                        seen.iter()
+                            .map(|w| match &w.state {
+                                roll::ConnectState::Down(why) => format!("{}: {why}", w.node),
+                                roll::ConnectState::Up { .. } => format!("{}: up", w.node),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
             }
         };
         match problem {
@@ -786,11 +798,7 @@ impl Run<'_> {
         };
         let order = match role {
             Role::Zookeeper => {
-                let members: Vec<(String, std::net::Ipv4Addr)> = self
-                    .members(role)
-                    .into_iter()
-                    .map(|(n, a, _)| (n, a))
-                    .collect();
+                let members = self.named(role);
                 let seen = health.zookeeper(&members).await;
                 let names: Vec<String> = left.iter().map(|n| n.node.clone()).collect();
                 roll::zookeeper_order(&names, &seen)
@@ -830,11 +838,7 @@ impl Run<'_> {
         loop {
             let decision = match n.role {
                 Role::Zookeeper => {
-                    let members: Vec<(String, std::net::Ipv4Addr)> = self
-                        .members(Role::Zookeeper)
-                        .into_iter()
-                        .map(|(n, a, _)| (n, a))
-                        .collect();
+                    let members = self.named(Role::Zookeeper);
                     let seen = health.zookeeper(&members).await;
                     roll::zookeeper_whole(&seen, members.len())
                 }
@@ -858,10 +862,13 @@ impl Run<'_> {
                     check: "the KRaft controller quorum is whole".into(),
                     seen: "kcluster does not read a KRaft quorum's health yet".into(),
                 },
-                Role::Connect => Decision::Wait {
-                    check: "the Connect worker group is whole".into(),
-                    seen: "kcluster does not read a Connect worker group's health yet".into(),
-                },
+                // The same check before a worker stops and after it is back: every worker
+                // answers, so no two are ever away at once.
+                Role::Connect => {
+                    let workers = self.named(Role::Connect);
+                    let seen = health.connect(&workers).await;
+                    roll::connect_group_whole(&seen, workers.len())
+                }
             };
             let Decision::Wait { check, seen } = decision else {
                 return Ok(());
@@ -1952,6 +1959,17 @@ mod tests {
     struct Scripted {
         zk: std::sync::Mutex<Vec<Vec<crate::roll::ZkMember>>>,
         kafka: std::sync::Mutex<Vec<Result<crate::roll::KafkaView, String>>>,
+        connect: std::sync::Mutex<Vec<Vec<crate::roll::ConnectWorker>>>,
+    }
+
+    /// The next scripted answer; the last one repeats.
+    fn next<T: Clone>(script: &std::sync::Mutex<Vec<T>>) -> T {
+        let mut s = script.lock().expect("lock");
+        if s.len() > 1 {
+            s.remove(0)
+        } else {
+            s[0].clone()
+        }
     }
 
     #[async_trait::async_trait]
@@ -1960,21 +1978,32 @@ mod tests {
             &self,
             _: &[(String, std::net::Ipv4Addr)],
         ) -> Vec<crate::roll::ZkMember> {
-            let mut z = self.zk.lock().expect("lock");
-            if z.len() > 1 {
-                z.remove(0)
-            } else {
-                z[0].clone()
-            }
+            next(&self.zk)
         }
         async fn kafka(&self, _: &[std::net::Ipv4Addr]) -> Result<crate::roll::KafkaView, String> {
-            let mut k = self.kafka.lock().expect("lock");
-            if k.len() > 1 {
-                k.remove(0)
-            } else {
-                k[0].clone()
-            }
+            next(&self.kafka)
         }
+        async fn connect(
+            &self,
+            _: &[(String, std::net::Ipv4Addr)],
+        ) -> Vec<crate::roll::ConnectWorker> {
+            next(&self.connect)
+        }
+    }
+
+    /// Executes `plan` gated by `health`, which must make apply refuse before it changes
+    /// anything; the refusal.
+    async fn refused_by_gates(ec2: &FakeEc2, plan: &Plan, health: &Scripted) -> String {
+        let gates = Gates {
+            health: Some(health),
+            timeout: Duration::from_millis(100),
+            poll: Duration::from_millis(10),
+        };
+        let err = with_ec2_time(ec2, execute(ec2, plan, &settings(), &gates, &Silent))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.stage, "health gates");
+        err.failures[0].error.clone()
     }
 
     fn healthy_zk() -> Vec<crate::roll::ZkMember> {
@@ -2033,6 +2062,7 @@ mod tests {
                 Ok(kafka_view(&[1, 2, 3])), // broker-3 may stop
                 Ok(kafka_view(&[1, 2])),    // broker-3 never back in sync
             ]),
+            connect: std::sync::Mutex::new(vec![Vec::new()]),
         };
         let settings = settings();
         let gates = Gates {
@@ -2079,6 +2109,7 @@ mod tests {
         let health = Scripted {
             zk: std::sync::Mutex::new(vec![healthy_zk()]),
             kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[2, 3]))]),
+            connect: std::sync::Mutex::new(vec![Vec::new()]),
         };
         let gates = Gates {
             health: Some(&health),
@@ -2096,16 +2127,9 @@ mod tests {
         let down = Scripted {
             zk: std::sync::Mutex::new(vec![healthy_zk()]),
             kafka: std::sync::Mutex::new(vec![Err("127.0.0.1:9092: connection refused".into())]),
+            connect: std::sync::Mutex::new(vec![Vec::new()]),
         };
-        let gates = Gates {
-            health: Some(&down),
-            ..gates
-        };
-        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
-            .await
-            .expect_err("refused");
-        assert_eq!(err.stage, "health gates");
-        let e = &err.failures[0].error;
+        let e = &refused_by_gates(&ec2, &plan, &down).await;
         assert!(
             e.contains("no broker node answers (127.0.0.1:9092: connection refused)"),
             "{e}"
@@ -2116,6 +2140,127 @@ mod tests {
             None,
             "nothing was changed"
         );
+    }
+
+    fn workers(up: [bool; 3]) -> Vec<crate::roll::ConnectWorker> {
+        use crate::roll::{ConnectState, ConnectWorker};
+        (1..=3)
+            .zip(up)
+            .map(|(i, up)| ConnectWorker {
+                node: format!("connect-{i}"),
+                state: if up {
+                    ConnectState::Up {
+                        version: "3.9.2".into(),
+                        connectors: vec!["sink".into()],
+                    }
+                } else {
+                    ConnectState::Down(format!("GET http://172.31.0.6{i}:8083/: refused"))
+                },
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn connect_workers_roll_one_at_a_time_each_after_the_group_is_whole_again() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("pipes", "connect:\n  count: 3\n")).await;
+        let tuned = with_extra("pipes", "connect:\n  count: 3\n  heap: 1g\n");
+        let plan = plan_for(&ec2, &tuned).await;
+        let rolled: Vec<&str> = plan
+            .nodes
+            .iter()
+            .filter(|n| n.instance == Action::Update)
+            .map(|n| n.node.as_str())
+            .collect();
+        assert_eq!(rolled, ["connect-1", "connect-2", "connect-3"]);
+        let impacts = plan.impacts().join("\n");
+        assert!(
+            impacts.contains("restart with its new files: connect-1 (stop, change, start; its address stays; rolling: one worker at a time; gated on every worker's REST API answering"),
+            "{impacts}"
+        );
+        let settings = settings();
+        let scripted = |answers: Vec<Vec<crate::roll::ConnectWorker>>| Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
+            connect: std::sync::Mutex::new(answers),
+        };
+        // connect-1 never comes back: the roll stops there, the other two untouched.
+        let health = scripted(vec![
+            workers([true; 3]),           // reachable?
+            workers([true; 3]),           // connect-1 may stop
+            workers([false, true, true]), // connect-1 never back
+        ]);
+        let gates = Gates {
+            health: Some(&health),
+            timeout: Duration::from_millis(200),
+            poll: Duration::from_millis(10),
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
+            .await
+            .expect_err("the gate times out");
+        assert_eq!(
+            (err.stage, err.failures[0].resource.as_str()),
+            ("health gate", "connect-1")
+        );
+        let e = &err.failures[0].error;
+        assert!(
+            e.starts_with(&format!(
+                "after restarting connect-1: waited 200ms until {}; last seen: connect-1: GET http://172.31.0.61:8083/: refused; connect-2: up",
+                crate::roll::CONNECT_WHOLE
+            )),
+            "{e}"
+        );
+        assert_eq!(
+            ec2.calls().get("StopInstances"),
+            Some(&1),
+            "one worker away at a time"
+        );
+
+        // A worker already away before the next stops: the gate holds the next one.
+        let plan = plan_for(&ec2, &tuned).await;
+        let health = scripted(vec![workers([true; 3]), workers([true, false, true])]);
+        let gates = Gates {
+            health: Some(&health),
+            ..gates
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
+            .await
+            .expect_err("the gate times out");
+        assert!(
+            err.failures[0]
+                .error
+                .starts_with("before stopping connect-2:"),
+            "{err}"
+        );
+        assert_eq!(
+            ec2.calls().get("StopInstances"),
+            Some(&1),
+            "connect-2 not touched"
+        );
+
+        // No worker answers: refused before anything changes, naming the way out.
+        let health = scripted(vec![workers([false; 3])]);
+        let e = &refused_by_gates(&ec2, &plan, &health).await;
+        assert!(
+            e.contains(
+                "no connect node answers (connect-1: GET http://172.31.0.61:8083/: refused;"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("`kcluster apply --skip-health-gates`"), "{e}");
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&1));
+
+        // Healthy: the other two roll, and the plan is empty after.
+        let health = scripted(vec![workers([true; 3])]);
+        let gates = Gates {
+            health: Some(&health),
+            ..gates
+        };
+        with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
+            .await
+            .expect("rolled");
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&3));
+        assert!(!plan_for(&ec2, &tuned).await.has_changes());
     }
 
     fn load(yaml: &str) -> Cluster {

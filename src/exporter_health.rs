@@ -116,6 +116,17 @@ fn parse_line(line: &str) -> Result<Sample, String> {
 
 /// GETs `/metrics` from `address` over plain HTTP/1.1, everything within `timeout`.
 pub fn fetch(address: SocketAddr, timeout: Duration) -> Result<String, String> {
+    get(address, "/metrics", "text/plain", timeout)
+}
+
+/// GETs `path` from `address` over plain HTTP/1.1, everything within `timeout`: the body of a
+/// `200` answer, or why there is none (another status is named).
+pub fn get(
+    address: SocketAddr,
+    path: &str,
+    accept: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
     let left = || {
         deadline
@@ -128,7 +139,7 @@ pub fn fetch(address: SocketAddr, timeout: Duration) -> Result<String, String> {
         .set_write_timeout(Some(left()?))
         .map_err(|e| e.to_string())?;
     let request = format!(
-        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())

@@ -1,8 +1,9 @@
 //! Reads the running cluster's health for the roll's gates, never over SSH: ZooKeeper's `mntr`
 //! four-letter word on each member's client port, and Kafka's own protocol on the brokers' client
 //! listener (a Metadata request for brokers, controller, replicas and ISRs; DescribeConfigs for each
-//! topic's `min.insync.replicas`). kcluster must run where it reaches the nodes' private addresses
-//! (a bastion, a VPN, a CI runner in the VPC).
+//! topic's `min.insync.replicas`), and each Kafka Connect worker's REST API (`GET /` and
+//! `GET /connectors`). kcluster must run where it reaches the nodes' private addresses (a
+//! bastion, a VPN, a CI runner in the VPC).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -20,8 +21,8 @@ use kafka_protocol::protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cluster::ZK_CLIENT_PORT;
-use crate::roll::{KafkaView, Partition, ZkMember, ZkState};
+use crate::cluster::{CONNECT_REST_PORT, ZK_CLIENT_PORT};
+use crate::roll::{ConnectState, ConnectWorker, KafkaView, Partition, ZkMember, ZkState};
 
 /// What the gates read. The network implementation talks to the nodes; tests may give another.
 #[async_trait]
@@ -30,6 +31,8 @@ pub trait Health: Send + Sync {
     async fn zookeeper(&self, members: &[(String, Ipv4Addr)]) -> Vec<ZkMember>;
     /// The brokers' view, from the first of `brokers` that answers.
     async fn kafka(&self, brokers: &[Ipv4Addr]) -> Result<KafkaView, String>;
+    /// What each Connect worker's REST API answers (by node name and address).
+    async fn connect(&self, workers: &[(String, Ipv4Addr)]) -> Vec<ConnectWorker>;
 }
 
 /// Health read over the network from the nodes' own addresses.
@@ -69,6 +72,60 @@ impl Health for Network {
             }
         }
         Err(errors.join("; "))
+    }
+
+    async fn connect(&self, workers: &[(String, Ipv4Addr)]) -> Vec<ConnectWorker> {
+        let mut out = Vec::new();
+        for (node, address) in workers {
+            let at = SocketAddr::from((*address, CONNECT_REST_PORT));
+            let timeout = self.timeout;
+            let state = tokio::task::spawn_blocking(move || connect_state(at, timeout))
+                .await
+                .unwrap_or_else(|e| ConnectState::Down(format!("{at}: {e}")));
+            out.push(ConnectWorker {
+                node: node.clone(),
+                state,
+            });
+        }
+        out
+    }
+}
+
+/// A Connect worker's state from its REST API at `at`: its version from `GET /`, then the
+/// connectors it knows from `GET /connectors`, which it answers only once it has joined its
+/// group and read the group's configs.
+pub fn connect_state(at: SocketAddr, timeout: Duration) -> ConnectState {
+    let get = |path: &str| -> Result<serde_json::Value, String> {
+        let body = crate::exporter_health::get(at, path, "application/json", timeout)
+            .map_err(|e| format!("GET http://{at}{path}: {e}"))?;
+        serde_json::from_str(&body).map_err(|e| format!("GET http://{at}{path}: not JSON ({e})"))
+    };
+    let root = match get("/") {
+        Ok(v) => v,
+        Err(e) => return ConnectState::Down(e),
+    };
+    let Some(version) = root["version"].as_str() else {
+        return ConnectState::Down(format!(
+            "GET http://{at}/ names no version: {root} (not a Connect worker?)"
+        ));
+    };
+    let listed = match get("/connectors") {
+        Ok(v) => v,
+        Err(e) => return ConnectState::Down(e),
+    };
+    let Some(list) = listed.as_array() else {
+        return ConnectState::Down(format!(
+            "GET http://{at}/connectors is not a list: {listed}"
+        ));
+    };
+    let mut connectors: Vec<String> = list
+        .iter()
+        .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string))
+        .collect();
+    connectors.sort();
+    ConnectState::Up {
+        version: version.to_string(),
+        connectors,
     }
 }
 
@@ -251,4 +308,86 @@ async fn call<Req: Encodable, Resp: Decodable + HeaderVersion>(
         return Err(format!("{api_key:?}: {} bytes left over", buf.remaining()));
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A one-thread HTTP server answering each request with the next scripted answer for its
+    /// path (status line and JSON body); it serves `answers.len()` requests.
+    fn serve(answers: Vec<(&'static str, &'static str, &'static str)>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("port");
+        let address = listener.local_addr().expect("address");
+        std::thread::spawn(move || {
+            let mut answers = answers;
+            while !answers.is_empty() {
+                let Ok((mut s, _)) = listener.accept() else {
+                    return;
+                };
+                let mut request = [0u8; 1024];
+                let n = s.read(&mut request).unwrap_or(0);
+                let path = String::from_utf8_lossy(&request[..n])
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                let i = answers.iter().position(|a| a.0 == path).expect("scripted");
+                let (_, status, body) = answers.remove(i);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        address
+    }
+
+    const ROOT: &str = r#"{"version":"3.9.2","commit":"abc","kafka_cluster_id":"x"}"#;
+
+    #[test]
+    fn a_connect_worker_is_up_once_it_lists_the_groups_connectors() {
+        let at = serve(vec![
+            ("/", "200 OK", ROOT),
+            ("/connectors", "200 OK", r#"["sink","source"]"#),
+        ]);
+        assert_eq!(
+            connect_state(at, Duration::from_secs(2)),
+            ConnectState::Up {
+                version: "3.9.2".into(),
+                connectors: vec!["sink".into(), "source".into()],
+            }
+        );
+        // Still joining its group: Connect answers 409 (or 503 while it starts).
+        let at = serve(vec![
+            ("/", "200 OK", ROOT),
+            (
+                "/connectors",
+                "409 Conflict",
+                r#"{"error_code":409,"message":"Cannot complete request because of a conflicting operation (e.g. worker rebalance)"}"#,
+            ),
+        ]);
+        let ConnectState::Down(why) = connect_state(at, Duration::from_secs(2)) else {
+            panic!("a worker in a rebalance is not up")
+        };
+        assert!(why.contains("/connectors") && why.contains("409"), "{why}");
+        // Something else on the port.
+        let at = serve(vec![("/", "200 OK", r#"{"status":"ok"}"#)]);
+        let ConnectState::Down(why) = connect_state(at, Duration::from_secs(2)) else {
+            panic!("not a worker")
+        };
+        assert!(why.contains("names no version"), "{why}");
+        // Nothing on the port.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("port");
+        let at = listener.local_addr().expect("address");
+        drop(listener);
+        assert!(matches!(
+            connect_state(at, Duration::from_secs(1)),
+            ConnectState::Down(_)
+        ));
+    }
 }

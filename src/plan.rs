@@ -964,7 +964,7 @@ impl Plan {
                 "rolling; kcluster does not read a KRaft quorum's health yet, so with gates apply refuses to roll the controllers of a running cluster"
             }
             Role::Connect => {
-                "rolling; kcluster does not read a Connect worker group's health yet, so with gates apply refuses to roll the workers of a running cluster"
+                "rolling: one worker at a time; gated on every worker's REST API answering (GET / and GET /connectors, the same connectors on each) before it stops and after it is back"
             }
             Role::Monitoring => {
                 "rolling, ungated: it holds no Kafka data; alerts pause while it restarts"

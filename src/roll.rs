@@ -3,7 +3,9 @@
 //! KafkaRoller). ZooKeeper followers first, the leader last, each only while the ensemble serves
 //! with every follower synced; brokers with the active controller last, none stopped while a
 //! partition it holds in sync would fall below `min.insync.replicas`, and the next one only once
-//! no partition is under-replicated. Nothing here does I/O: `health.rs` observes, `apply.rs` acts.
+//! no partition is under-replicated; Kafka Connect workers one at a time, each only while every
+//! worker of the group answers its REST API. Nothing here does I/O: `health.rs` observes,
+//! `apply.rs` acts.
 
 use std::collections::BTreeSet;
 
@@ -192,6 +194,66 @@ pub fn broker_back(view: &KafkaView, id: i32) -> Decision {
     }
 }
 
+/// What one Kafka Connect worker's REST API answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectWorker {
+    pub node: String,
+    pub state: ConnectState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ConnectState {
+    /// `GET /` gave the worker's Kafka version and `GET /connectors` the group's connectors: a
+    /// worker answers the latter only once it has joined the group and read its configs (during
+    /// a rebalance or its start it answers 409 or 503).
+    Up {
+        version: String,
+        connectors: Vec<String>,
+    },
+    /// Not answering, or not yet serving: why.
+    Down(String),
+}
+
+/// The check every Connect gate makes, before a worker stops and after it is back.
+pub const CONNECT_WHOLE: &str = "every Connect worker answers its REST API (GET / with its version, GET /connectors with the same connectors as the others)";
+
+/// Whether the worker group of `size` is whole: every worker answers `/` and `/connectors`, and
+/// all list the same connectors (each has read the group's configs). A worker holds no data, so
+/// this is all a restart needs: the group moves its tasks while it is away, and takes them back
+/// once it rejoins.
+pub fn connect_group_whole(workers: &[ConnectWorker], size: usize) -> Decision {
+    let seen = workers
+        .iter()
+        .map(|w| match &w.state {
+            ConnectState::Up {
+                version,
+                connectors,
+            } => format!(
+                "{}: up (Kafka {version}), connectors {connectors:?}",
+                w.node
+            ),
+            ConnectState::Down(why) => format!("{}: {why}", w.node),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let lists: BTreeSet<&Vec<String>> = workers
+        .iter()
+        .filter_map(|w| match &w.state {
+            ConnectState::Up { connectors, .. } => Some(connectors),
+            ConnectState::Down(_) => None,
+        })
+        .collect();
+    let up = workers
+        .iter()
+        .filter(|w| matches!(w.state, ConnectState::Up { .. }))
+        .count();
+    if workers.len() == size && up == size && lists.len() <= 1 {
+        Decision::Go
+    } else {
+        Decision::wait(CONNECT_WHOLE, seen)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +382,50 @@ mod tests {
         };
         assert_eq!(check, ZK_SYNCED);
         assert!(seen.contains("zookeeper-3: connection refused"), "{seen}");
+    }
+
+    fn worker(node: &str, connectors: Option<&[&str]>) -> ConnectWorker {
+        ConnectWorker {
+            node: node.into(),
+            state: match connectors {
+                Some(c) => ConnectState::Up {
+                    version: "3.9.2".into(),
+                    connectors: c.iter().map(|s| s.to_string()).collect(),
+                },
+                None => ConnectState::Down("HTTP 503".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn a_connect_group_is_whole_when_every_worker_answers_with_the_same_connectors() {
+        let all = |c: &[&str]| {
+            ["connect-1", "connect-2", "connect-3"]
+                .map(|n| worker(n, Some(c)))
+                .to_vec()
+        };
+        assert_eq!(connect_group_whole(&all(&["sink"]), 3), Decision::Go);
+        assert_eq!(connect_group_whole(&all(&[]), 3), Decision::Go);
+        // One worker not back yet.
+        let mut w = all(&["sink"]);
+        w[1] = worker("connect-2", None);
+        let Decision::Wait { check, seen } = connect_group_whole(&w, 3) else {
+            panic!("must wait")
+        };
+        assert_eq!(check, CONNECT_WHOLE);
+        assert!(seen.contains("connect-2: HTTP 503"), "{seen}");
+        assert!(
+            seen.contains("connect-1: up (Kafka 3.9.2), connectors [\"sink\"]"),
+            "{seen}"
+        );
+        // A worker that has not read the group's configs yet.
+        let mut w = all(&["sink", "source"]);
+        w[2] = worker("connect-3", Some(&[]));
+        assert!(matches!(connect_group_whole(&w, 3), Decision::Wait { .. }));
+        // A worker missing from the answers.
+        assert!(matches!(
+            connect_group_whole(&all(&["sink"])[..2], 3),
+            Decision::Wait { .. }
+        ));
     }
 }

@@ -2,20 +2,27 @@
 //! `connect-distributed.properties` and units (with plugins installed by the rendered bootstrap)
 //! form one group; a FileStreamSource posted to one worker and a FileStreamSink posted to another
 //! move records end to end; a lost zone's tasks move to the surviving workers and every record
-//! still arrives.
+//! still arrives. kcluster's own executor rolls the workers one at a time behind the REST gate
+//! (without it, two workers are seen away at once).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use kcluster::cluster::{Cluster, Role};
+use kcluster::apply::Gates;
+use kcluster::cluster::{CONNECT_REST_PORT, Cluster, Role};
 use kcluster::exporters::JMX_EXPORTER_PORT;
+use kcluster::health::{Network, connect_state};
+use kcluster::roll::ConnectState;
 use serde_json::{Value, json};
 
 use crate::local::connect::{self, rest};
 use crate::local::{LIMIT, LocalCluster, metrics};
+use crate::roll::{LocalEc2, apply};
 use crate::support;
 
 const TOPIC: &str = "connect-e2e";
@@ -70,10 +77,59 @@ fn running_tasks(address: Ipv4Addr, connector: &str) -> Result<Vec<String>, Stri
         .collect())
 }
 
+/// Runs each worker's rendered bootstrap to install the topology's plugins, checksum-verified,
+/// where its rendered `plugin.path` points, and checks they are there.
+fn install_plugins(local: &LocalCluster, cluster: &Cluster) {
+    let group = cluster.connect.as_ref().expect("the fixture has workers");
+    let plugins: Vec<_> = group
+        .plugins
+        .iter()
+        .map(|p| (p.clone(), connect::fetched_plugin(p)))
+        .collect();
+    assert!(!plugins.is_empty(), "the fixture installs a plugin");
+    for name in cluster.nodes_of(Role::Connect).map(|n| &n.name) {
+        let node = local.node(name);
+        let bootstrap =
+            std::fs::read_to_string(node.rendered_file("bootstrap.sh")).expect("bootstrap");
+        let props = kcluster::live::parse_properties(
+            &std::fs::read_to_string(node.rendered_file("connect-distributed.properties"))
+                .expect("rendered properties"),
+        );
+        assert_eq!(
+            PathBuf::from(&props["plugin.path"]),
+            local.plugin_dir(name),
+            "{name}: the harness's plugin directory"
+        );
+        if let Err(e) = connect::install_plugins(&bootstrap, &plugins) {
+            local.fail(&format!("{name}: {e}"));
+        }
+        for (plugin, _) in &plugins {
+            let dir = PathBuf::from(&props["plugin.path"]).join(&plugin.name);
+            let jars = std::fs::read_dir(&dir)
+                .map(|d| d.count())
+                .unwrap_or_else(|e| panic!("{name}: {} ({e})", dir.display()));
+            assert!(jars > 0, "{name}: {} is empty", dir.display());
+        }
+    }
+}
+
+/// A FileStreamSource from `input` into the test topic and a FileStreamSink from it to `output`.
+fn file_connectors(input: &Path, output: &Path) -> [Value; 2] {
+    [
+        json!({"name": SOURCE, "config": {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            "tasks.max": "1", "file": input, "topic": TOPIC,
+            "topic.creation.default.replication.factor": "3",
+            "topic.creation.default.partitions": "3"}}),
+        json!({"name": SINK, "config": {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+            "tasks.max": "1", "file": output, "topics": TOPIC}}),
+    ]
+}
+
 #[test]
 fn workers_form_one_group_move_records_and_survive_a_zone_loss() {
     let cluster = fixture();
-    let group = cluster.connect.clone().expect("the fixture has workers");
     let mut local = LocalCluster::boot(&cluster);
     let workers: Vec<(String, Ipv4Addr, String)> = cluster
         .nodes_of(Role::Connect)
@@ -89,31 +145,7 @@ fn workers_form_one_group_move_records_and_survive_a_zone_loss() {
 
     // 1. Each worker's rendered bootstrap installs the plugins, checksum-verified, where the
     //    rendered `plugin.path` points.
-    let plugins: Vec<_> = group
-        .plugins
-        .iter()
-        .map(|p| (p.clone(), connect::fetched_plugin(p)))
-        .collect();
-    assert!(!plugins.is_empty(), "the fixture installs a plugin");
-    for (name, _, _) in &workers {
-        let node = local.node(name);
-        let bootstrap =
-            std::fs::read_to_string(node.rendered_file("bootstrap.sh")).expect("bootstrap");
-        let props = kcluster::live::parse_properties(
-            &std::fs::read_to_string(node.rendered_file("connect-distributed.properties"))
-                .expect("rendered properties"),
-        );
-        if let Err(e) = connect::install_plugins(&bootstrap, &plugins) {
-            local.fail(&format!("{name}: {e}"));
-        }
-        for (plugin, _) in &plugins {
-            let dir = PathBuf::from(&props["plugin.path"]).join(&plugin.name);
-            let jars = std::fs::read_dir(&dir)
-                .map(|d| d.count())
-                .unwrap_or_else(|e| panic!("{name}: {} ({e})", dir.display()));
-            assert!(jars > 0, "{name}: {} is empty", dir.display());
-        }
-    }
+    install_plugins(&local, &cluster);
 
     // 2. The workers start from the rendered files and form one group: every worker joined the
     //    same generation under the same leader.
@@ -156,14 +188,7 @@ fn workers_form_one_group_move_records_and_survive_a_zone_loss() {
     std::fs::create_dir_all(&dir).expect("connector files");
     let (input, output) = (dir.join("input.txt"), dir.join("output.txt"));
     append(&input, 0..BATCH);
-    let source = json!({"name": SOURCE, "config": {
-        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
-        "tasks.max": "1", "file": input, "topic": TOPIC,
-        "topic.creation.default.replication.factor": "3",
-        "topic.creation.default.partitions": "3"}});
-    let sink = json!({"name": SINK, "config": {
-        "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
-        "tasks.max": "1", "file": output, "topics": TOPIC}});
+    let [source, sink] = file_connectors(&input, &output);
     for (worker, body) in [(&workers[0], &source), (&workers[1], &sink)] {
         let (code, answer) =
             rest(worker.1, "POST", "/connectors", Some(body)).unwrap_or_else(|e| local.fail(&e));
@@ -372,4 +397,226 @@ fn the_bootstrap_installs_only_the_plugin_its_checksum_names() {
         &[(plugin.clone(), PathBuf::from("/nonexistent.tar.gz"))],
     )
     .expect("an installed plugin is not fetched again");
+}
+
+/// When a sample was taken, and the workers away then.
+type Away = (Instant, Vec<String>);
+
+/// Which workers' REST API does not answer `GET /`, sampled as often as it goes, until dropped:
+/// a worker stopped, or started and not serving yet, is away.
+struct AwayWatcher {
+    samples: Arc<Mutex<Vec<Away>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AwayWatcher {
+    fn start(workers: Vec<(String, Ipv4Addr)>) -> AwayWatcher {
+        let samples: Arc<Mutex<Vec<Away>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (out, halt) = (samples.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !halt.load(Ordering::SeqCst) {
+                let away: Vec<String> = workers
+                    .iter()
+                    .filter(|(_, a)| {
+                        let at = SocketAddr::from((*a, CONNECT_REST_PORT));
+                        kcluster::exporter_health::get(
+                            at,
+                            "/",
+                            "application/json",
+                            Duration::from_secs(5),
+                        )
+                        .is_err()
+                    })
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                out.lock().expect("samples").push((Instant::now(), away));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        AwayWatcher {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// In `[from, to]`: how many samples, and the most workers away at once (a sample of them).
+    fn most_away(&self, from: Instant, to: Instant) -> (usize, Vec<String>) {
+        let samples = self.samples.lock().expect("samples");
+        let window: Vec<&Away> = samples
+            .iter()
+            .filter(|(t, _)| *t >= from && *t <= to)
+            .collect();
+        let most = window
+            .iter()
+            .map(|(_, away)| away.clone())
+            .max_by_key(Vec::len)
+            .unwrap_or_default();
+        (window.len(), most)
+    }
+}
+
+impl Drop for AwayWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The fixture with the workers' heap changed: a change of files only, so a rolling restart.
+fn with_worker_heap(heap: &str) -> Cluster {
+    let yaml = std::fs::read_to_string(support::repo().join("tests/it/fixtures/connect-3x3.yaml"))
+        .expect("fixture");
+    let from = "connect:\n  count: 3\n  heap: 256m\n";
+    assert!(yaml.contains(from), "connect-3x3.yaml changed shape");
+    support::load_str(&yaml.replace(from, &format!("connect:\n  count: 3\n  heap: {heap}\n")))
+}
+
+/// kcluster's executor rolls a heap change over the workers of a running group, with records
+/// flowing through a source and a sink: behind the REST gate, one worker at a time (a watcher
+/// polling every worker's REST API never sees two away), each worker restarted once with its
+/// new heap. The same roll with the gates off (the test-only switch) shows what the gate
+/// prevents: two workers away at once. Every record written still reaches the sink.
+#[test]
+fn workers_roll_one_at_a_time_behind_the_rest_gate_and_without_it_two_are_away_at_once() {
+    let cluster = fixture();
+    let mut local = LocalCluster::boot(&cluster);
+    install_plugins(&local, &cluster);
+    local.start_role(Role::Connect);
+    let workers: Vec<(String, Ipv4Addr)> = cluster
+        .nodes_of(Role::Connect)
+        .map(|n| (n.name.clone(), n.address))
+        .collect();
+    let group_whole = |workers: &[(String, Ipv4Addr)]| -> Result<(), String> {
+        let states: Vec<ConnectState> = workers
+            .iter()
+            .map(|(_, a)| {
+                connect_state(
+                    SocketAddr::from((*a, CONNECT_REST_PORT)),
+                    Duration::from_secs(5),
+                )
+            })
+            .collect();
+        if states.iter().all(|s| matches!(s, ConnectState::Up { .. })) {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        }
+    };
+    local.wait("every worker in the group", LIMIT, |_| {
+        group_whole(&workers)
+    });
+    let dir = local.dir().join("connect-files");
+    std::fs::create_dir_all(&dir).expect("connector files");
+    let (input, output) = (dir.join("input.txt"), dir.join("output.txt"));
+    append(&input, 0..BATCH);
+    for body in file_connectors(&input, &output) {
+        let (code, answer) = rest(workers[0].1, "POST", "/connectors", Some(&body))
+            .unwrap_or_else(|e| local.fail(&e));
+        assert_eq!(code, 201, "{answer}");
+    }
+    local.wait("the first records to reach the sink's file", LIMIT, |_| {
+        let got = sunk(&output).len();
+        if got >= BATCH {
+            Ok(())
+        } else {
+            Err(format!("{got} of {BATCH} records"))
+        }
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ec2 = LocalEc2::adopt(&cluster, local, &runtime);
+    let watcher = AwayWatcher::start(workers.clone());
+    let network = Network {
+        client_port: cluster.network.client_port,
+        timeout: Duration::from_secs(5),
+    };
+    let gated = Gates {
+        health: Some(&network),
+        timeout: Duration::from_secs(240),
+        poll: Duration::from_secs(1),
+    };
+
+    // 1. With the gate: each worker once, never two away.
+    let tuned = with_worker_heap("288m");
+    let (mark, from) = (ec2.stopped_since(0).len(), Instant::now());
+    let plan = runtime.block_on(apply(&ec2, &tuned, &gated));
+    let to = Instant::now();
+    assert!(
+        plan.nodes
+            .iter()
+            .all(|n| (n.role == Role::Connect) == (n.instance == kcluster::plan::Action::Update)),
+        "{}",
+        plan.render_text()
+    );
+    let mut rolled = ec2.stopped_since(mark);
+    rolled.sort();
+    assert_eq!(
+        rolled,
+        ["connect-1", "connect-2", "connect-3"],
+        "each worker once"
+    );
+    for (name, _) in &workers {
+        let local = ec2.local.lock().expect("local");
+        let unit = local.node(name).unit_text();
+        assert!(
+            unit.contains("-Xmx288m"),
+            "{name} runs its new heap: {unit}"
+        );
+    }
+    let (samples, most) = watcher.most_away(from, to);
+    eprintln!(
+        "worker roll with the gate: {:?}, {samples} samples, most away at once: {most:?}",
+        to - from
+    );
+    assert!(samples >= 20, "the watcher sampled the roll ({samples})");
+    assert_eq!(
+        most.len(),
+        1,
+        "one worker away at a time, and the watcher saw it: {most:?}"
+    );
+
+    // 2. The same roll with the gates off: the next worker stops while the last one starts.
+    let (mark, from) = (ec2.stopped_since(0).len(), Instant::now());
+    runtime.block_on(apply(&ec2, &fixture(), &Gates::skipped()));
+    ec2.local
+        .lock()
+        .expect("local")
+        .wait("every worker back in the group", LIMIT, |_| {
+            group_whole(&workers)
+        });
+    let to = Instant::now();
+    assert_eq!(ec2.stopped_since(mark).len(), 3);
+    let (samples, most) = watcher.most_away(from, to);
+    eprintln!(
+        "worker roll without gates: {:?}, {samples} samples, most away at once: {most:?}",
+        to - from
+    );
+    assert!(
+        most.len() >= 2,
+        "without the gate the watcher must see two workers away at once ({samples} samples, most {most:?})"
+    );
+    drop(watcher);
+
+    // 3. The connectors ran on: every record written, before and after, reaches the sink.
+    append(&input, BATCH..2 * BATCH);
+    let expect_all: BTreeSet<String> = (0..2 * BATCH).map(record).collect();
+    ec2.local
+        .lock()
+        .expect("local")
+        .wait("every record to reach the sink's file", LIMIT, |_| {
+            let got: BTreeSet<String> = sunk(&output).into_iter().collect();
+            if got == expect_all {
+                Ok(())
+            } else {
+                Err(format!("{} of {} records", got.len(), 2 * BATCH))
+            }
+        });
 }

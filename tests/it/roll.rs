@@ -41,14 +41,47 @@ const MIN_ISR: usize = 2;
 /// The fake EC2 with the local cluster behind it: stopping an instance stops its node (SIGTERM,
 /// as `systemctl stop` at shutdown), starting it starts the node with the files its user-data
 /// holds now. Time passes for the fake whenever kcluster looks (instances boot, volumes attach).
-struct LocalEc2 {
+/// Also rolls the Connect workers of `connect_cluster`.
+pub(crate) struct LocalEc2 {
     inner: FakeEc2,
-    local: Mutex<LocalCluster>,
+    pub(crate) local: Mutex<LocalCluster>,
     /// The nodes stopped, in order.
     stopped: Mutex<Vec<String>>,
 }
 
 impl LocalEc2 {
+    /// The account as kcluster would have left it for `cluster`, whose nodes already run in
+    /// `local`: every node's instance, interface and volume, made by a first apply that goes to
+    /// the fake alone.
+    pub(crate) fn adopt(
+        cluster: &Cluster,
+        local: LocalCluster,
+        runtime: &tokio::runtime::Runtime,
+    ) -> LocalEc2 {
+        let fake = account(cluster);
+        runtime.block_on(async {
+            let none = Gates::skipped();
+            let converge = apply(&fake, cluster, &none);
+            let time = async {
+                loop {
+                    fake.boot_all();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            tokio::select! { _ = converge => {}, _ = time => {} }
+        });
+        LocalEc2 {
+            inner: fake,
+            local: Mutex::new(local),
+            stopped: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The nodes stopped since `mark` of the stop log.
+    pub(crate) fn stopped_since(&self, mark: usize) -> Vec<String> {
+        self.stopped.lock().expect("stopped")[mark..].to_vec()
+    }
+
     fn node_of(&self, instance: &str) -> String {
         self.inner
             .instances()
@@ -59,8 +92,14 @@ impl LocalEc2 {
     }
 
     /// The node's files as the bootstrap would write them from the instance's user-data now,
-    /// with the volume's mount point mapped to the node's data directory.
-    fn files_of(&self, instance: &str, data_dir: &str) -> BTreeMap<String, String> {
+    /// with the volume's mount point mapped to the node's data directory and a worker's plugin
+    /// directory to the one the harness installed its plugins in.
+    fn files_of(
+        &self,
+        instance: &str,
+        data_dir: &str,
+        plugin_dir: &str,
+    ) -> BTreeMap<String, String> {
         let data = self
             .inner
             .instance_user_data(instance)
@@ -77,7 +116,8 @@ impl LocalEc2 {
                     f["content"]
                         .as_str()
                         .expect("content")
-                        .replace(VOLUME_MOUNT, data_dir),
+                        .replace(VOLUME_MOUNT, data_dir)
+                        .replace(kcluster::connect::PLUGIN_DIR, plugin_dir),
                 )
             })
             .collect()
@@ -177,7 +217,8 @@ impl Ec2 for LocalEc2 {
             let node = self.node_of(id);
             let mut local = self.local.lock().expect("local cluster");
             let data_dir = local.data_dir(&node).display().to_string();
-            let files = self.files_of(id, &data_dir);
+            let plugin_dir = local.plugin_dir(&node).display().to_string();
+            let files = self.files_of(id, &data_dir, &plugin_dir);
             let role = local.node(&node).role;
             let info = role.info();
             let config = format!("/etc/kafka/{}", info.config_file);
@@ -351,7 +392,11 @@ fn account(cluster: &Cluster) -> FakeEc2 {
 }
 
 /// Plans `cluster` against `ec2` and executes the plan with `gates`.
-async fn apply(ec2: &dyn Ec2, cluster: &Cluster, gates: &Gates<'_>) -> kcluster::plan::Plan {
+pub(crate) async fn apply(
+    ec2: &dyn Ec2,
+    cluster: &Cluster,
+    gates: &Gates<'_>,
+) -> kcluster::plan::Plan {
     let renderer = Renderer::new(&Options::default()).expect("templates");
     let (plan, _) = make_plan(ec2, cluster, &renderer).await.expect("plan");
     let settings = Settings {
@@ -364,11 +409,6 @@ async fn apply(ec2: &dyn Ec2, cluster: &Cluster, gates: &Gates<'_>) -> kcluster:
         .await
         .unwrap_or_else(|e| panic!("apply: {e}"));
     plan
-}
-
-/// The nodes stopped since `mark` of the stop log.
-fn stopped_since(ec2: &LocalEc2, mark: usize) -> Vec<String> {
-    ec2.stopped.lock().expect("stopped")[mark..].to_vec()
 }
 
 fn wait_in_sync(local: &mut LocalCluster, rf: usize) {
@@ -393,29 +433,11 @@ fn wait_in_sync(local: &mut LocalCluster, rf: usize) {
 fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_gates_do_not() {
     let first = topology("128m", None);
     let local = LocalCluster::boot(&first);
-    let fake = account(&first);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    // The account as kcluster left it: every node's instance, interface and volume. The local
-    // processes already run, so this first apply goes to the fake alone.
-    runtime.block_on(async {
-        let none = Gates::skipped();
-        let converge = apply(&fake, &first, &none);
-        let time = async {
-            loop {
-                fake.boot_all();
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        };
-        tokio::select! { _ = converge => {}, _ = time => {} }
-    });
-    let ec2 = LocalEc2 {
-        inner: fake,
-        local: Mutex::new(local),
-        stopped: Mutex::new(Vec::new()),
-    };
+    let ec2 = LocalEc2::adopt(&first, local, &runtime);
     let bootstrap = ec2.local.lock().expect("local").bootstrap();
     clients::probe(
         &["create", &bootstrap, TOPIC, "6", "3"],
@@ -446,10 +468,10 @@ fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_ga
 
     // 1. A broker override: every broker restarts once, the controller last, behind the gates.
     let tuned = topology("128m", Some(72));
-    let (mark, from) = (stopped_since(&ec2, 0).len(), Instant::now());
+    let (mark, from) = (ec2.stopped_since(0).len(), Instant::now());
     let plan = runtime.block_on(apply(&ec2, &tuned, &gated));
     let to = Instant::now();
-    let rolled = stopped_since(&ec2, mark);
+    let rolled = ec2.stopped_since(mark);
     assert!(
         plan.nodes
             .iter()
@@ -494,10 +516,10 @@ fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_ga
     // 2. A ZooKeeper heap change: every member restarts once, the leader last.
     let leader = ec2.local.lock().expect("local").wait_for_zookeeper_quorum();
     let zk_heap = topology("160m", Some(72));
-    let (mark, from) = (stopped_since(&ec2, 0).len(), Instant::now());
+    let (mark, from) = (ec2.stopped_since(0).len(), Instant::now());
     runtime.block_on(apply(&ec2, &zk_heap, &gated));
     let to = Instant::now();
-    let rolled = stopped_since(&ec2, mark);
+    let rolled = ec2.stopped_since(mark);
     let mut sorted = rolled.clone();
     sorted.sort();
     assert_eq!(
@@ -531,7 +553,7 @@ fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_ga
 
     // 3. The same kind of broker roll without the gates: the watcher sees what they prevent.
     let ungated = topology("160m", Some(96));
-    let (mark, from) = (stopped_since(&ec2, 0).len(), Instant::now());
+    let (mark, from) = (ec2.stopped_since(0).len(), Instant::now());
     // The test-only switch: the same executor, its gates off.
     runtime.block_on(apply(&ec2, &ungated, &Gates::skipped()));
     // The damage shows while the restarted brokers catch up.
@@ -541,7 +563,7 @@ fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_ga
         wait_in_sync(&mut local, 3);
     }
     let to = Instant::now();
-    assert_eq!(stopped_since(&ec2, mark).len(), 3);
+    assert_eq!(ec2.stopped_since(mark).len(), 3);
     let (samples, below) = watcher.between(from, to);
     eprintln!(
         "broker roll without gates: {:?}, {samples} ISR samples, below min ISR: {below:?}",

@@ -73,6 +73,12 @@ impl LocalNode {
         self.home.join("rendered").join(name)
     }
 
+    /// The systemd unit the node's JVM is started from (its rendered one, or the one it was
+    /// given by [`LocalCluster::reconfigure`]).
+    pub fn unit_text(&self) -> &str {
+        &self.unit
+    }
+
     /// Everything the node's JVM has logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -252,6 +258,11 @@ impl LocalCluster {
     /// The node's data directory: its "volume", kept through stops and starts.
     pub fn data_dir(&self, name: &str) -> PathBuf {
         self.node(name).home.join("data")
+    }
+
+    /// Where a Connect worker's plugins are installed (its rendered `plugin.path`).
+    pub fn plugin_dir(&self, name: &str) -> PathBuf {
+        self.node(name).home.join("plugins")
     }
 
     /// SIGKILLs a node's JVM, as a crash or the loss of its machine would end it.
