@@ -2622,13 +2622,8 @@ mod tests {
             .await
             .expect_err("denied")
             .to_string();
-        let denied: Vec<&str> = err
-            .lines()
-            .filter_map(|l| l.strip_prefix("ec2:"))
-            .filter_map(|l| l.split_once(' ').map(|(op, _)| op))
-            .collect();
         assert_eq!(
-            denied,
+            denied_operations(&err),
             [
                 "RevokeSecurityGroupIngress",
                 "AllocateAddress",
@@ -2649,5 +2644,70 @@ mod tests {
             err.starts_with("ec2:RevokeSecurityGroupIngress is denied"),
             "{err}"
         );
+    }
+
+    /// The operations a refused plan names as denied, in its order.
+    fn denied_operations(err: &str) -> Vec<&str> {
+        err.lines()
+            .filter_map(|l| l.strip_prefix("ec2:"))
+            .filter_map(|l| l.split_once(' ').map(|(op, _)| op))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn preflight_asks_dryrun_of_the_volume_and_in_place_calls_the_plan_makes() {
+        const VOLUME_AND_IN_PLACE: [&str; 6] = [
+            "CreateVolume",
+            "AttachVolume",
+            "ModifyVolume",
+            "StopInstances",
+            "ModifyInstanceAttribute",
+            "StartInstances",
+        ];
+        let r = Renderer::new(&Options::default()).expect("templates");
+        // A new cluster creates and attaches volumes; nothing is stopped or grown.
+        let ec2 = fake();
+        for op in VOLUME_AND_IN_PLACE {
+            ec2.deny(op);
+        }
+        let err = make_plan(&ec2, &cluster("volumes", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("denied")
+            .to_string();
+        assert_eq!(
+            denied_operations(&err),
+            ["CreateVolume", "AttachVolume"],
+            "{err}"
+        );
+
+        // A running cluster whose brokers change type and grow their volumes: stop, modify,
+        // start and ModifyVolume are asked; no volume is created or attached.
+        let ec2 = fake();
+        converge(&ec2, &cluster("volumes", 3, "m5.xlarge")).await;
+        for op in VOLUME_AND_IN_PLACE {
+            ec2.deny(op);
+        }
+        let mut changed = cluster("volumes", 3, "m5.2xlarge");
+        if let Some(spec) = changed.roles.get_mut(&crate::cluster::Role::Broker) {
+            spec.volume.size_gib += 100;
+        }
+        let err = make_plan(&ec2, &changed, &r)
+            .await
+            .expect_err("denied")
+            .to_string();
+        assert_eq!(
+            denied_operations(&err),
+            [
+                "ModifyVolume",
+                "StopInstances",
+                "ModifyInstanceAttribute",
+                "StartInstances"
+            ],
+            "{err}"
+        );
+        // Allowed, the same plan passes preflight.
+        let allowed = fake();
+        converge(&allowed, &cluster("volumes", 3, "m5.xlarge")).await;
+        make_plan(&allowed, &changed, &r).await.expect("allowed");
     }
 }

@@ -1951,7 +1951,12 @@ fn root_volume_goes_on_the_images_own_root_device() {
 #[test]
 fn plan_names_each_call_ec2_denies_before_anything_is_created() {
     let f = Fixture::with(Strictness {
-        deny: vec!["CreateNetworkInterface", "RunInstances"],
+        deny: vec![
+            "CreateNetworkInterface",
+            "RunInstances",
+            "CreateVolume",
+            "AttachVolume",
+        ],
         ..Strictness::default()
     });
     let t = Topology::minimal("denied");
@@ -1959,7 +1964,12 @@ fn plan_names_each_call_ec2_denies_before_anything_is_created() {
         .kc(["apply", "--yes", "-f", &f.file(&t)])
         .run()
         .expect_code(1);
-    for op in ["CreateNetworkInterface", "RunInstances"] {
+    for op in [
+        "CreateNetworkInterface",
+        "RunInstances",
+        "CreateVolume",
+        "AttachVolume",
+    ] {
         assert!(
             run.stderr
                 .contains(&format!("ec2:{op} is denied to these credentials")),
