@@ -744,15 +744,9 @@ impl Run<'_> {
             }
             // The monitoring node holds no Kafka state: it rolls without a gate.
             Role::Monitoring => None,
-            // Nothing reads a KRaft quorum's health yet, so no gate could let a controller go.
             Role::Controller => {
-                return Err(ApplyError::one(
-                    "health gates",
-                    "KRaft controllers",
-                    format!(
-                        "kcluster does not read a KRaft controller quorum's health yet, so it will not roll the controllers of a running cluster. If the cluster is already down, `kcluster apply {SKIP_GATES_FLAG}` changes the nodes without gates. Nothing was changed."
-                    ),
-                ));
+                let addresses: Vec<std::net::Ipv4Addr> = members.iter().map(|m| m.1).collect();
+                health.kraft(&addresses).await.err()
             }
         };
         match problem {
@@ -785,7 +779,13 @@ impl Run<'_> {
                 let names: Vec<String> = left.iter().map(|n| n.node.clone()).collect();
                 roll::zookeeper_order(&names, &seen)
             }
-            Role::Controller | Role::Monitoring => return Ok(0),
+            Role::Monitoring => return Ok(0),
+            Role::Controller => {
+                let addresses: Vec<std::net::Ipv4Addr> =
+                    self.members(role).iter().map(|m| m.1).collect();
+                let leader = health.kraft(&addresses).await.ok().and_then(|q| q.leader);
+                roll::controller_order(&Self::kafka_ids(left), leader)
+            }
             Role::Broker => {
                 let addresses: Vec<std::net::Ipv4Addr> =
                     self.members(role).iter().map(|m| m.1).collect();
@@ -794,20 +794,24 @@ impl Run<'_> {
                     .await
                     .ok()
                     .and_then(|v| v.controller);
-                let ids: Vec<(String, i32)> = left
-                    .iter()
-                    .map(|n| {
-                        let id = n.role.info().node_id_base + n.desired.node.id;
-                        (n.node.clone(), id as i32)
-                    })
-                    .collect();
-                roll::broker_order(&ids, controller)
+                roll::broker_order(&Self::kafka_ids(left), controller)
             }
         };
         Ok(order
             .first()
             .and_then(|first| left.iter().position(|n| &n.node == first))
             .unwrap_or(0))
+    }
+
+    /// Each node's name and its Kafka `node.id` (brokers and KRaft controllers).
+    fn kafka_ids(nodes: &[&NodeChange]) -> Vec<(String, i32)> {
+        nodes
+            .iter()
+            .map(|n| {
+                let id = n.role.info().node_id_base + n.desired.node.id;
+                (n.node.clone(), id as i32)
+            })
+            .collect()
     }
 
     /// Waits until the gate of `n`'s role lets it go `when`; on timeout, stops the roll saying
@@ -817,6 +821,8 @@ impl Run<'_> {
             return Ok(());
         };
         let deadline = tokio::time::Instant::now() + self.gates.timeout;
+        // The controller quorum as last read, for a restarted controller's progress.
+        let mut earlier: Option<roll::QuorumView> = None;
         loop {
             let decision = match n.role {
                 Role::Zookeeper => {
@@ -844,10 +850,41 @@ impl Run<'_> {
                     }
                 }
                 Role::Monitoring => Decision::Go,
-                Role::Controller => Decision::Wait {
-                    check: "the KRaft controller quorum is whole".into(),
-                    seen: "kcluster does not read a KRaft quorum's health yet".into(),
-                },
+                Role::Controller => {
+                    let members = self.members(Role::Controller);
+                    let addresses: Vec<std::net::Ipv4Addr> = members.iter().map(|m| m.1).collect();
+                    let voters: Vec<i32> = Self::kafka_ids(
+                        &self
+                            .plan
+                            .nodes
+                            .iter()
+                            .filter(|c| c.role == Role::Controller)
+                            .collect::<Vec<_>>(),
+                    )
+                    .into_iter()
+                    .map(|(_, id)| id)
+                    .collect();
+                    match health.kraft(&addresses).await {
+                        Ok(view) => {
+                            let id = (n.role.info().node_id_base + n.desired.node.id) as i32;
+                            let decision = match when {
+                                Moment::Before => roll::kraft_whole(&view, &voters),
+                                Moment::After => match roll::kraft_whole(&view, &voters) {
+                                    Decision::Go => {
+                                        roll::kraft_rejoined(earlier.as_ref(), &view, id)
+                                    }
+                                    wait => wait,
+                                },
+                            };
+                            earlier = Some(view);
+                            decision
+                        }
+                        Err(e) => Decision::Wait {
+                            check: roll::KRAFT_CAUGHT_UP.into(),
+                            seen: e,
+                        },
+                    }
+                }
             };
             let Decision::Wait { check, seen } = decision else {
                 return Ok(());
@@ -1846,6 +1883,17 @@ mod tests {
     struct Scripted {
         zk: std::sync::Mutex<Vec<Vec<crate::roll::ZkMember>>>,
         kafka: std::sync::Mutex<Vec<Result<crate::roll::KafkaView, String>>>,
+        quorum: std::sync::Mutex<Vec<Result<crate::roll::QuorumView, String>>>,
+    }
+
+    /// The next scripted answer; the last one repeats.
+    fn next_answer<T: Clone>(answers: &std::sync::Mutex<Vec<T>>) -> T {
+        let mut a = answers.lock().expect("lock");
+        if a.len() > 1 {
+            a.remove(0)
+        } else {
+            a[0].clone()
+        }
     }
 
     #[async_trait::async_trait]
@@ -1854,20 +1902,13 @@ mod tests {
             &self,
             _: &[(String, std::net::Ipv4Addr)],
         ) -> Vec<crate::roll::ZkMember> {
-            let mut z = self.zk.lock().expect("lock");
-            if z.len() > 1 {
-                z.remove(0)
-            } else {
-                z[0].clone()
-            }
+            next_answer(&self.zk)
         }
         async fn kafka(&self, _: &[std::net::Ipv4Addr]) -> Result<crate::roll::KafkaView, String> {
-            let mut k = self.kafka.lock().expect("lock");
-            if k.len() > 1 {
-                k.remove(0)
-            } else {
-                k[0].clone()
-            }
+            next_answer(&self.kafka)
+        }
+        async fn kraft(&self, _: &[std::net::Ipv4Addr]) -> Result<crate::roll::QuorumView, String> {
+            next_answer(&self.quorum)
         }
     }
 
@@ -1927,6 +1968,7 @@ mod tests {
                 Ok(kafka_view(&[1, 2, 3])), // broker-3 may stop
                 Ok(kafka_view(&[1, 2])),    // broker-3 never back in sync
             ]),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
         };
         let settings = settings();
         let gates = Gates {
@@ -1949,13 +1991,7 @@ mod tests {
         assert!(e.contains("run `kcluster apply` again: it resumes"), "{e}");
         // broker-2 then broker-3 were restarted; broker-1 (the controller) was not touched.
         let again = plan_for(&ec2, &tuned).await;
-        let left: Vec<&str> = again
-            .nodes
-            .iter()
-            .filter(|n| n.instance != Action::NoOp)
-            .map(|n| n.node.as_str())
-            .collect();
-        assert_eq!(left, vec!["broker-1"]);
+        assert_eq!(still_to_change(&again), ["broker-1"]);
         assert_eq!(ec2.calls().get("StopInstances"), Some(&2));
     }
 
@@ -1973,6 +2009,7 @@ mod tests {
         let health = Scripted {
             zk: std::sync::Mutex::new(vec![healthy_zk()]),
             kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[2, 3]))]),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
         };
         let gates = Gates {
             health: Some(&health),
@@ -1990,6 +2027,7 @@ mod tests {
         let down = Scripted {
             zk: std::sync::Mutex::new(vec![healthy_zk()]),
             kafka: std::sync::Mutex::new(vec![Err("127.0.0.1:9092: connection refused".into())]),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
         };
         let gates = Gates {
             health: Some(&down),
@@ -2709,5 +2747,105 @@ mod tests {
         let allowed = fake();
         converge(&allowed, &cluster("volumes", 3, "m5.xlarge")).await;
         make_plan(&allowed, &changed, &r).await.expect("allowed");
+    }
+
+    /// The nodes whose instance the plan changes.
+    fn still_to_change(plan: &Plan) -> Vec<&str> {
+        plan.nodes
+            .iter()
+            .filter(|n| n.instance != Action::NoOp)
+            .map(|n| n.node.as_str())
+            .collect()
+    }
+
+    fn quorum_view(leader: i32, lagging: Option<i32>) -> crate::roll::QuorumView {
+        crate::roll::QuorumView {
+            leader: Some(leader),
+            high_watermark: 500,
+            voters: [9001, 9002, 9003]
+                .into_iter()
+                .map(|id| crate::roll::Voter {
+                    id,
+                    log_end_offset: 500,
+                    last_caught_up_ms: if Some(id) == lagging { -1 } else { 10_000 },
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn kraft_controllers_roll_leader_last_each_gated_on_a_caught_up_quorum() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("quorum", "metadata: kraft\n")).await;
+        let heavier = with_extra("quorum", "metadata: kraft\ncontrollers:\n  heap: 768m\n");
+        let plan = plan_for(&ec2, &heavier).await;
+        assert_eq!(
+            still_to_change(&plan),
+            ["controller-1", "controller-2", "controller-3"]
+        );
+        // controller-1 (9001) leads. Then controller-2 goes first; after it, controller-3 is
+        // checked, and after controller-3 the restarted voter never catches up.
+        let health = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
+            quorum: std::sync::Mutex::new(vec![
+                Ok(quorum_view(9001, None)),       // reachable?
+                Ok(quorum_view(9001, None)),       // order: leader 9001 last → controller-2
+                Ok(quorum_view(9001, None)),       // controller-2 may stop
+                Ok(quorum_view(9001, Some(9002))), // controller-2 restarting…
+                Ok(quorum_view(9001, None)),       // … and caught up
+                Ok(quorum_view(9001, None)),       // order → controller-3
+                Ok(quorum_view(9001, None)),       // controller-3 may stop
+                Ok(quorum_view(9001, Some(9003))), // controller-3 never catches up
+            ]),
+        };
+        let gates = Gates {
+            health: Some(&health),
+            timeout: Duration::from_millis(200),
+            poll: Duration::from_millis(10),
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
+            .await
+            .expect_err("the gate times out");
+        assert_eq!(
+            (err.stage, err.failures[0].resource.as_str()),
+            ("health gate", "controller-3")
+        );
+        let e = &err.failures[0].error;
+        assert!(
+            e.starts_with(&format!(
+                "after restarting controller-3: waited 200ms until {}",
+                crate::roll::KRAFT_CAUGHT_UP
+            )),
+            "{e}"
+        );
+        assert!(e.contains("9003: log end 500, caught up at -1"), "{e}");
+        // controller-2 and controller-3 were restarted; the leader was not touched.
+        let again = plan_for(&ec2, &heavier).await;
+        assert_eq!(still_to_change(&again), ["controller-1"]);
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&2));
+
+        // A quorum that does not answer: refused before anything changes.
+        let down = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
+            quorum: std::sync::Mutex::new(vec![Err("127.0.0.1:9094: connection refused".into())]),
+        };
+        let gates = Gates {
+            health: Some(&down),
+            ..gates
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &again, &settings(), &gates, &Silent))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.stage, "health gates");
+        assert!(
+            err.failures[0]
+                .error
+                .contains("no controller node answers (127.0.0.1:9094: connection refused)"),
+            "{}",
+            err.failures[0].error
+        );
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&2), "nothing more");
     }
 }

@@ -958,7 +958,7 @@ impl Plan {
                 "rolling: the active controller last; gated on no partition it hosts falling below min.insync.replicas, then 0 under-replicated partitions"
             }
             Role::Controller => {
-                "rolling; kcluster does not read a KRaft quorum's health yet, so with gates apply refuses to roll the controllers of a running cluster"
+                "rolling: followers first, the quorum's leader last; gated on a leader and every voter caught up with it (DescribeQuorum)"
             }
             Role::Monitoring => {
                 "rolling, ungated: it holds no Kafka data; alerts pause while it restarts"
