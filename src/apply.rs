@@ -142,6 +142,7 @@ pub async fn execute(
         outcome: Outcome::default(),
         volumes: BTreeMap::new(),
     };
+    run.keep_quorum_members()?;
     let group_id = run.group().await?;
     let mut interfaces = run.create_interfaces(&group_id).await?;
     run.public_addresses(&interfaces).await?;
@@ -704,6 +705,54 @@ impl Run<'_> {
             }
         }
         self.reporter.finish();
+        Ok(())
+    }
+
+    /// With gates on, refuses a plan that changes the members of a running quorum before
+    /// anything is changed (see [`roll::membership_change`]).
+    fn keep_quorum_members(&self) -> Result<(), ApplyError> {
+        if self.gates.health.is_none() {
+            return Ok(());
+        }
+        for role in Role::ALL
+            .into_iter()
+            .filter(|r| r.info().spread == crate::role::Spread::Quorum)
+        {
+            let mine = |n: &&NodeChange| n.role == role;
+            let running: Vec<String> = self
+                .plan
+                .nodes
+                .iter()
+                .filter(mine)
+                .filter(|n| n.instance_id.is_some())
+                .map(|n| n.node.clone())
+                .collect();
+            let added: Vec<String> = self
+                .plan
+                .nodes
+                .iter()
+                .filter(mine)
+                .filter(|n| n.instance_id.is_none() && n.volume_id.is_none())
+                .map(|n| n.node.clone())
+                .collect();
+            let removed: Vec<String> = self
+                .plan
+                .orphans
+                .iter()
+                .filter(|o| o.kind == OrphanKind::Instance)
+                .filter_map(|o| o.node.clone())
+                .filter(|n| n.rsplit_once('-').and_then(|(r, _)| Role::parse(r)) == Some(role))
+                .collect();
+            if let Some(why) = roll::membership_change(role, &running, &added, &removed) {
+                return Err(ApplyError::one(
+                    "health gates",
+                    format!("{} membership", role.as_str()),
+                    format!(
+                        "{why}. If the cluster is already down, `kcluster apply {SKIP_GATES_FLAG}` makes the change without gates. Nothing was changed."
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -2847,5 +2896,56 @@ mod tests {
             err.failures[0].error
         );
         assert_eq!(ec2.calls().get("StopInstances"), Some(&2), "nothing more");
+    }
+
+    #[tokio::test]
+    async fn a_running_quorums_members_do_not_change_behind_the_gates() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("members", "")).await;
+        let five = with_extra("members", "zookeeper:\n  count: 5\n");
+        let plan = plan_for(&ec2, &five).await;
+        let health = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
+        };
+        let gates = Gates {
+            health: Some(&health),
+            timeout: Duration::from_millis(100),
+            poll: Duration::from_millis(10),
+        };
+        let before = ec2.calls();
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            (err.stage, err.failures[0].resource.as_str()),
+            ("health gates", "zookeeper membership")
+        );
+        let e = &err.failures[0].error;
+        assert!(
+            e.starts_with("the plan adds zookeeper-4, zookeeper-5 while zookeeper-1, zookeeper-2, zookeeper-3 run"),
+            "{e}"
+        );
+        assert!(e.ends_with("`kcluster apply --skip-health-gates` makes the change without gates. Nothing was changed."), "{e}");
+        assert_eq!(ec2.calls(), before, "no call at all");
+        // Scale-out of brokers is no membership change of a quorum.
+        let more_brokers = with_extra("members", "brokers:\n  count: 4\n");
+        let plan = plan_for(&ec2, &more_brokers).await;
+        with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
+            .await
+            .expect("brokers are added");
+        // With the gates skipped (a cluster already down), the change is made.
+        let plan = plan_for(
+            &ec2,
+            &with_extra("members", "zookeeper:\n  count: 5\nbrokers:\n  count: 4\n"),
+        )
+        .await;
+        with_ec2_time(
+            &ec2,
+            execute(&ec2, &plan, &settings(), &Gates::skipped(), &Silent),
+        )
+        .await
+        .expect("made without gates");
     }
 }

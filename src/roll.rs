@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use crate::role::Role;
+
 /// What one ZooKeeper member answered to `mntr`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum ZkState {
@@ -174,6 +176,45 @@ pub fn kraft_rejoined(earlier: Option<&QuorumView>, now: &QuorumView, id: i32) -
             ),
         ),
     }
+}
+
+/// Why the members of a running quorum (ZooKeeper's ensemble, KRaft's controllers) may not change
+/// as planned, or `None`. kcluster renders static membership (`server.N` lines,
+/// `controller.quorum.voters`), and changing it by restarts is not safe: ZooKeeper members with
+/// the new list and members with the old one do not form one ensemble (the roll stalls, or new
+/// empty members holding a majority elect a leader over an empty tree), and a removed member is
+/// a planned reconfiguration, not a termination; Kafka cannot change a static KRaft quorum's
+/// voters at all. `running` are the members that exist, `added` and `removed` the change.
+pub fn membership_change(
+    role: Role,
+    running: &[String],
+    added: &[String],
+    removed: &[String],
+) -> Option<String> {
+    if running.is_empty() || (added.is_empty() && removed.is_empty()) {
+        return None;
+    }
+    let what = match (added.is_empty(), removed.is_empty()) {
+        (false, true) => format!("adds {}", added.join(", ")),
+        (true, false) => format!("removes {}", removed.join(", ")),
+        _ => format!(
+            "adds {} and removes {}",
+            added.join(", "),
+            removed.join(", ")
+        ),
+    };
+    let how = match role {
+        Role::Controller => {
+            "the KRaft quorum is static (controller.quorum.voters) and Kafka cannot change a running static quorum's voters; keep the controllers' count (a dynamic quorum, KIP-853, is not run by kcluster)"
+        }
+        _ => {
+            "ZooKeeper's membership is static (server.N lines); changing it by rolling restarts can stall the ensemble or let new empty members elect a leader over an empty tree, and removing a member is a planned reconfiguration kcluster does not run. Change it by hand (ZooKeeper's `reconfig`, or a maintenance window), then apply the new count"
+        }
+    };
+    Some(format!(
+        "the plan {what} while {} run: {how}",
+        running.join(", ")
+    ))
 }
 
 /// The order controllers roll in: by id, the quorum's leader last (so leadership moves once).
@@ -369,6 +410,35 @@ mod tests {
             kraft_rejoined(Some(&stale), &elsewhere, 9002),
             Decision::Wait { .. }
         ));
+    }
+
+    #[test]
+    fn a_running_quorum_keeps_its_members() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let running = names(&["zookeeper-1", "zookeeper-2", "zookeeper-3"]);
+        assert_eq!(membership_change(Role::Zookeeper, &running, &[], &[]), None);
+        // A new cluster: nothing runs yet.
+        assert_eq!(membership_change(Role::Zookeeper, &[], &running, &[]), None);
+        let grow = membership_change(
+            Role::Zookeeper,
+            &running,
+            &names(&["zookeeper-4", "zookeeper-5"]),
+            &[],
+        )
+        .expect("refused");
+        assert!(
+            grow.starts_with("the plan adds zookeeper-4, zookeeper-5 while zookeeper-1, zookeeper-2, zookeeper-3 run: ZooKeeper's membership is static"),
+            "{grow}"
+        );
+        let shrink = membership_change(
+            Role::Controller,
+            &running[..2],
+            &[],
+            &names(&["controller-3"]),
+        )
+        .expect("refused");
+        assert!(shrink.contains("removes controller-3"), "{shrink}");
+        assert!(shrink.contains("controller.quorum.voters"), "{shrink}");
     }
 
     #[test]
