@@ -142,6 +142,7 @@ pub async fn execute(
         outcome: Outcome::default(),
         volumes: BTreeMap::new(),
     };
+    run.keep_quorum_members()?;
     let group_id = run.group().await?;
     let mut interfaces = run.create_interfaces(&group_id).await?;
     run.public_addresses(&interfaces).await?;
@@ -707,6 +708,54 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// With gates on, refuses a plan that changes the members of a running quorum before
+    /// anything is changed (see [`roll::membership_change`]).
+    fn keep_quorum_members(&self) -> Result<(), ApplyError> {
+        if self.gates.health.is_none() {
+            return Ok(());
+        }
+        for role in Role::ALL
+            .into_iter()
+            .filter(|r| r.info().spread == crate::role::Spread::Quorum)
+        {
+            let mine = |n: &&NodeChange| n.role == role;
+            let running: Vec<String> = self
+                .plan
+                .nodes
+                .iter()
+                .filter(mine)
+                .filter(|n| n.instance_id.is_some())
+                .map(|n| n.node.clone())
+                .collect();
+            let added: Vec<String> = self
+                .plan
+                .nodes
+                .iter()
+                .filter(mine)
+                .filter(|n| n.instance_id.is_none() && n.volume_id.is_none())
+                .map(|n| n.node.clone())
+                .collect();
+            let removed: Vec<String> = self
+                .plan
+                .orphans
+                .iter()
+                .filter(|o| o.kind == OrphanKind::Instance)
+                .filter_map(|o| o.node.clone())
+                .filter(|n| n.rsplit_once('-').and_then(|(r, _)| Role::parse(r)) == Some(role))
+                .collect();
+            if let Some(why) = roll::membership_change(role, &running, &added, &removed) {
+                return Err(ApplyError::one(
+                    "health gates",
+                    format!("{} membership", role.as_str()),
+                    format!(
+                        "{why}. If the cluster is already down, `kcluster apply {SKIP_GATES_FLAG}` makes the change without gates. Nothing was changed."
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The nodes of `role` by name and address: what the ZooKeeper and Connect reads take.
     fn named(&self, role: Role) -> Vec<(String, std::net::Ipv4Addr)> {
         self.members(role)
@@ -751,15 +800,9 @@ impl Run<'_> {
             }
             // The monitoring node holds no Kafka state: it rolls without a gate.
             Role::Monitoring => None,
-            // Nothing reads a KRaft quorum's health yet, so no gate could let a controller go.
             Role::Controller => {
-                return Err(ApplyError::one(
-                    "health gates",
-                    "KRaft controllers",
-                    format!(
-                        "kcluster does not read a KRaft controller quorum's health yet, so it will not roll the controllers of a running cluster. If the cluster is already down, `kcluster apply {SKIP_GATES_FLAG}` changes the nodes without gates. Nothing was changed."
-                    ),
-                ));
+                let addresses: Vec<std::net::Ipv4Addr> = members.iter().map(|m| m.1).collect();
+                health.kraft(&addresses).await.err()
             }
             Role::Connect => {
                 let named = self.named(role);
@@ -803,7 +846,13 @@ impl Run<'_> {
                 let names: Vec<String> = left.iter().map(|n| n.node.clone()).collect();
                 roll::zookeeper_order(&names, &seen)
             }
-            Role::Controller | Role::Connect | Role::Monitoring => return Ok(0),
+            Role::Connect | Role::Monitoring => return Ok(0),
+            Role::Controller => {
+                let addresses: Vec<std::net::Ipv4Addr> =
+                    self.members(role).iter().map(|m| m.1).collect();
+                let leader = health.kraft(&addresses).await.ok().and_then(|q| q.leader);
+                roll::controller_order(&Self::kafka_ids(left), leader)
+            }
             Role::Broker => {
                 let addresses: Vec<std::net::Ipv4Addr> =
                     self.members(role).iter().map(|m| m.1).collect();
@@ -812,20 +861,24 @@ impl Run<'_> {
                     .await
                     .ok()
                     .and_then(|v| v.controller);
-                let ids: Vec<(String, i32)> = left
-                    .iter()
-                    .map(|n| {
-                        let id = n.role.info().node_id_base + n.desired.node.id;
-                        (n.node.clone(), id as i32)
-                    })
-                    .collect();
-                roll::broker_order(&ids, controller)
+                roll::broker_order(&Self::kafka_ids(left), controller)
             }
         };
         Ok(order
             .first()
             .and_then(|first| left.iter().position(|n| &n.node == first))
             .unwrap_or(0))
+    }
+
+    /// Each node's name and its Kafka `node.id` (brokers and KRaft controllers).
+    fn kafka_ids(nodes: &[&NodeChange]) -> Vec<(String, i32)> {
+        nodes
+            .iter()
+            .map(|n| {
+                let id = n.role.info().node_id_base + n.desired.node.id;
+                (n.node.clone(), id as i32)
+            })
+            .collect()
     }
 
     /// Waits until the gate of `n`'s role lets it go `when`; on timeout, stops the roll saying
@@ -835,6 +888,8 @@ impl Run<'_> {
             return Ok(());
         };
         let deadline = tokio::time::Instant::now() + self.gates.timeout;
+        // The controller quorum as last read, for a restarted controller's progress.
+        let mut earlier: Option<roll::QuorumView> = None;
         loop {
             let decision = match n.role {
                 Role::Zookeeper => {
@@ -858,10 +913,41 @@ impl Run<'_> {
                     }
                 }
                 Role::Monitoring => Decision::Go,
-                Role::Controller => Decision::Wait {
-                    check: "the KRaft controller quorum is whole".into(),
-                    seen: "kcluster does not read a KRaft quorum's health yet".into(),
-                },
+                Role::Controller => {
+                    let members = self.members(Role::Controller);
+                    let addresses: Vec<std::net::Ipv4Addr> = members.iter().map(|m| m.1).collect();
+                    let voters: Vec<i32> = Self::kafka_ids(
+                        &self
+                            .plan
+                            .nodes
+                            .iter()
+                            .filter(|c| c.role == Role::Controller)
+                            .collect::<Vec<_>>(),
+                    )
+                    .into_iter()
+                    .map(|(_, id)| id)
+                    .collect();
+                    match health.kraft(&addresses).await {
+                        Ok(view) => {
+                            let id = (n.role.info().node_id_base + n.desired.node.id) as i32;
+                            let decision = match when {
+                                Moment::Before => roll::kraft_whole(&view, &voters),
+                                Moment::After => match roll::kraft_whole(&view, &voters) {
+                                    Decision::Go => {
+                                        roll::kraft_rejoined(earlier.as_ref(), &view, id)
+                                    }
+                                    wait => wait,
+                                },
+                            };
+                            earlier = Some(view);
+                            decision
+                        }
+                        Err(e) => Decision::Wait {
+                            check: roll::KRAFT_CAUGHT_UP.into(),
+                            seen: e,
+                        },
+                    }
+                }
                 // The same check before a worker stops and after it is back: every worker
                 // answers, so no two are ever away at once.
                 Role::Connect => {
@@ -1960,15 +2046,16 @@ mod tests {
         zk: std::sync::Mutex<Vec<Vec<crate::roll::ZkMember>>>,
         kafka: std::sync::Mutex<Vec<Result<crate::roll::KafkaView, String>>>,
         connect: std::sync::Mutex<Vec<Vec<crate::roll::ConnectWorker>>>,
+        quorum: std::sync::Mutex<Vec<Result<crate::roll::QuorumView, String>>>,
     }
 
     /// The next scripted answer; the last one repeats.
-    fn next<T: Clone>(script: &std::sync::Mutex<Vec<T>>) -> T {
-        let mut s = script.lock().expect("lock");
-        if s.len() > 1 {
-            s.remove(0)
+    fn next_answer<T: Clone>(answers: &std::sync::Mutex<Vec<T>>) -> T {
+        let mut a = answers.lock().expect("lock");
+        if a.len() > 1 {
+            a.remove(0)
         } else {
-            s[0].clone()
+            a[0].clone()
         }
     }
 
@@ -1978,16 +2065,19 @@ mod tests {
             &self,
             _: &[(String, std::net::Ipv4Addr)],
         ) -> Vec<crate::roll::ZkMember> {
-            next(&self.zk)
+            next_answer(&self.zk)
         }
         async fn kafka(&self, _: &[std::net::Ipv4Addr]) -> Result<crate::roll::KafkaView, String> {
-            next(&self.kafka)
+            next_answer(&self.kafka)
+        }
+        async fn kraft(&self, _: &[std::net::Ipv4Addr]) -> Result<crate::roll::QuorumView, String> {
+            next_answer(&self.quorum)
         }
         async fn connect(
             &self,
             _: &[(String, std::net::Ipv4Addr)],
         ) -> Vec<crate::roll::ConnectWorker> {
-            next(&self.connect)
+            next_answer(&self.connect)
         }
     }
 
@@ -2063,6 +2153,7 @@ mod tests {
                 Ok(kafka_view(&[1, 2])),    // broker-3 never back in sync
             ]),
             connect: std::sync::Mutex::new(vec![Vec::new()]),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
         };
         let settings = settings();
         let gates = Gates {
@@ -2085,13 +2176,7 @@ mod tests {
         assert!(e.contains("run `kcluster apply` again: it resumes"), "{e}");
         // broker-2 then broker-3 were restarted; broker-1 (the controller) was not touched.
         let again = plan_for(&ec2, &tuned).await;
-        let left: Vec<&str> = again
-            .nodes
-            .iter()
-            .filter(|n| n.instance != Action::NoOp)
-            .map(|n| n.node.as_str())
-            .collect();
-        assert_eq!(left, vec!["broker-1"]);
+        assert_eq!(still_to_change(&again), ["broker-1"]);
         assert_eq!(ec2.calls().get("StopInstances"), Some(&2));
     }
 
@@ -2110,6 +2195,7 @@ mod tests {
             zk: std::sync::Mutex::new(vec![healthy_zk()]),
             kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[2, 3]))]),
             connect: std::sync::Mutex::new(vec![Vec::new()]),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
         };
         let gates = Gates {
             health: Some(&health),
@@ -2128,6 +2214,7 @@ mod tests {
             zk: std::sync::Mutex::new(vec![healthy_zk()]),
             kafka: std::sync::Mutex::new(vec![Err("127.0.0.1:9092: connection refused".into())]),
             connect: std::sync::Mutex::new(vec![Vec::new()]),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
         };
         let e = &refused_by_gates(&ec2, &plan, &down).await;
         assert!(
@@ -2183,6 +2270,7 @@ mod tests {
             zk: std::sync::Mutex::new(vec![healthy_zk()]),
             kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
             connect: std::sync::Mutex::new(answers),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
         };
         // connect-1 never comes back: the roll stops there, the other two untouched.
         let health = scripted(vec![
@@ -2873,13 +2961,8 @@ mod tests {
             .await
             .expect_err("denied")
             .to_string();
-        let denied: Vec<&str> = err
-            .lines()
-            .filter_map(|l| l.strip_prefix("ec2:"))
-            .filter_map(|l| l.split_once(' ').map(|(op, _)| op))
-            .collect();
         assert_eq!(
-            denied,
+            denied_operations(&err),
             [
                 "RevokeSecurityGroupIngress",
                 "AllocateAddress",
@@ -2900,5 +2983,226 @@ mod tests {
             err.starts_with("ec2:RevokeSecurityGroupIngress is denied"),
             "{err}"
         );
+    }
+
+    /// The operations a refused plan names as denied, in its order.
+    fn denied_operations(err: &str) -> Vec<&str> {
+        err.lines()
+            .filter_map(|l| l.strip_prefix("ec2:"))
+            .filter_map(|l| l.split_once(' ').map(|(op, _)| op))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn preflight_asks_dryrun_of_the_volume_and_in_place_calls_the_plan_makes() {
+        const VOLUME_AND_IN_PLACE: [&str; 6] = [
+            "CreateVolume",
+            "AttachVolume",
+            "ModifyVolume",
+            "StopInstances",
+            "ModifyInstanceAttribute",
+            "StartInstances",
+        ];
+        let r = Renderer::new(&Options::default()).expect("templates");
+        // A new cluster creates and attaches volumes; nothing is stopped or grown.
+        let ec2 = fake();
+        for op in VOLUME_AND_IN_PLACE {
+            ec2.deny(op);
+        }
+        let err = make_plan(&ec2, &cluster("volumes", 3, "m5.xlarge"), &r)
+            .await
+            .expect_err("denied")
+            .to_string();
+        assert_eq!(
+            denied_operations(&err),
+            ["CreateVolume", "AttachVolume"],
+            "{err}"
+        );
+
+        // A running cluster whose brokers change type and grow their volumes: stop, modify,
+        // start and ModifyVolume are asked; no volume is created or attached.
+        let ec2 = fake();
+        converge(&ec2, &cluster("volumes", 3, "m5.xlarge")).await;
+        for op in VOLUME_AND_IN_PLACE {
+            ec2.deny(op);
+        }
+        let mut changed = cluster("volumes", 3, "m5.2xlarge");
+        if let Some(spec) = changed.roles.get_mut(&crate::cluster::Role::Broker)
+            && let Some(v) = spec.volume.as_mut()
+        {
+            v.size_gib += 100;
+        }
+        let err = make_plan(&ec2, &changed, &r)
+            .await
+            .expect_err("denied")
+            .to_string();
+        assert_eq!(
+            denied_operations(&err),
+            [
+                "ModifyVolume",
+                "StopInstances",
+                "ModifyInstanceAttribute",
+                "StartInstances"
+            ],
+            "{err}"
+        );
+        // Allowed, the same plan passes preflight.
+        let allowed = fake();
+        converge(&allowed, &cluster("volumes", 3, "m5.xlarge")).await;
+        make_plan(&allowed, &changed, &r).await.expect("allowed");
+    }
+
+    /// The nodes whose instance the plan changes.
+    fn still_to_change(plan: &Plan) -> Vec<&str> {
+        plan.nodes
+            .iter()
+            .filter(|n| n.instance != Action::NoOp)
+            .map(|n| n.node.as_str())
+            .collect()
+    }
+
+    fn quorum_view(leader: i32, lagging: Option<i32>) -> crate::roll::QuorumView {
+        crate::roll::QuorumView {
+            leader: Some(leader),
+            high_watermark: 500,
+            voters: [9001, 9002, 9003]
+                .into_iter()
+                .map(|id| crate::roll::Voter {
+                    id,
+                    log_end_offset: 500,
+                    last_caught_up_ms: if Some(id) == lagging { -1 } else { 10_000 },
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn kraft_controllers_roll_leader_last_each_gated_on_a_caught_up_quorum() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("quorum", "metadata: kraft\n")).await;
+        let heavier = with_extra("quorum", "metadata: kraft\ncontrollers:\n  heap: 768m\n");
+        let plan = plan_for(&ec2, &heavier).await;
+        assert_eq!(
+            still_to_change(&plan),
+            ["controller-1", "controller-2", "controller-3"]
+        );
+        // controller-1 (9001) leads. Then controller-2 goes first; after it, controller-3 is
+        // checked, and after controller-3 the restarted voter never catches up.
+        let health = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
+            connect: std::sync::Mutex::new(vec![Vec::new()]),
+            quorum: std::sync::Mutex::new(vec![
+                Ok(quorum_view(9001, None)),       // reachable?
+                Ok(quorum_view(9001, None)),       // order: leader 9001 last → controller-2
+                Ok(quorum_view(9001, None)),       // controller-2 may stop
+                Ok(quorum_view(9001, Some(9002))), // controller-2 restarting…
+                Ok(quorum_view(9001, None)),       // … and caught up
+                Ok(quorum_view(9001, None)),       // order → controller-3
+                Ok(quorum_view(9001, None)),       // controller-3 may stop
+                Ok(quorum_view(9001, Some(9003))), // controller-3 never catches up
+            ]),
+        };
+        let gates = Gates {
+            health: Some(&health),
+            timeout: Duration::from_millis(200),
+            poll: Duration::from_millis(10),
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
+            .await
+            .expect_err("the gate times out");
+        assert_eq!(
+            (err.stage, err.failures[0].resource.as_str()),
+            ("health gate", "controller-3")
+        );
+        let e = &err.failures[0].error;
+        assert!(
+            e.starts_with(&format!(
+                "after restarting controller-3: waited 200ms until {}",
+                crate::roll::KRAFT_CAUGHT_UP
+            )),
+            "{e}"
+        );
+        assert!(e.contains("9003: log end 500, caught up at -1"), "{e}");
+        // controller-2 and controller-3 were restarted; the leader was not touched.
+        let again = plan_for(&ec2, &heavier).await;
+        assert_eq!(still_to_change(&again), ["controller-1"]);
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&2));
+
+        // A quorum that does not answer: refused before anything changes.
+        let down = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
+            connect: std::sync::Mutex::new(vec![Vec::new()]),
+            quorum: std::sync::Mutex::new(vec![Err("127.0.0.1:9094: connection refused".into())]),
+        };
+        let gates = Gates {
+            health: Some(&down),
+            ..gates
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &again, &settings(), &gates, &Silent))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.stage, "health gates");
+        assert!(
+            err.failures[0]
+                .error
+                .contains("no controller node answers (127.0.0.1:9094: connection refused)"),
+            "{}",
+            err.failures[0].error
+        );
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&2), "nothing more");
+    }
+
+    #[tokio::test]
+    async fn a_running_quorums_members_do_not_change_behind_the_gates() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("members", "")).await;
+        let five = with_extra("members", "zookeeper:\n  count: 5\n");
+        let plan = plan_for(&ec2, &five).await;
+        let health = Scripted {
+            zk: std::sync::Mutex::new(vec![healthy_zk()]),
+            kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
+            connect: std::sync::Mutex::new(vec![Vec::new()]),
+            quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
+        };
+        let gates = Gates {
+            health: Some(&health),
+            timeout: Duration::from_millis(100),
+            poll: Duration::from_millis(10),
+        };
+        let before = ec2.calls();
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            (err.stage, err.failures[0].resource.as_str()),
+            ("health gates", "zookeeper membership")
+        );
+        let e = &err.failures[0].error;
+        assert!(
+            e.starts_with("the plan adds zookeeper-4, zookeeper-5 while zookeeper-1, zookeeper-2, zookeeper-3 run"),
+            "{e}"
+        );
+        assert!(e.ends_with("`kcluster apply --skip-health-gates` makes the change without gates. Nothing was changed."), "{e}");
+        assert_eq!(ec2.calls(), before, "no call at all");
+        // Scale-out of brokers is no membership change of a quorum.
+        let more_brokers = with_extra("members", "brokers:\n  count: 4\n");
+        let plan = plan_for(&ec2, &more_brokers).await;
+        with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
+            .await
+            .expect("brokers are added");
+        // With the gates skipped (a cluster already down), the change is made.
+        let plan = plan_for(
+            &ec2,
+            &with_extra("members", "zookeeper:\n  count: 5\nbrokers:\n  count: 4\n"),
+        )
+        .await;
+        with_ec2_time(
+            &ec2,
+            execute(&ec2, &plan, &settings(), &Gates::skipped(), &Silent),
+        )
+        .await
+        .expect("made without gates");
     }
 }

@@ -1,9 +1,9 @@
 //! Reads the running cluster's health for the roll's gates, never over SSH: ZooKeeper's `mntr`
 //! four-letter word on each member's client port, and Kafka's own protocol on the brokers' client
 //! listener (a Metadata request for brokers, controller, replicas and ISRs; DescribeConfigs for each
-//! topic's `min.insync.replicas`), and each Kafka Connect worker's REST API (`GET /` and
-//! `GET /connectors`). kcluster must run where it reaches the nodes' private addresses (a
-//! bastion, a VPN, a CI runner in the VPC).
+//! topic's `min.insync.replicas`; DescribeQuorum on a KRaft controller's listener), and each
+//! Kafka Connect worker's REST API (`GET /` and `GET /connectors`). kcluster must run where it
+//! reaches the nodes' private addresses (a bastion, a VPN, a CI runner in the VPC).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use bytes::{Buf, BufMut, BytesMut};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader,
+    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, DescribeQuorumRequest,
+    DescribeQuorumResponse, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
+    TopicName, describe_quorum_request,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, StrBytes, encode_request_header_into_buffer,
@@ -21,8 +22,10 @@ use kafka_protocol::protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cluster::{CONNECT_REST_PORT, ZK_CLIENT_PORT};
-use crate::roll::{ConnectState, ConnectWorker, KafkaView, Partition, ZkMember, ZkState};
+use crate::cluster::{CONNECT_REST_PORT, CONTROLLER_PORT, ZK_CLIENT_PORT};
+use crate::roll::{
+    ConnectState, ConnectWorker, KafkaView, Partition, QuorumView, Voter, ZkMember, ZkState,
+};
 
 /// What the gates read. The network implementation talks to the nodes; tests may give another.
 #[async_trait]
@@ -31,6 +34,8 @@ pub trait Health: Send + Sync {
     async fn zookeeper(&self, members: &[(String, Ipv4Addr)]) -> Vec<ZkMember>;
     /// The brokers' view, from the first of `brokers` that answers.
     async fn kafka(&self, brokers: &[Ipv4Addr]) -> Result<KafkaView, String>;
+    /// The KRaft controller quorum, from the first of `controllers` that answers.
+    async fn kraft(&self, controllers: &[Ipv4Addr]) -> Result<QuorumView, String>;
     /// What each Connect worker's REST API answers (by node name and address).
     async fn connect(&self, workers: &[(String, Ipv4Addr)]) -> Vec<ConnectWorker>;
 }
@@ -69,6 +74,19 @@ impl Health for Network {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => errors.push(format!("{at}: {e}")),
                 Err(_) => errors.push(format!("{at}: no answer within {:?}", self.timeout * 3)),
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    async fn kraft(&self, controllers: &[Ipv4Addr]) -> Result<QuorumView, String> {
+        let mut errors = Vec::new();
+        for address in controllers {
+            let at = SocketAddr::from((*address, CONTROLLER_PORT));
+            match tokio::time::timeout(self.timeout * 2, quorum_view(at, self.timeout)).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => errors.push(format!("{at}: {e}")),
+                Err(_) => errors.push(format!("{at}: no answer within {:?}", self.timeout * 2)),
             }
         }
         Err(errors.join("; "))
@@ -255,6 +273,59 @@ async fn kafka_view(at: SocketAddr, timeout: Duration) -> Result<KafkaView, Stri
     view.partitions
         .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     Ok(view)
+}
+
+/// DescribeQuorum v1 (Kafka 3.3+; the first version with each voter's last caught-up time).
+const DESCRIBE_QUORUM_VERSION: i16 = 1;
+/// The KRaft metadata log, the one partition DescribeQuorum describes.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// DescribeQuorum sent to a controller's own listener (controllers answer it since Kafka 3.7).
+async fn quorum_view(at: SocketAddr, timeout: Duration) -> Result<QuorumView, String> {
+    let mut stream = tokio::time::timeout(timeout, TcpStream::connect(at))
+        .await
+        .map_err(|_| format!("no connection within {timeout:?}"))?
+        .map_err(|e| e.to_string())?;
+    let mut partition = describe_quorum_request::PartitionData::default();
+    partition.partition_index = 0;
+    let mut topic = describe_quorum_request::TopicData::default();
+    topic.topic_name = TopicName(StrBytes::from_static_str(METADATA_TOPIC));
+    topic.partitions = vec![partition];
+    let mut request = DescribeQuorumRequest::default();
+    request.topics = vec![topic];
+    let answer: DescribeQuorumResponse = call(
+        &mut stream,
+        ApiKey::DescribeQuorum,
+        1,
+        &request,
+        DESCRIBE_QUORUM_VERSION,
+    )
+    .await?;
+    if answer.error_code != 0 {
+        return Err(format!("DescribeQuorum: error {}", answer.error_code));
+    }
+    let p = answer
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .next()
+        .ok_or("DescribeQuorum: no partition in the answer")?;
+    if p.error_code != 0 {
+        return Err(format!("DescribeQuorum: partition error {}", p.error_code));
+    }
+    Ok(QuorumView {
+        leader: Some(p.leader_id.0).filter(|l| *l >= 0),
+        high_watermark: p.high_watermark,
+        voters: p
+            .current_voters
+            .iter()
+            .map(|v| Voter {
+                id: v.replica_id.0,
+                log_end_offset: v.log_end_offset,
+                last_caught_up_ms: v.last_caught_up_timestamp,
+            })
+            .collect(),
+    })
 }
 
 /// One request and its response on `stream`, framed as Kafka frames them (a 4-byte size first).

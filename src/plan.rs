@@ -961,7 +961,7 @@ impl Plan {
                 "rolling: the active controller last; gated on no partition it hosts falling below min.insync.replicas, then 0 under-replicated partitions"
             }
             Role::Controller => {
-                "rolling; kcluster does not read a KRaft quorum's health yet, so with gates apply refuses to roll the controllers of a running cluster"
+                "rolling: followers first, the quorum's leader last; gated on a leader and every voter caught up with it (DescribeQuorum)"
             }
             Role::Connect => {
                 "rolling: one worker at a time; gated on every worker's REST API answering (GET / and GET /connectors, the same connectors on each) before it stops and after it is back"

@@ -20,6 +20,7 @@ const NO_INTERFACE: &str = "eni-00000000000000000";
 const NO_INSTANCE: &str = "i-00000000000000000";
 const NO_ALLOCATION: &str = "eipalloc-00000000000000000";
 const NO_ASSOCIATION: &str = "eipassoc-00000000000000000";
+const NO_VOLUME: &str = "vol-00000000000000000";
 
 /// Every problem found; empty when apply can go ahead.
 pub async fn check(
@@ -235,6 +236,7 @@ async fn denied(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<Vec<Stri
             allocation_id: NO_ALLOCATION.into(),
         });
     }
+    calls.extend(volume_and_in_place_calls(plan));
     let mut problems = Vec::new();
     for call in &calls {
         if !ec2.dry_run(call).await? {
@@ -245,4 +247,42 @@ async fn denied(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<Vec<Stri
         }
     }
     Ok(problems)
+}
+
+/// The calls on data volumes and on instances changed in place, asked where the plan makes them:
+/// a volume created (in its zone) and attached, a volume attached to a new instance, a volume
+/// grown, an instance stopped, modified and started.
+fn volume_and_in_place_calls(plan: &Plan) -> Vec<DryRun> {
+    let mut calls = Vec::new();
+    if let Some(n) = plan.nodes.iter().find(|n| n.volume == Action::Create) {
+        calls.push(DryRun::CreateVolume {
+            zone: n.zone.clone(),
+        });
+    }
+    let attaches = plan.nodes.iter().any(|n| {
+        matches!(n.instance, Action::Create | Action::Replace)
+            && (n.volume == Action::Create || n.volume_id.is_some())
+    });
+    if attaches {
+        calls.push(DryRun::AttachVolume {
+            volume_id: NO_VOLUME.into(),
+            instance_id: NO_INSTANCE.into(),
+        });
+    }
+    if plan.nodes.iter().any(|n| n.volume == Action::Update) {
+        calls.push(DryRun::ModifyVolume {
+            volume_id: NO_VOLUME.into(),
+        });
+    }
+    if plan.nodes.iter().any(|n| n.in_place.is_some()) {
+        let instance_id = NO_INSTANCE.to_string();
+        calls.push(DryRun::StopInstances {
+            instance_id: instance_id.clone(),
+        });
+        calls.push(DryRun::ModifyInstanceAttribute {
+            instance_id: instance_id.clone(),
+        });
+        calls.push(DryRun::StartInstances { instance_id });
+    }
+    calls
 }

@@ -3,13 +3,16 @@
 //! KafkaRoller). ZooKeeper followers first, the leader last, each only while the ensemble serves
 //! with every follower synced; brokers with the active controller last, none stopped while a
 //! partition it holds in sync would fall below `min.insync.replicas`, and the next one only once
-//! no partition is under-replicated; Kafka Connect workers one at a time, each only while every
-//! worker of the group answers its REST API. Nothing here does I/O: `health.rs` observes,
-//! `apply.rs` acts.
+//! no partition is under-replicated; KRaft controllers with the quorum's leader last, each only
+//! while the quorum has a leader and every voter is caught up with it; Kafka Connect workers one
+//! at a time, each only while every worker of the group answers its REST API. Nothing here does
+//! I/O: `health.rs` observes, `apply.rs` acts.
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+
+use crate::role::Role;
 
 /// What one ZooKeeper member answered to `mntr`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,6 +50,35 @@ pub struct KafkaView {
     pub partitions: Vec<Partition>,
 }
 
+/// One voter of a KRaft controller quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Voter {
+    /// The controller's `node.id`.
+    pub id: i32,
+    pub log_end_offset: i64,
+    /// When the voter last had the leader's whole log (the leader's clock, ms); -1 if never.
+    pub last_caught_up_ms: i64,
+}
+
+/// The KRaft controller quorum as its leader describes it (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuorumView {
+    /// `None` while no leader is elected.
+    pub leader: Option<i32>,
+    pub high_watermark: i64,
+    pub voters: Vec<Voter>,
+}
+
+impl QuorumView {
+    /// The leader and its own clock when it answered (the leader reports itself caught up at
+    /// that moment): the reference for the voters' caught-up times.
+    pub fn leader_clock(&self) -> Option<(i32, i64)> {
+        let leader = self.leader?;
+        let own = self.voters.iter().find(|v| v.id == leader)?;
+        Some((leader, own.last_caught_up_ms))
+    }
+}
+
 /// A gate's verdict: go on, or wait because of `check`, with what was seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Decision {
@@ -72,6 +104,125 @@ pub const BROKER_MIN_ISR: &str =
 /// After a broker is back.
 pub const BROKER_REPLICATED: &str =
     "the broker is registered and no partition is under-replicated (ISR = replicas everywhere)";
+
+/// The check every KRaft controller gate makes.
+pub const KRAFT_CAUGHT_UP: &str =
+    "the KRaft controller quorum has a leader and every voter caught up with it (DescribeQuorum)";
+/// A follower counts as caught up when it had the leader's whole log this recently (Kafka's
+/// default `controller.quorum.fetch.timeout.ms`, the bound Strimzi's quorum check uses too).
+pub const CAUGHT_UP_WITHIN_MS: i64 = 2_000;
+
+/// Whether the controller quorum is whole: a leader among `voters`, every one of `voters` in
+/// the quorum, and each caught up with the leader (its last caught-up time within
+/// [`CAUGHT_UP_WITHIN_MS`] of the leader's own). Asked before a controller stops and after it is
+/// back — stricter than Strimzi's rule (a majority caught up without the one to stop), as
+/// ZooKeeper's gate is: a roll never starts on a quorum that is already short.
+pub fn kraft_whole(view: &QuorumView, voters: &[i32]) -> Decision {
+    let seen = || {
+        let each = view
+            .voters
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}: log end {}, caught up at {}",
+                    v.id, v.log_end_offset, v.last_caught_up_ms
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        format!(
+            "leader {:?}, high watermark {}; {each}",
+            view.leader, view.high_watermark
+        )
+    };
+    let Some((leader, reference)) = view.leader_clock().filter(|(l, _)| voters.contains(l)) else {
+        return Decision::wait(KRAFT_CAUGHT_UP, seen());
+    };
+    let caught_up = |id: i32| {
+        view.voters.iter().any(|v| {
+            v.id == id
+                && (v.id == leader
+                    || (v.last_caught_up_ms >= 0
+                        && reference - v.last_caught_up_ms <= CAUGHT_UP_WITHIN_MS))
+        })
+    };
+    if voters.iter().all(|id| caught_up(*id)) {
+        Decision::Go
+    } else {
+        Decision::wait(KRAFT_CAUGHT_UP, seen())
+    }
+}
+
+/// Controller `id` is back: the quorum is whole ([`kraft_whole`]) and `id`'s last caught-up time
+/// moved on since the `earlier` reading by the same leader. A restarted voter's old time stays
+/// "recent" for a moment after it stopped, so recency alone cannot tell a voter that came back
+/// from one that has not yet; one that advances is fetching now.
+pub fn kraft_rejoined(earlier: Option<&QuorumView>, now: &QuorumView, id: i32) -> Decision {
+    let decision = kraft_whole(now, &now.voters.iter().map(|v| v.id).collect::<Vec<_>>());
+    if decision != Decision::Go {
+        return decision;
+    }
+    let caught_up = |q: &QuorumView| {
+        q.voters
+            .iter()
+            .find(|v| v.id == id)
+            .map(|v| v.last_caught_up_ms)
+    };
+    match earlier {
+        Some(e) if e.leader == now.leader && caught_up(e) < caught_up(now) => Decision::Go,
+        _ => Decision::wait(
+            KRAFT_CAUGHT_UP,
+            format!(
+                "voter {id} has not caught up again since it restarted (caught up at {:?})",
+                caught_up(now)
+            ),
+        ),
+    }
+}
+
+/// Why the members of a running quorum (ZooKeeper's ensemble, KRaft's controllers) may not change
+/// as planned, or `None`. kcluster renders static membership (`server.N` lines,
+/// `controller.quorum.voters`), and changing it by restarts is not safe: ZooKeeper members with
+/// the new list and members with the old one do not form one ensemble (the roll stalls, or new
+/// empty members holding a majority elect a leader over an empty tree), and a removed member is
+/// a planned reconfiguration, not a termination; Kafka cannot change a static KRaft quorum's
+/// voters at all. `running` are the members that exist, `added` and `removed` the change.
+pub fn membership_change(
+    role: Role,
+    running: &[String],
+    added: &[String],
+    removed: &[String],
+) -> Option<String> {
+    if running.is_empty() || (added.is_empty() && removed.is_empty()) {
+        return None;
+    }
+    let what = match (added.is_empty(), removed.is_empty()) {
+        (false, true) => format!("adds {}", added.join(", ")),
+        (true, false) => format!("removes {}", removed.join(", ")),
+        _ => format!(
+            "adds {} and removes {}",
+            added.join(", "),
+            removed.join(", ")
+        ),
+    };
+    let how = match role {
+        Role::Controller => {
+            "the KRaft quorum is static (controller.quorum.voters) and Kafka cannot change a running static quorum's voters; keep the controllers' count (a dynamic quorum, KIP-853, is not run by kcluster)"
+        }
+        _ => {
+            "ZooKeeper's membership is static (server.N lines); changing it by rolling restarts can stall the ensemble or let new empty members elect a leader over an empty tree, and removing a member is a planned reconfiguration kcluster does not run. Change it by hand (ZooKeeper's `reconfig`, or a maintenance window), then apply the new count"
+        }
+    };
+    Some(format!(
+        "the plan {what} while {} run: {how}",
+        running.join(", ")
+    ))
+}
+
+/// The order controllers roll in: by id, the quorum's leader last (so leadership moves once).
+pub fn controller_order(nodes: &[(String, i32)], leader: Option<i32>) -> Vec<String> {
+    broker_order(nodes, leader)
+}
 
 /// Whether the ensemble of `size` members is whole: one leader with `size - 1` synced followers,
 /// every other member a follower.
@@ -257,6 +408,113 @@ pub fn connect_group_whole(workers: &[ConnectWorker], size: usize) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn quorum(leader: Option<i32>, voters: &[(i32, i64)]) -> QuorumView {
+        QuorumView {
+            leader,
+            high_watermark: 100,
+            voters: voters
+                .iter()
+                .map(|(id, t)| Voter {
+                    id: *id,
+                    log_end_offset: 100,
+                    last_caught_up_ms: *t,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_kraft_quorum_is_whole_with_a_leader_and_every_voter_caught_up_with_it() {
+        let ids = [9001, 9002, 9003];
+        let whole = quorum(Some(9002), &[(9001, 9_000), (9002, 10_000), (9003, 8_500)]);
+        assert_eq!(kraft_whole(&whole, &ids), Decision::Go);
+        // A follower that last caught up 2.5 s before the leader's clock: not yet.
+        let lagging = quorum(Some(9002), &[(9001, 9_000), (9002, 10_000), (9003, 7_500)]);
+        assert!(
+            matches!(kraft_whole(&lagging, &ids), Decision::Wait { check, .. } if check == KRAFT_CAUGHT_UP)
+        );
+        // One that never caught up (just restarted), one missing, no leader, a leader outside.
+        for view in [
+            quorum(Some(9002), &[(9001, -1), (9002, 10_000), (9003, 9_900)]),
+            quorum(Some(9002), &[(9002, 10_000), (9003, 9_900)]),
+            quorum(None, &[(9001, 9_000), (9002, 10_000), (9003, 9_900)]),
+            quorum(Some(7), &[(9001, 9_000), (9002, 10_000), (9003, 9_900)]),
+        ] {
+            assert_ne!(kraft_whole(&view, &ids), Decision::Go, "{view:?}");
+        }
+    }
+
+    #[test]
+    fn a_restarted_controller_is_back_only_once_its_caught_up_time_moves_on() {
+        let before = quorum(Some(9001), &[(9001, 10_000), (9002, 9_800), (9003, 9_900)]);
+        // Its old time is still recent: not yet back.
+        let stale = quorum(Some(9001), &[(9001, 11_000), (9002, 9_800), (9003, 10_900)]);
+        assert!(matches!(
+            kraft_rejoined(None, &before, 9002),
+            Decision::Wait { .. }
+        ));
+        assert!(matches!(
+            kraft_rejoined(Some(&before), &stale, 9002),
+            Decision::Wait { .. }
+        ));
+        let fetching = quorum(
+            Some(9001),
+            &[(9001, 11_500), (9002, 11_400), (9003, 11_450)],
+        );
+        assert_eq!(kraft_rejoined(Some(&stale), &fetching, 9002), Decision::Go);
+        // Another leader since: its times are not comparable; wait for a second reading.
+        let elsewhere = quorum(
+            Some(9003),
+            &[(9001, 11_400), (9002, 11_450), (9003, 11_500)],
+        );
+        assert!(matches!(
+            kraft_rejoined(Some(&stale), &elsewhere, 9002),
+            Decision::Wait { .. }
+        ));
+    }
+
+    #[test]
+    fn a_running_quorum_keeps_its_members() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let running = names(&["zookeeper-1", "zookeeper-2", "zookeeper-3"]);
+        assert_eq!(membership_change(Role::Zookeeper, &running, &[], &[]), None);
+        // A new cluster: nothing runs yet.
+        assert_eq!(membership_change(Role::Zookeeper, &[], &running, &[]), None);
+        let grow = membership_change(
+            Role::Zookeeper,
+            &running,
+            &names(&["zookeeper-4", "zookeeper-5"]),
+            &[],
+        )
+        .expect("refused");
+        assert!(
+            grow.starts_with("the plan adds zookeeper-4, zookeeper-5 while zookeeper-1, zookeeper-2, zookeeper-3 run: ZooKeeper's membership is static"),
+            "{grow}"
+        );
+        let shrink = membership_change(
+            Role::Controller,
+            &running[..2],
+            &[],
+            &names(&["controller-3"]),
+        )
+        .expect("refused");
+        assert!(shrink.contains("removes controller-3"), "{shrink}");
+        assert!(shrink.contains("controller.quorum.voters"), "{shrink}");
+    }
+
+    #[test]
+    fn controllers_roll_by_id_with_the_quorum_leader_last() {
+        let nodes = [
+            ("controller-1".to_string(), 9001),
+            ("controller-2".to_string(), 9002),
+            ("controller-3".to_string(), 9003),
+        ];
+        assert_eq!(
+            controller_order(&nodes, Some(9001)),
+            ["controller-2", "controller-3", "controller-1"]
+        );
+    }
 
     fn p(topic: &str, replicas: &[i32], isr: &[i32], min: i32) -> Partition {
         Partition {

@@ -303,6 +303,25 @@ pub enum DryRun {
     ReleaseAddress {
         allocation_id: String,
     },
+    CreateVolume {
+        zone: String,
+    },
+    AttachVolume {
+        volume_id: String,
+        instance_id: String,
+    },
+    ModifyVolume {
+        volume_id: String,
+    },
+    StopInstances {
+        instance_id: String,
+    },
+    ModifyInstanceAttribute {
+        instance_id: String,
+    },
+    StartInstances {
+        instance_id: String,
+    },
 }
 
 impl DryRun {
@@ -320,6 +339,12 @@ impl DryRun {
             DryRun::AssociateAddress { .. } => "AssociateAddress",
             DryRun::DisassociateAddress { .. } => "DisassociateAddress",
             DryRun::ReleaseAddress { .. } => "ReleaseAddress",
+            DryRun::CreateVolume { .. } => "CreateVolume",
+            DryRun::AttachVolume { .. } => "AttachVolume",
+            DryRun::ModifyVolume { .. } => "ModifyVolume",
+            DryRun::StopInstances { .. } => "StopInstances",
+            DryRun::ModifyInstanceAttribute { .. } => "ModifyInstanceAttribute",
+            DryRun::StartInstances { .. } => "StartInstances",
         }
     }
 }

@@ -1142,6 +1142,36 @@ impl Ec2 for SdkEc2 {
             DryRun::ReleaseAddress { allocation_id } => {
                 ask!(c.release_address().allocation_id(allocation_id))
             }
+            DryRun::CreateVolume { zone } => ask!(
+                c.create_volume()
+                    .availability_zone(zone)
+                    .size(1)
+                    .volume_type(VolumeType::Gp3)
+                    .encrypted(true)
+            ),
+            DryRun::AttachVolume {
+                volume_id,
+                instance_id,
+            } => ask!(
+                c.attach_volume()
+                    .volume_id(volume_id)
+                    .instance_id(instance_id)
+                    .device(crate::desired::DATA_DEVICE)
+            ),
+            DryRun::ModifyVolume { volume_id } => {
+                ask!(c.modify_volume().volume_id(volume_id).size(1))
+            }
+            DryRun::StopInstances { instance_id } => {
+                ask!(c.stop_instances().instance_ids(instance_id))
+            }
+            DryRun::ModifyInstanceAttribute { instance_id } => ask!(
+                c.modify_instance_attribute()
+                    .instance_id(instance_id)
+                    .instance_type(AttributeValue::builder().value("t3.micro").build())
+            ),
+            DryRun::StartInstances { instance_id } => {
+                ask!(c.start_instances().instance_ids(instance_id))
+            }
         };
         match answer {
             Ok(()) => Ok(true),

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::local::connect::{self, rest};
 use crate::local::{LIMIT, LocalCluster, metrics};
-use crate::roll::{LocalEc2, apply};
+use crate::roll::{apply, on_local_ec2};
 use crate::support;
 
 const TOPIC: &str = "connect-e2e";
@@ -528,11 +528,7 @@ fn workers_roll_one_at_a_time_behind_the_rest_gate_and_without_it_two_are_away_a
         }
     });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let ec2 = LocalEc2::adopt(&cluster, local, &runtime);
+    let (ec2, runtime) = on_local_ec2(&cluster, local);
     let watcher = AwayWatcher::start(workers.clone());
     let network = Network {
         client_port: cluster.network.client_port,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kcluster::apply::{Gates, Settings, execute};
@@ -24,7 +24,7 @@ use kcluster::ec2::{
     InterfaceSpec, NetworkInterface, RouteTable, Rule, SecurityGroup, SecurityGroupSpec, Subnet,
     Tags, Volume, VolumeSize, tags,
 };
-use kcluster::health::Network;
+use kcluster::health::{Health, Network};
 use kcluster::progress::Silent;
 use kcluster::render::{Options, Renderer, user_data_text};
 use kcluster::workflow::make_plan;
@@ -47,34 +47,80 @@ pub(crate) struct LocalEc2 {
     pub(crate) local: Mutex<LocalCluster>,
     /// The nodes stopped, in order.
     stopped: Mutex<Vec<String>>,
+    /// When each node was last started (wall clock, as Kafka's timestamps are).
+    started: Mutex<BTreeMap<String, SystemTime>>,
+    /// For each KRaft controller stopped: how many of the other voters were caught up with the
+    /// leader since their own last start, as the stop came (the test's own reading of
+    /// DescribeQuorum: fewer than a majority means the stop cost the quorum).
+    quorum_at_stop: Mutex<Vec<(String, usize)>>,
 }
 
 impl LocalEc2 {
-    /// The account as kcluster would have left it for `cluster`, whose nodes already run in
-    /// `local`: every node's instance, interface and volume, made by a first apply that goes to
-    /// the fake alone.
-    pub(crate) fn adopt(
-        cluster: &Cluster,
-        local: LocalCluster,
-        runtime: &tokio::runtime::Runtime,
-    ) -> LocalEc2 {
-        let fake = account(cluster);
-        runtime.block_on(async {
-            let none = Gates::skipped();
-            let converge = apply(&fake, cluster, &none);
-            let time = async {
-                loop {
-                    fake.boot_all();
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            };
-            tokio::select! { _ = converge => {}, _ = time => {} }
-        });
+    fn new(inner: FakeEc2, local: LocalCluster) -> LocalEc2 {
         LocalEc2 {
-            inner: fake,
+            inner,
             local: Mutex::new(local),
-            stopped: Mutex::new(Vec::new()),
+            stopped: Mutex::default(),
+            started: Mutex::default(),
+            quorum_at_stop: Mutex::default(),
         }
+    }
+
+    /// The controllers other than `stopping` that run and have had the leader's whole log since
+    /// they last started (the leader counts if it runs); 0 when no leader answers.
+    async fn caught_up_without(&self, stopping: &str) -> usize {
+        let (controllers, port): (Vec<(String, i32, Ipv4Addr, bool)>, u16) = {
+            let local = self.local.lock().expect("local");
+            let running: Vec<String> = local
+                .running(Role::Controller)
+                .iter()
+                .map(|n| n.name.clone())
+                .collect();
+            (
+                local
+                    .nodes
+                    .iter()
+                    .filter(|n| n.role == Role::Controller)
+                    .map(|n| {
+                        let up = running.contains(&n.name);
+                        (n.name.clone(), n.node_id() as i32, n.address, up)
+                    })
+                    .collect(),
+                local.cluster.network.client_port,
+            )
+        };
+        let network = Network {
+            client_port: port,
+            timeout: Duration::from_secs(3),
+        };
+        let addresses: Vec<Ipv4Addr> = controllers.iter().map(|c| c.2).collect();
+        let Ok(view) = network.kraft(&addresses).await else {
+            return 0;
+        };
+        let Some((leader, reference)) = view.leader_clock() else {
+            return 0;
+        };
+        let started = self.started.lock().expect("started");
+        let since = |name: &str| {
+            started.get(name).map_or(0, |t| {
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64)
+            })
+        };
+        view.voters
+            .iter()
+            .filter(|v| {
+                controllers.iter().any(|(name, id, _, up)| {
+                    *id == v.id
+                        && name != stopping
+                        && *up
+                        && (v.id == leader
+                            || (v.last_caught_up_ms >= since(name)
+                                && reference - v.last_caught_up_ms
+                                    <= kcluster::roll::CAUGHT_UP_WITHIN_MS))
+                })
+            })
+            .count()
     }
 
     /// The nodes stopped since `mark` of the stop log.
@@ -203,6 +249,13 @@ impl Ec2 for LocalEc2 {
     async fn stop_instances(&self, ids: &[String]) -> Ec2Result<()> {
         for id in ids {
             let node = self.node_of(id);
+            if self.local.lock().expect("local").node(&node).role == Role::Controller {
+                let others = self.caught_up_without(&node).await;
+                self.quorum_at_stop
+                    .lock()
+                    .expect("quorum")
+                    .push((node.clone(), others));
+            }
             self.local
                 .lock()
                 .expect("local cluster")
@@ -224,6 +277,10 @@ impl Ec2 for LocalEc2 {
             let config = format!("/etc/kafka/{}", info.config_file);
             let unit = format!("/etc/systemd/system/{}.service", info.service);
             local.reconfigure(&node, &files[&config], &files[&unit]);
+            self.started
+                .lock()
+                .expect("started")
+                .insert(node.clone(), SystemTime::now());
             local.start(&node);
         }
         Ok(())
@@ -344,6 +401,32 @@ impl Drop for Watcher {
     }
 }
 
+/// The fake account as kcluster left it after applying `first` (every node's instance,
+/// interface and volume), in front of the local cluster already running it, and the runtime to
+/// apply with. The local processes already run, so this first apply goes to the fake alone.
+pub(crate) fn on_local_ec2(
+    first: &Cluster,
+    local: LocalCluster,
+) -> (LocalEc2, tokio::runtime::Runtime) {
+    let fake = account(first);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let none = Gates::skipped();
+        let converge = apply(&fake, first, &none);
+        let time = async {
+            loop {
+                fake.boot_all();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::select! { _ = converge => {}, _ = time => {} }
+    });
+    (LocalEc2::new(fake, local), runtime)
+}
+
 /// The 3 + 3 loopback fixture with the ZooKeeper heap and, if any, a broker log retention.
 fn topology(zookeeper_heap: &str, retention_hours: Option<u32>) -> Cluster {
     let base = std::fs::read_to_string(support::repo().join("tests/it/fixtures/kafka-3x3.yaml"))
@@ -433,11 +516,7 @@ fn wait_in_sync(local: &mut LocalCluster, rf: usize) {
 fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_gates_do_not() {
     let first = topology("128m", None);
     let local = LocalCluster::boot(&first);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let ec2 = LocalEc2::adopt(&first, local, &runtime);
+    let (ec2, runtime) = on_local_ec2(&first, local);
     let bootstrap = ec2.local.lock().expect("local").bootstrap();
     clients::probe(
         &["create", &bootstrap, TOPIC, "6", "3"],
@@ -608,4 +687,83 @@ fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_ga
         (0, 0),
         "no acknowledged record lost or duplicated"
     );
+}
+
+/// The 3 controllers + 3 brokers KRaft fixture (Kafka 4) with the controllers' heap.
+fn kraft_topology(controller_heap: &str) -> Cluster {
+    let base = std::fs::read_to_string(support::repo().join("tests/it/fixtures/kraft-3x3.yaml"))
+        .expect("fixture");
+    assert!(
+        base.contains("controllers:\n  heap: 256m\n"),
+        "kraft-3x3.yaml changed shape"
+    );
+    support::load_str(&base.replace(
+        "controllers:\n  heap: 256m\n",
+        &format!("controllers:\n  heap: {controller_heap}\n"),
+    ))
+}
+
+#[test]
+fn kraft_controller_rolls_keep_a_caught_up_majority_and_without_gates_do_not() {
+    let first = kraft_topology("256m");
+    let mut local = LocalCluster::boot(&first);
+    let leader = local.wait_for_quorum();
+    local.wait_for_brokers();
+    let (ec2, runtime) = on_local_ec2(&first, local);
+    let network = Network {
+        client_port: first.network.client_port,
+        timeout: Duration::from_secs(5),
+    };
+    let gated = Gates {
+        health: Some(&network),
+        timeout: Duration::from_secs(180),
+        poll: Duration::from_secs(1),
+    };
+
+    // 1. A controller heap change behind the gates: each controller restarts once, the leader
+    // last, and each stops only while both others are caught up with the leader.
+    let (mark, from) = (ec2.stopped_since(0).len(), Instant::now());
+    let plan = runtime.block_on(apply(&ec2, &kraft_topology("288m"), &gated));
+    let rolled = ec2.stopped_since(mark);
+    let at_stop = ec2.quorum_at_stop.lock().expect("quorum").clone();
+    eprintln!(
+        "controller roll with gates: {:?}, order {rolled:?}, caught-up others at each stop {at_stop:?}",
+        from.elapsed()
+    );
+    assert!(
+        plan.nodes.iter().all(|n| (n.role == Role::Controller)
+            == (n.instance == kcluster::plan::Action::Update)),
+        "{}",
+        plan.render_text()
+    );
+    let mut sorted = rolled.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["controller-1", "controller-2", "controller-3"]);
+    assert_eq!(rolled.last(), Some(&leader), "the quorum's leader last");
+    assert!(
+        at_stop.iter().all(|(_, others)| *others == 2),
+        "each controller stopped with both others caught up: {at_stop:?}"
+    );
+    {
+        let mut local = ec2.local.lock().expect("local");
+        for c in ["controller-1", "controller-2", "controller-3"] {
+            assert!(local.node(c).unit_text().contains("-Xmx288m"), "{c}");
+        }
+        local.wait_for_quorum();
+    }
+
+    // 2. The same roll without the gates (the test-only switch): a controller is stopped while
+    // the one restarted before it has not caught up yet — that stop left no caught-up majority.
+    let mark = at_stop.len();
+    runtime.block_on(apply(&ec2, &kraft_topology("320m"), &Gates::skipped()));
+    let ungated = ec2.quorum_at_stop.lock().expect("quorum")[mark..].to_vec();
+    eprintln!("controller roll without gates: caught-up others at each stop {ungated:?}");
+    assert_eq!(ungated.len(), 3);
+    assert!(
+        ungated.iter().any(|(_, others)| *others < 2),
+        "without the gates a controller must be stopped before the previous one caught up: {ungated:?}"
+    );
+    let mut local = ec2.local.lock().expect("local");
+    local.wait_for_quorum();
+    local.wait_for_brokers();
 }

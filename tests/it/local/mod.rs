@@ -68,15 +68,15 @@ impl LocalNode {
         std::fs::read_to_string(&self.config).expect("node config")
     }
 
+    /// The systemd unit the node's JVM is built from (its rendered one, or the one it was given
+    /// by [`LocalCluster::reconfigure`]).
+    pub fn unit_text(&self) -> &str {
+        &self.unit
+    }
+
     /// Where the harness put one of the node's rendered files (by its render name).
     pub fn rendered_file(&self, name: &str) -> PathBuf {
         self.home.join("rendered").join(name)
-    }
-
-    /// The systemd unit the node's JVM is started from (its rendered one, or the one it was
-    /// given by [`LocalCluster::reconfigure`]).
-    pub fn unit_text(&self) -> &str {
-        &self.unit
     }
 
     /// Everything the node's JVM has logged so far.
