@@ -2081,6 +2081,21 @@ mod tests {
         }
     }
 
+    /// Executes `plan` gated by `health` (200 ms per gate), which must stop the roll at a gate;
+    /// the error.
+    async fn stopped_by_gate(ec2: &FakeEc2, plan: &Plan, health: &Scripted) -> super::ApplyError {
+        let gates = Gates {
+            health: Some(health),
+            timeout: Duration::from_millis(200),
+            poll: Duration::from_millis(10),
+        };
+        let err = with_ec2_time(ec2, execute(ec2, plan, &settings(), &gates, &Silent))
+            .await
+            .expect_err("the gate times out");
+        assert_eq!(err.stage, "health gate");
+        err
+    }
+
     /// Executes `plan` gated by `health`, which must make apply refuse before it changes
     /// anything; the refusal.
     async fn refused_by_gates(ec2: &FakeEc2, plan: &Plan, health: &Scripted) -> String {
@@ -2155,15 +2170,7 @@ mod tests {
             connect: std::sync::Mutex::new(vec![Vec::new()]),
             quorum: std::sync::Mutex::new(vec![Err("no controllers".into())]),
         };
-        let settings = settings();
-        let gates = Gates {
-            health: Some(&health),
-            timeout: Duration::from_millis(200),
-            poll: Duration::from_millis(10),
-        };
-        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
-            .await
-            .expect_err("the gate times out");
+        let err = stopped_by_gate(&ec2, &plan, &health).await;
         assert_eq!(err.stage, "health gate");
         assert_eq!(err.failures[0].resource, "broker-3");
         let e = &err.failures[0].error;
@@ -2278,14 +2285,7 @@ mod tests {
             workers([true; 3]),           // connect-1 may stop
             workers([false, true, true]), // connect-1 never back
         ]);
-        let gates = Gates {
-            health: Some(&health),
-            timeout: Duration::from_millis(200),
-            poll: Duration::from_millis(10),
-        };
-        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
-            .await
-            .expect_err("the gate times out");
+        let err = stopped_by_gate(&ec2, &plan, &health).await;
         assert_eq!(
             (err.stage, err.failures[0].resource.as_str()),
             ("health gate", "connect-1")
@@ -2307,13 +2307,7 @@ mod tests {
         // A worker already away before the next stops: the gate holds the next one.
         let plan = plan_for(&ec2, &tuned).await;
         let health = scripted(vec![workers([true; 3]), workers([true, false, true])]);
-        let gates = Gates {
-            health: Some(&health),
-            ..gates
-        };
-        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
-            .await
-            .expect_err("the gate times out");
+        let err = stopped_by_gate(&ec2, &plan, &health).await;
         assert!(
             err.failures[0]
                 .error
@@ -2342,7 +2336,8 @@ mod tests {
         let health = scripted(vec![workers([true; 3])]);
         let gates = Gates {
             health: Some(&health),
-            ..gates
+            timeout: Duration::from_millis(200),
+            poll: Duration::from_millis(10),
         };
         with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
             .await
@@ -3103,14 +3098,7 @@ mod tests {
                 Ok(quorum_view(9001, Some(9003))), // controller-3 never catches up
             ]),
         };
-        let gates = Gates {
-            health: Some(&health),
-            timeout: Duration::from_millis(200),
-            poll: Duration::from_millis(10),
-        };
-        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
-            .await
-            .expect_err("the gate times out");
+        let err = stopped_by_gate(&ec2, &plan, &health).await;
         assert_eq!(
             (err.stage, err.failures[0].resource.as_str()),
             ("health gate", "controller-3")
@@ -3136,20 +3124,10 @@ mod tests {
             connect: std::sync::Mutex::new(vec![Vec::new()]),
             quorum: std::sync::Mutex::new(vec![Err("127.0.0.1:9094: connection refused".into())]),
         };
-        let gates = Gates {
-            health: Some(&down),
-            ..gates
-        };
-        let err = with_ec2_time(&ec2, execute(&ec2, &again, &settings(), &gates, &Silent))
-            .await
-            .expect_err("refused");
-        assert_eq!(err.stage, "health gates");
+        let e = refused_by_gates(&ec2, &again, &down).await;
         assert!(
-            err.failures[0]
-                .error
-                .contains("no controller node answers (127.0.0.1:9094: connection refused)"),
-            "{}",
-            err.failures[0].error
+            e.contains("no controller node answers (127.0.0.1:9094: connection refused)"),
+            "{e}"
         );
         assert_eq!(ec2.calls().get("StopInstances"), Some(&2), "nothing more");
     }
