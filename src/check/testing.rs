@@ -82,6 +82,7 @@ pub fn test_cluster(
             client_port: 9092,
             monitoring_cidrs: vec![],
             ssh: None,
+            create: None,
         },
         tags: BTreeMap::new(),
         roles: BTreeMap::from([(Role::Zookeeper, role.clone()), (Role::Broker, role)]),
