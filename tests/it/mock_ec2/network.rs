@@ -77,14 +77,19 @@ fn keys_per_zone() -> Vec<String> {
 #[test]
 fn the_quickstart_makes_its_network_puts_its_nodes_behind_nat_and_destroy_removes_it_all() {
     let f = Fixture::new();
-    // Someone's VPC, subnet and gateway with the very names kcluster gives its own, untagged.
+    // Someone's VPC, subnet, gateway and NAT gateway with the very names kcluster gives its
+    // own, without the cluster's tag. moto answers DescribeNatGateways without applying the tag
+    // filter, so kcluster sees that NAT gateway and must tell it from its own by its tags.
     let (look_alike, subnets) = f
         .ec2
         .create_vpc("10.42.0.0/16", &[("eu-west-1a", "10.42.0.0/20")]);
     f.ec2.tag_resource(&look_alike, &[("Name", "net-vpc")]);
     f.ec2
         .tag_resource(&subnets[0], &[("Name", "net-private-eu-west-1a")]);
+    let nat = f.ec2.nat_gateway(&subnets[0]);
+    f.ec2.tag_resource(&nat, &[("Name", "net-nat-eu-west-1a")]);
     let before = f.ec2.network(None);
+    assert_eq!(before.nats.len(), 1);
 
     let t = Topology::quickstart("net");
     let plan = f.kc(["plan", "-f", &f.file(&t)]).run().ok();
@@ -249,13 +254,25 @@ fn the_quickstart_makes_its_network_puts_its_nodes_behind_nat_and_destroy_remove
     );
     let after = f.ec2.network(None);
     assert_eq!(
-        (after.vpcs.len(), after.subnets.len(), after.gateways.len()),
+        (
+            after.vpcs.len(),
+            after.subnets.len(),
+            after.gateways.len(),
+            after.nats.len()
+        ),
         (
             before.vpcs.len(),
             before.subnets.len(),
-            before.gateways.len()
+            before.gateways.len(),
+            1
         ),
         "what was there before, the look-alike included, is still there"
+    );
+    assert_eq!(after.nats[0].nat_gateway_id(), Some(nat.as_str()));
+    assert_eq!(
+        f.ec2.all_addresses().len(),
+        1,
+        "the look-alike NAT gateway's address"
     );
     assert!(
         after
