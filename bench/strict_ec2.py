@@ -5,9 +5,14 @@ moto accepts things EC2 refuses, so a test that passes on moto alone proves litt
 This proxy (asyncio, standard library only, built on latency_proxy.py) sits between a client and
 moto and adds, per account and region:
 
-- ClientToken replay (RunInstances, CreateNetworkInterface, CreateVolume): the same token returns the first
-  answer again for 24 hours, whatever happened to the resource since; the same token with other
-  parameters is `IdempotentParameterMismatch`.
+- ClientToken replay (RunInstances, CreateNetworkInterface, CreateVolume, CreateNatGateway, CreateRouteTable,
+  CreateVpcEndpoint): the same token returns the first answer again for 24 hours, whatever happened to the
+  resource since; the same token with other parameters is `IdempotentParameterMismatch`.
+- NAT gateways take time, as EC2's do (moto's are `available` at once and `deleted` at once, their Elastic
+  IP still associated): DescribeNatGateways shows one `pending` for --detach-seconds after CreateNatGateway,
+  and `deleting` for --detach-seconds after DeleteNatGateway; until it is deleted, ReleaseAddress of its
+  Elastic IP is `AuthFailure` (as EC2 answers), DeleteSubnet of its subnet and DetachInternetGateway from its
+  VPC (a public address is mapped) are `DependencyViolation`.
 - CreateNetworkInterface on a private address another interface of the subnet holds is
   `InvalidIPAddress.InUse`.
 - An interface stays attached to its instance for --detach-seconds after the instance is
@@ -64,7 +69,14 @@ RUN_INSTANCES_BUCKET = (5.0, 2.0)
 MUTATING_BUCKET = (50.0, 5.0)
 NON_MUTATING_BUCKET = (100.0, 20.0)
 # Actions whose ClientToken makes them idempotent.
-TOKENED = {"RunInstances", "CreateNetworkInterface", "CreateVolume"}
+TOKENED = {
+    "RunInstances",
+    "CreateNetworkInterface",
+    "CreateVolume",
+    "CreateNatGateway",
+    "CreateRouteTable",
+    "CreateVpcEndpoint",
+}
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 
@@ -163,7 +175,19 @@ class Account:
     # Volume id → (instance, device, when the instance was terminated): detaching until then + delay.
     detaching: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    # NAT gateway id → what the strict layer knows of it.
+    nats: dict[str, "Nat"] = field(default_factory=dict)
 
+
+@dataclass
+class Nat:
+    """A NAT gateway as the strict layer follows it: where it is and when it changed."""
+
+    subnet: str
+    vpc: str
+    allocation: str
+    created: float
+    deleted: float | None = None
 
 class StrictEc2(lp.Proxy):
     def __init__(
@@ -276,6 +300,8 @@ class StrictEc2(lp.Proxy):
                 return self.refused(
                     "InvalidNetworkInterface.InUse", f"The network interface '{eni}' is currently in use."
                 )
+        elif (refusal := self.nat_refusal(account, action, params)) is not None:
+            return refusal
         elif action in ("AttachVolume", "DeleteVolume"):
             volume = params.get("VolumeId", "")
             if self.still_detaching(account, volume):
@@ -326,7 +352,62 @@ class StrictEc2(lp.Proxy):
             response = self.detach_finished(account, response)
         elif action == "DescribeVolumes":
             response = self.volumes_in_transit(account, response)
+        elif action == "CreateNatGateway":
+            xml = response[2].decode("utf-8", "replace")
+            nat = element(xml, "natGatewayId")
+            if nat:
+                account.nats[nat] = Nat(
+                    params.get("SubnetId", ""), element(xml, "vpcId") or "", params.get("AllocationId", ""),
+                    self.clock())
+        elif action == "DeleteNatGateway":
+            nat = account.nats.get(params.get("NatGatewayId", ""))
+            if nat is not None and nat.deleted is None:
+                nat.deleted = self.clock()
+        elif action == "DescribeNatGateways":
+            response = self.nats_in_transit(account, response)
         return response
+
+    def nat_standing(self, account: Account) -> list[Nat]:
+        """The NAT gateways EC2 has not finished deleting."""
+        now = self.clock()
+        return [n for n in account.nats.values() if n.deleted is None or now < n.deleted + self.detach_s]
+
+    def nat_refusal(self, account: Account, action: str, params: dict[str, str]) -> Response | None:
+        """What EC2 refuses while a NAT gateway stands: releasing its address, deleting its subnet,
+        detaching the internet gateway from its VPC."""
+        standing = self.nat_standing(account)
+        if action == "ReleaseAddress" and any(n.allocation == params.get("AllocationId") for n in standing):
+            return self.refused("AuthFailure", "You do not have permission to access the specified resource.")
+        if action == "DeleteSubnet" and any(n.subnet == params.get("SubnetId") for n in standing):
+            subnet = params.get("SubnetId")
+            return self.refused("DependencyViolation", f"The subnet '{subnet}' has dependencies and cannot be deleted.")
+        if action == "DetachInternetGateway" and any(n.vpc == params.get("VpcId") for n in standing):
+            vpc = params.get("VpcId")
+            return self.refused(
+                "DependencyViolation",
+                f"Network {vpc} has some mapped public address(es). Please unmap those public address(es) "
+                "before detaching the gateway.")
+        return None
+
+    def nats_in_transit(self, account: Account, response: Response) -> Response:
+        """Shows a NAT gateway `pending` for a while after its creation, `deleting` for a while
+        after its deletion."""
+        status, headers, body = response
+        xml = body.decode("utf-8")
+        now = self.clock()
+        out, last = [], 0
+        for a, b in top_level_items(xml, "natGatewaySet"):
+            item = xml[a:b]
+            nat = account.nats.get(element(item, "natGatewayId") or "")
+            if nat is not None:
+                if nat.deleted is not None and now < nat.deleted + self.detach_s:
+                    item = re.sub(r"<state>[^<]*</state>", "<state>deleting</state>", item, count=1)
+                elif nat.deleted is None and now < nat.created + self.detach_s:
+                    item = re.sub(r"<state>[^<]*</state>", "<state>pending</state>", item, count=1)
+            out.append(xml[last:a] + item)
+            last = b
+        out.append(xml[last:])
+        return status, headers, "".join(out).encode()
 
     async def volumes_held(self, like: lp.Message, instances: list[str]) -> list[tuple[str, str, str]]:
         """(volume, instance, device) of every volume attached to one of `instances`."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests of strict_ec2.py: its token buckets alone, then boto3 through it to a real moto_server
-(ClientToken replay and mismatch, duplicate addresses, interfaces that detach late, DryRun and
-denied actions, throttling).
+(ClientToken replay and mismatch, duplicate addresses, interfaces that detach late, NAT gateways
+that take time to come and go, DryRun and denied actions, throttling).
 
 Run with the project's venv: `.venv/bin/python bench/test_strict_ec2.py` (scripts/test does).
 """
@@ -188,6 +188,49 @@ class StrictEc2Test(unittest.TestCase):
         self.assertEqual(code, "UnauthorizedOperation")
         code = self.error_code(self.ec2.create_tags, Resources=[self.subnet], Tags=[{"Key": "k", "Value": "v"}])
         self.assertEqual(code, "UnauthorizedOperation", "denied for real too")
+
+    def test_nat_gateway_is_pending_then_available_and_holds_its_address_subnet_and_vpc_until_deleted(self) -> None:
+        vpc = self.ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+        subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.240.0/24",
+                                        AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+        igw = self.ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        self.ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        eip = self.ec2.allocate_address(Domain="vpc")["AllocationId"]
+        state = lambda nat: self.ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"]  # noqa: E731
+        nat = self.ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip,
+                                          ClientToken="nat-token")["NatGateway"]["NatGatewayId"]
+        self.assertEqual(state(nat), "pending")
+        again = self.ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip, ClientToken="nat-token")
+        self.assertEqual(again["NatGateway"]["NatGatewayId"], nat, "the token replays")
+        code = self.error_code(self.ec2.create_nat_gateway, SubnetId=self.subnet, AllocationId=eip,
+                               ClientToken="nat-token")
+        self.assertEqual(code, "IdempotentParameterMismatch")
+        time.sleep(DETACH_S)
+        self.assertEqual(state(nat), "available")
+        self.ec2.delete_nat_gateway(NatGatewayId=nat)
+        self.assertEqual(state(nat), "deleting")
+        self.assertEqual(self.error_code(self.ec2.release_address, AllocationId=eip), "AuthFailure")
+        self.assertEqual(self.error_code(self.ec2.delete_subnet, SubnetId=subnet), "DependencyViolation")
+        self.assertEqual(self.error_code(self.ec2.detach_internet_gateway, InternetGatewayId=igw, VpcId=vpc),
+                         "DependencyViolation")
+        time.sleep(DETACH_S)
+        self.assertEqual(state(nat), "deleted")
+        self.ec2.release_address(AllocationId=eip)
+        self.ec2.delete_subnet(SubnetId=subnet)
+        self.ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+
+    def test_network_creations_are_dry_run_and_throttled_like_every_mutating_call(self) -> None:
+        for call, kwargs in (
+            (self.ec2.create_vpc, {"CidrBlock": "10.78.0.0/16"}),
+            (self.ec2.create_internet_gateway, {}),
+            (self.ec2.create_route_table, {"VpcId": "vpc-00000000000000000"}),
+            (self.ec2.create_vpc_endpoint, {"VpcId": "vpc-00000000000000000",
+                                            "ServiceName": "com.amazonaws.eu-west-1.s3"}),
+        ):
+            self.assertEqual(self.error_code(call, DryRun=True, **kwargs), "DryRunOperation", call)
+        self.assertEqual(strict_ec2.bucket_of("CreateNatGateway"), strict_ec2.MUTATING_BUCKET)
+        self.assertEqual(strict_ec2.bucket_of("DescribeNatGateways"), strict_ec2.NON_MUTATING_BUCKET)
+        self.assertTrue({"CreateNatGateway", "CreateRouteTable", "CreateVpcEndpoint"} <= strict_ec2.TOKENED)
 
     def test_no_capacity_for_an_instance_type_until_restored(self) -> None:
         url = f"http://127.0.0.1:{self.port}/__strict/capacity"

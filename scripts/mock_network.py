@@ -6,7 +6,9 @@ moto cannot create resources with given ids, so for a topology that names its VP
 (topologies/production.yaml) this creates a VPC and one subnet per zone with the topology's
 CIDRs, private ones as in production: an internet gateway, a public subnet with a NAT gateway,
 and the zones' subnets routed to it. It writes to OUT a copy of the topology naming the mock's ids
-instead; an SSH key pair the topology names is created too. A topology on the default VPC is
+instead; an SSH key pair the topology names is created too. A topology whose network kcluster
+creates (`network.create`: topologies/minimal.yaml) needs nothing and is copied unchanged. A
+topology on the default VPC is
 copied unchanged once its zones' default subnets are found with the right CIDRs, and the default
 VPC gets what a real one has and moto's lacks: an internet gateway its main route table sends
 0.0.0.0/0 to. When the mock cannot hold what the
@@ -56,7 +58,9 @@ def main() -> int:
         )
         return 3
     named = [z for z in t["zones"] if z.get("subnet")]
-    if named:
+    if (t.get("network") or {}).get("create") is not None:
+        print(f"mock network: none needed, kcluster creates the network of {topology}", file=sys.stderr)
+    elif named:
         cidrs = [ipaddress.ip_network(z["cidr"]) for z in named]
         vpc_cidr = cidrs[0].supernet(new_prefix=16)
         vpc = ec2.create_vpc(CidrBlock=str(vpc_cidr))["Vpc"]["VpcId"]

@@ -57,7 +57,8 @@ pub struct Settings {
     /// How long to wait for instances to reach a state.
     pub timeout: Duration,
     /// Tests only: launch on a kept interface without waiting for EC2 to detach it from the
-    /// terminated instance, to show that the fake (like EC2) then refuses the launch.
+    /// terminated instance, and release a NAT gateway's Elastic IP without waiting for EC2 to
+    /// delete the gateway, to show that the fake (like EC2) then refuses the call.
     pub skip_detach_wait: bool,
 }
 
@@ -123,6 +124,8 @@ struct Run<'a> {
     outcome: Outcome,
     /// Node → its data volume, once it exists.
     volumes: BTreeMap<String, String>,
+    /// The ids of the network kcluster creates, for the ids the plan showed before it existed.
+    network: crate::network::apply::Made,
 }
 
 /// Executes `plan`. On failure, the error lists every resource that failed in the failing wave.
@@ -133,6 +136,10 @@ pub async fn execute(
     gates: &Gates<'_>,
     reporter: &dyn Reporter,
 ) -> Result<Outcome, ApplyError> {
+    let network = match &plan.network {
+        Some(n) => crate::network::apply::create(ec2, &plan.cluster, n, settings, reporter).await?,
+        None => Default::default(),
+    };
     let mut run = Run {
         ec2,
         plan,
@@ -141,6 +148,7 @@ pub async fn execute(
         reporter,
         outcome: Outcome::default(),
         volumes: BTreeMap::new(),
+        network,
     };
     run.keep_quorum_members()?;
     let group_id = run.group().await?;
@@ -150,6 +158,9 @@ pub async fn execute(
     run.launch_new(&interfaces).await?;
     run.roll(&group_id, &mut interfaces).await?;
     run.remove().await?;
+    if let Some(n) = plan.network.as_ref().filter(|n| !n.orphans.is_empty()) {
+        crate::network::apply::remove(ec2, &plan.cluster, &n.remove, settings, reporter).await?;
+    }
     Ok(run.outcome)
 }
 
@@ -165,7 +176,7 @@ impl Run<'_> {
                 let spec = SecurityGroupSpec {
                     name: g.name.clone(),
                     description: g.description.clone(),
-                    vpc_id: g.vpc_id.clone(),
+                    vpc_id: self.network.resolve(&g.vpc_id),
                     tags: g.tags.clone(),
                 };
                 let id = match self.ec2.create_security_group(&spec).await {
@@ -242,7 +253,7 @@ impl Run<'_> {
         let mut t = n.desired.interface_tags.clone();
         t.insert(tags::GENERATION.into(), n.generation.to_string());
         InterfaceSpec {
-            subnet_id: n.desired.subnet_id.clone(),
+            subnet_id: self.network.resolve(&n.desired.subnet_id),
             address: n.desired.node.address,
             group_id: group_id.to_string(),
             description: format!("kcluster {} {}", self.plan.cluster, n.node),

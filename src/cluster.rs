@@ -90,7 +90,8 @@ pub const DEFAULT_RETENTION: &str = "15d";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Zone {
     pub name: String,
-    /// Subnet id; `None` means "the default VPC's default subnet for this zone", found at plan time.
+    /// Subnet id; `None` means "the default VPC's default subnet for this zone" (or, with
+    /// `network.create`, the private subnet kcluster creates), found at plan time.
     pub subnet_id: Option<String>,
     pub cidr: Ipv4Net,
     /// The AZ ID (`euw1-az2`) the topology gives, checked against EC2 by plan; the zone's rack.
@@ -144,6 +145,9 @@ pub struct Network {
     /// CIDRs allowed to reach the Kafka Connect REST API besides the cluster's own members.
     pub admin_cidrs: Vec<Ipv4Net>,
     pub ssh: Option<Ssh>,
+    /// The network kcluster creates and owns (`network.create`); `None`: the default VPC or
+    /// the subnets the zones name.
+    pub create: Option<crate::network::ManagedNetwork>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -280,13 +280,14 @@ async fn destroy_held(a: &DestroyArgs, name: &str, region: &str) -> Result<i32> 
     let inventory = Inventory::read(&ec2, &name)
         .await
         .map_err(|e| Error::Aws(e.to_string()))?;
-    let foreign = ownership::foreign(
+    let mut foreign = ownership::foreign(
         &name,
         &inventory.groups,
         &inventory.interfaces,
         &inventory.instances,
         &inventory.addresses,
     );
+    foreign.extend(inventory.foreign_network.iter().cloned());
     if let Some(refusal) = ownership::refuse_foreign(&name, &foreign) {
         return Err(Error::Usage(refusal));
     }
@@ -331,7 +332,8 @@ async fn remove(a: &DestroyArgs, name: &str, ec2: &dyn Ec2, inventory: &Inventor
     let remaining = left.instances.iter().filter(|i| i.state.is_live()).count()
         + left.interfaces.len()
         + left.addresses.len()
-        + left.groups.len();
+        + left.groups.len()
+        + left.network.count();
     if remaining > 0 {
         return Err(Error::Failed(format!(
             "destroy finished but {remaining} resources remain:\n{}",

@@ -306,17 +306,43 @@ pub fn zone_egress(
     }
 }
 
-/// Everything that should exist for `cluster`, given its rendered files, its subnets and their
-/// VPC's route tables.
+/// Where the nodes go: the VPC, each zone's subnet and each zone's way to the internet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub vpc_id: String,
+    pub zone_subnet: BTreeMap<String, String>,
+    pub egress: Vec<ZoneEgress>,
+}
+
+/// The placement in subnets kcluster does not own: those the topology names, or the default
+/// VPC's, with their VPC's route tables (a network kcluster creates has its own:
+/// `network::plan::NetworkPlan::placement`).
+pub fn placement(
+    cluster: &Cluster,
+    subnets: &[Subnet],
+    tables: &[RouteTable],
+) -> Result<Placement, Vec<DesiredError>> {
+    let (vpc_id, zone_subnet) = zone_subnets(cluster, subnets)?;
+    let egress = zone_egress(cluster, &zone_subnet, tables)?;
+    Ok(Placement {
+        vpc_id,
+        zone_subnet,
+        egress,
+    })
+}
+
+/// Everything that should exist for `cluster`, given its rendered files and where its nodes go.
 pub fn desired(
     cluster: &Cluster,
     renders: &[NodeRender],
-    subnets: &[Subnet],
-    tables: &[RouteTable],
+    placement: &Placement,
     image: &Image,
 ) -> Result<Desired, Vec<DesiredError>> {
-    let (vpc_id, zone_subnet) = zone_subnets(cluster, subnets)?;
-    let egress = zone_egress(cluster, &zone_subnet, tables)?;
+    let Placement {
+        vpc_id,
+        zone_subnet,
+        egress,
+    } = placement.clone();
     let group = DesiredGroup {
         name: crate::ownership::group_name(&cluster.name),
         description: format!("kcluster {}: ZooKeeper and Kafka", cluster.name),

@@ -1,7 +1,8 @@
 //! Removes a cluster: exactly the resources that carry its `kcluster:cluster` tag (filtered by
 //! EC2 and checked again here), instances first, then the nodes' data volumes (the only command
 //! that deletes them) and Elastic IPs (disassociated, released), then network interfaces, then
-//! security groups.
+//! security groups, then the network kcluster created (`network.create`, see
+//! `network/apply.rs` for its order).
 
 use std::fmt::Write as _;
 
@@ -26,14 +27,19 @@ pub struct Inventory {
     pub volumes: Vec<Volume>,
     pub addresses: Vec<Address>,
     pub groups: Vec<SecurityGroup>,
+    /// The network kcluster created for the cluster (only what carries its network tags).
+    pub network: crate::network::observe::ObservedNetwork,
+    /// Resources of the network with the cluster's tag that kcluster did not make.
+    #[serde(skip)]
+    pub foreign_network: Vec<String>,
     /// The cluster's instances already terminated (an interface may still name one briefly).
     #[serde(skip)]
     pub terminated: Vec<String>,
 }
 
 impl Inventory {
-    /// Finds the cluster's resources: four Describe calls. Anything whose tag does not match
-    /// exactly is dropped, whatever the server-side filter returned.
+    /// Finds the cluster's resources: one Describe call per kind. Anything whose tag does not
+    /// match exactly is dropped, whatever the server-side filter returned.
     pub async fn read(ec2: &dyn Ec2, cluster: &str) -> Ec2Result<Inventory> {
         let (groups, interfaces, instances, volumes, addresses) = futures::try_join!(
             ec2.find_security_groups(cluster),
@@ -43,6 +49,12 @@ impl Inventory {
             ec2.find_addresses(cluster),
         )?;
         let ours = |t: &crate::ec2::Tags| t.get(tags::CLUSTER).is_some_and(|c| c == cluster);
+        let (network_addresses, addresses): (Vec<Address>, Vec<Address>) = addresses
+            .into_iter()
+            .partition(crate::network::observe::is_network_address);
+        let network =
+            crate::network::observe::ObservedNetwork::read(ec2, cluster, &network_addresses, false)
+                .await?;
         let key = |t: &crate::ec2::Tags, id: &str| (t.get(tags::NODE).cloned(), id.to_string());
         let terminated = instances
             .iter()
@@ -63,6 +75,8 @@ impl Inventory {
                 .collect(),
             addresses: addresses.into_iter().filter(|a| ours(&a.tags)).collect(),
             groups: groups.into_iter().filter(|g| ours(&g.tags)).collect(),
+            foreign_network: network.foreign(cluster),
+            network: network.own(),
         };
         inv.instances.sort_by_key(|i| key(&i.tags, &i.id));
         inv.interfaces.sort_by_key(|n| key(&n.tags, &n.id));
@@ -83,6 +97,7 @@ impl Inventory {
             + self.volumes.len()
             + self.addresses.len()
             + self.groups.len()
+            + self.network.count()
     }
 
     /// Every resource that will go, one per line.
@@ -131,12 +146,17 @@ impl Inventory {
         for g in &self.groups {
             let _ = writeln!(out, "  - security_group     {:<22} {}", g.id, g.name);
         }
+        out.push_str(&self.network.render_text());
         let n = |count: usize, what: &str| {
             format!("{count} {what}{}", if count == 1 { "" } else { "s" })
         };
+        let network = match self.network.count() {
+            0 => String::new(),
+            c => format!(", {}", n(c, "resource")) + " of the network kcluster created",
+        };
         let _ = writeln!(
             out,
-            "Destroy: {}, {} (their data is lost), {}, {}, {} of cluster {}.",
+            "Destroy: {}, {} (their data is lost), {}, {}, {}{network} of cluster {}.",
             n(self.instances.len(), "instance"),
             n(self.volumes.len(), "data volume"),
             n(self.interfaces.len(), "network interface"),
@@ -280,6 +300,16 @@ pub async fn destroy(
             .map_err(|e| ApplyError::one("deleting the security group", g.id.clone(), e))?;
         reporter.step(&g.id);
         reporter.finish();
+    }
+    if !inventory.network.is_empty() {
+        crate::network::apply::remove(
+            ec2,
+            &inventory.cluster,
+            &inventory.network,
+            settings,
+            reporter,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub mod lease;
 pub mod live;
 pub mod metadata;
 pub mod monitoring;
+pub mod network;
 pub mod output;
 pub mod ownership;
 pub mod plan;

@@ -28,10 +28,14 @@ pub struct Observed {
     pub instances: Vec<Instance>,
     /// The cluster's data volumes.
     pub volumes: Vec<Volume>,
-    /// Elastic IPs with the cluster tag.
+    /// Elastic IPs with the cluster tag, but those of the network kcluster creates.
     pub addresses: Vec<Address>,
     /// The region's zones: name → AZ ID.
     pub zone_ids: BTreeMap<String, String>,
+    /// The Elastic IPs of the network kcluster creates (its NAT gateways').
+    pub network_addresses: Vec<Address>,
+    /// The network kcluster creates (`network.create`), when the topology has one.
+    pub network: Option<crate::network::observe::ObservedNetwork>,
 }
 
 impl Observed {
@@ -82,6 +86,10 @@ impl Observed {
             .into_iter()
             .filter(|v| crate::ownership::own_volume(&v.tags))
             .collect();
+        // The NAT gateways' addresses are the network's, not any node's.
+        let (network_addresses, addresses) = addresses
+            .into_iter()
+            .partition(crate::network::observe::is_network_address);
         Ok(Observed {
             subnets,
             route_tables,
@@ -91,6 +99,8 @@ impl Observed {
             volumes,
             addresses,
             zone_ids: zones.into_iter().collect(),
+            network_addresses,
+            network: None,
         })
     }
 
@@ -241,6 +251,8 @@ pub struct Plan {
     pub orphans: Vec<Orphan>,
     /// Data volumes that no node of the topology uses; never deleted by apply.
     pub kept_volumes: Vec<KeptVolume>,
+    /// The network kcluster creates (`network.create`), when the topology has one.
+    pub network: Option<crate::network::plan::NetworkPlan>,
 }
 
 /// A zone's Kafka rack, and the AZ ID EC2 gives its name in this account.
@@ -413,6 +425,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         nodes,
         orphans,
         kept_volumes,
+        network: None,
     }
 }
 
@@ -713,7 +726,11 @@ fn address_reason(n: &NodeChange) -> String {
 
 impl Plan {
     pub fn summary(&self) -> Summary {
-        let mut s = Summary::default();
+        let mut s = self
+            .network
+            .as_ref()
+            .map(crate::network::plan::NetworkPlan::summary)
+            .unwrap_or_default();
         s.count(self.group.action);
         for n in &self.nodes {
             s.count(n.volume);
@@ -767,6 +784,13 @@ impl Plan {
                 let _ = writeln!(out, "  {:<3} {address:<40} {detail}", a.symbol());
             }
         };
+        for (a, address, id, reasons) in self.network.iter().flat_map(|n| n.lines()) {
+            let address = match id {
+                Some(id) if a != Action::Create => format!("{address} ({id})"),
+                _ => address,
+            };
+            line(a, address, reasons.join("; "));
+        }
         let g = &self.group;
         let group_detail = match g.action {
             Action::Create => format!("{} ingress rules", g.authorize.len()),
@@ -879,6 +903,9 @@ impl Plan {
                     }));
                 }
             };
+        for (a, address, id, reasons) in self.network.iter().flat_map(|n| n.lines()) {
+            push(address, a, id.as_ref(), reasons);
+        }
         let g = &self.group;
         let mut greasons: Vec<String> = g.authorize.iter().map(|r| format!("allow {r}")).collect();
         greasons.extend(g.revoke.iter().map(|r| format!("revoke {r}")));
@@ -945,6 +972,7 @@ impl Plan {
             "changes": changes,
             "availability": self.impacts(),
             "kept_volumes": self.kept_volumes,
+            "network": self.network.as_ref().map(|n| serde_json::json!({"cidr": n.cidr, "nat": n.nat})),
             "summary": s,
         })
     }
@@ -1047,6 +1075,9 @@ impl Plan {
     /// Each resource's address (`instance.broker-1` …) and its action, sorted by address.
     pub fn actions(&self) -> BTreeMap<String, Action> {
         let mut m = BTreeMap::new();
+        for c in self.network.iter().flat_map(|n| &n.changes) {
+            m.insert(c.key.address(), c.action);
+        }
         m.insert(
             format!("security_group.{}", self.group.name),
             self.group.action,

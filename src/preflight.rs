@@ -3,8 +3,9 @@
 //! topology gives are those of its zones here; every instance type is offered in its nodes' zones
 //! and runs the image's architecture; each subnet has room for the interfaces apply creates in
 //! it, and no one else holds a node's fixed address; EC2's DryRun allows every kind of call apply
-//! makes. (That the subnets exist, sit in the topology's VPC and reach the internet is checked as
-//! the plan is made: desired.rs, egress.rs.) A fixed number of requests, whatever the cluster's
+//! makes, the calls that create the network of `network.create` included. (That the subnets
+//! exist, sit in the topology's VPC and reach the internet is checked as the plan is made:
+//! desired.rs, egress.rs, network/plan.rs.) A fixed number of requests, whatever the cluster's
 //! size.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +22,17 @@ const NO_INSTANCE: &str = "i-00000000000000000";
 const NO_ALLOCATION: &str = "eipalloc-00000000000000000";
 const NO_ASSOCIATION: &str = "eipassoc-00000000000000000";
 const NO_VOLUME: &str = "vol-00000000000000000";
+const NO_VPC: &str = "vpc-00000000000000000";
+const NO_SUBNET: &str = "subnet-00000000000000000";
+
+/// `id`, or `placeholder` when it names something the plan has not made yet.
+fn made_or(id: &str, placeholder: &str) -> String {
+    if crate::network::is_pending(id) {
+        placeholder.to_string()
+    } else {
+        id.to_string()
+    }
+}
 
 /// Every problem found; empty when apply can go ahead.
 pub async fn check(
@@ -151,14 +163,21 @@ fn room(plan: &Plan, observed: &Observed) -> Vec<String> {
 /// Nodes whose fixed address an interface that is not the cluster's holds. One request for
 /// every node's address (kept or new), so the count does not depend on what exists.
 async fn held_addresses(ec2: &dyn Ec2, plan: &Plan, observed: &Observed) -> Ec2Result<Vec<String>> {
+    // A subnet apply has yet to create holds nothing.
     let subnets: Vec<String> = plan
         .nodes
         .iter()
         .map(|n| n.desired.subnet_id.clone())
+        .filter(|s| !crate::network::is_pending(s))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let addresses: Vec<Ipv4Addr> = plan.nodes.iter().map(|n| n.desired.node.address).collect();
+    let addresses: Vec<Ipv4Addr> = plan
+        .nodes
+        .iter()
+        .filter(|n| subnets.contains(&n.desired.subnet_id))
+        .map(|n| n.desired.node.address)
+        .collect();
     if addresses.is_empty() {
         return Ok(Vec::new());
     }
@@ -186,10 +205,10 @@ async fn denied(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<Vec<Stri
     let Some(first) = plan.nodes.first() else {
         return Ok(Vec::new());
     };
-    let subnet_id = first.desired.subnet_id.clone();
+    let subnet_id = made_or(&first.desired.subnet_id, NO_SUBNET);
     let mut calls = vec![
         DryRun::CreateSecurityGroup {
-            vpc_id: plan.vpc_id.clone(),
+            vpc_id: made_or(&plan.vpc_id, NO_VPC),
         },
         DryRun::AuthorizeSecurityGroupIngress {
             group_id: plan.group.id.clone().unwrap_or_else(|| NO_GROUP.into()),
@@ -237,6 +256,10 @@ async fn denied(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<Vec<Stri
         });
     }
     calls.extend(volume_and_in_place_calls(plan));
+    // The network's calls (`network.create`), then one of each kind.
+    calls.extend(plan.network.iter().flat_map(|n| n.dry_runs()));
+    let mut seen = BTreeSet::new();
+    calls.retain(|c| seen.insert(c.operation()));
     let mut problems = Vec::new();
     for call in &calls {
         if !ec2.dry_run(call).await? {

@@ -6,6 +6,7 @@ use crate::cluster::{Ami, Cluster};
 use crate::desired;
 use crate::ec2::Ec2;
 use crate::error::Error;
+use crate::network::observe::ObservedNetwork;
 use crate::ownership;
 use crate::plan::{self, Observed, Plan};
 use crate::render::Renderer;
@@ -20,12 +21,24 @@ pub fn subnet_ids(cluster: &Cluster) -> Vec<String> {
 }
 
 /// Reads the cluster from EC2, with the subnets of every zone: those named, and the default
-/// subnets for the zones that name none.
+/// subnets for the zones that name none; or, with `network.create`, the network kcluster made.
 pub async fn observe(ec2: &dyn Ec2, cluster: &Cluster) -> Result<Observed, Error> {
+    let aws = |e: crate::ec2::Ec2Error| Error::Aws(e.to_string());
+    if cluster.network.create.is_some() {
+        let mut observed = Observed::read(ec2, &cluster.name, &[], false)
+            .await
+            .map_err(aws)?;
+        let net = ObservedNetwork::read(ec2, &cluster.name, &observed.network_addresses, true)
+            .await
+            .map_err(aws)?;
+        observed.subnets = net.private_subnets();
+        observed.network = Some(net);
+        return Ok(observed);
+    }
     let defaults = cluster.zones.iter().any(|z| z.subnet_id.is_none());
     Observed::read(ec2, &cluster.name, &subnet_ids(cluster), defaults)
         .await
-        .map_err(|e| Error::Aws(e.to_string()))
+        .map_err(aws)
 }
 
 /// Reads the cluster from EC2 and diffs it with the topology.
@@ -53,31 +66,33 @@ pub async fn make_plan(
                 cluster.region
             ))
         })?;
-    let foreign = ownership::foreign(
+    let mut foreign = ownership::foreign(
         &cluster.name,
         &observed.groups,
         &observed.interfaces,
         &observed.instances,
         &observed.addresses,
     );
+    if let Some(net) = &observed.network {
+        foreign.extend(net.foreign(&cluster.name));
+    }
     if let Some(refusal) = ownership::refuse_foreign(&cluster.name, &foreign) {
         return Err(Error::Usage(refusal));
     }
-    let desired = desired::desired(
-        cluster,
-        &renders,
-        &observed.subnets,
-        &observed.route_tables,
-        &image,
-    )
-    .map_err(|errs| {
-        Error::Usage(
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let lines = |errs: Vec<String>| Error::Usage(errs.join("\n"));
+    let network = match (&cluster.network.create, &observed.network) {
+        (Some(m), Some(net)) => Some(crate::network::plan::plan(cluster, m, net).map_err(lines)?),
+        _ => None,
+    };
+    let to_lines =
+        |errs: Vec<desired::DesiredError>| errs.iter().map(ToString::to_string).collect();
+    let placement = match &network {
+        Some(n) => n.placement(cluster),
+        None => desired::placement(cluster, &observed.subnets, &observed.route_tables),
+    }
+    .map_err(|e| lines(to_lines(e)))?;
+    let desired =
+        desired::desired(cluster, &renders, &placement, &image).map_err(|e| lines(to_lines(e)))?;
     let elsewhere =
         ownership::in_other_vpcs(&desired.vpc_id, &observed.groups, &observed.interfaces);
     if let Some(refusal) =
@@ -85,7 +100,8 @@ pub async fn make_plan(
     {
         return Err(Error::Usage(refusal));
     }
-    let plan = plan::plan(&desired, &observed);
+    let mut plan = plan::plan(&desired, &observed);
+    plan.network = network;
     let problems = crate::preflight::check(ec2, &plan, &observed, &image)
         .await
         .map_err(|e| Error::Aws(e.to_string()))?;

@@ -83,6 +83,7 @@ pub fn test_cluster(
             monitoring_cidrs: vec![],
             admin_cidrs: vec![],
             ssh: None,
+            create: None,
         },
         tags: BTreeMap::new(),
         roles: BTreeMap::from([(Role::Zookeeper, role.clone()), (Role::Broker, role)]),

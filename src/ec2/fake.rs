@@ -7,6 +7,8 @@
 //! after its instance terminated, an interface stays attached for a while after its instance
 //! terminates) happens later, so callers must wait for states as they must with EC2.
 
+mod network;
+
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
@@ -54,6 +56,8 @@ struct State {
     failing: BTreeMap<String, (u32, String)>,
     /// Operations whose next call is carried out but answered with a timeout (a lost answer).
     lose_answer: Vec<String>,
+    /// The network kcluster creates (`network.create`).
+    net: network::NetState,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +94,35 @@ impl FakeEc2 {
             });
         }
         fake
+    }
+
+    /// An account in eu-west-1 with zones a, b and c (default subnets 172.31.0.0/20, …16.0/20,
+    /// …32.0/20) and Amazon Linux 2023 behind its public SSM parameter.
+    pub fn eu_west_1() -> Self {
+        let f = FakeEc2::with_default_subnets(&[
+            ("eu-west-1a", "172.31.0.0/20"),
+            ("eu-west-1b", "172.31.16.0/20"),
+            ("eu-west-1c", "172.31.32.0/20"),
+        ]);
+        let image = "ami-0123456789abcdef0";
+        f.set_parameter(crate::topology::AMI_SSM_PARAMETER, image);
+        f.set_image(image, "/dev/xvda", "x86_64");
+        f
+    }
+
+    /// Runs `work` while EC2's time passes (instances boot and stop, volumes attach and
+    /// detach), as it does while kcluster waits.
+    pub async fn while_time_passes<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let time = async {
+            loop {
+                self.boot_all();
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        };
+        tokio::select! {
+            r = work => r,
+            () = time => unreachable!("time passes forever"),
+        }
     }
 
     /// Gives `subnet_id` a route table of its own whose `0.0.0.0/0` route goes to `target`
@@ -172,7 +205,8 @@ impl FakeEc2 {
     }
 
     /// Carries out the next call of `operation` but answers it with a timeout, as when the
-    /// answer is lost on the way back (implemented for AllocateAddress).
+    /// answer is lost on the way back (implemented for AllocateAddress, CreateVpc, CreateSubnet
+    /// and CreateInternetGateway).
     pub fn lose_answer(&self, operation: &str) {
         self.lock().lose_answer.push(operation.into());
     }
@@ -282,8 +316,10 @@ impl State {
         format!("{prefix}-{:017x}", self.next_id)
     }
 
-    /// Time passes by one API call: interfaces of terminated instances come closer to detached.
+    /// Time passes by one API call: interfaces of terminated instances come closer to detached,
+    /// NAT gateways to available or deleted.
     fn tick(&mut self) {
+        self.tick_network();
         let mut done = Vec::new();
         for (eni, left) in self.detaching.iter_mut() {
             *left = left.saturating_sub(1);
@@ -460,6 +496,14 @@ impl Ec2 for FakeEc2 {
         const OP: &str = "ReleaseAddress";
         self.call(OP)?;
         let mut s = self.lock();
+        if s.nat_holds(allocation_id) {
+            // As EC2 answers for the address of a NAT gateway not deleted yet.
+            return Err(Ec2Error::new(
+                OP,
+                "AuthFailure",
+                "You do not have permission to access the specified resource.",
+            ));
+        }
         match s.addresses.get(allocation_id) {
             None => Err(Ec2Error::new(
                 OP,

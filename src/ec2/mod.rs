@@ -4,6 +4,7 @@
 //! the API requests it makes, by operation.
 
 pub mod fake;
+pub mod network;
 pub mod paced;
 pub mod sdk;
 
@@ -54,6 +55,9 @@ pub mod tags {
     /// On a node's own EBS data volume (value `data`): what tells it from the root volume,
     /// which carries the instance's tags too.
     pub const VOLUME: &str = "kcluster:volume";
+    /// On every resource of the network kcluster creates: which one it is, e.g. `vpc` or
+    /// `private_subnet.eu-west-1a` (the plan's address without `network.`).
+    pub const NETWORK: &str = "kcluster:network";
     pub const NAME: &str = "Name";
 }
 
@@ -322,6 +326,8 @@ pub enum DryRun {
     StartInstances {
         instance_id: String,
     },
+    /// A call of the network kcluster creates (`network.create`).
+    Network(network::NetworkDryRun),
 }
 
 impl DryRun {
@@ -345,6 +351,7 @@ impl DryRun {
             DryRun::StopInstances { .. } => "StopInstances",
             DryRun::ModifyInstanceAttribute { .. } => "ModifyInstanceAttribute",
             DryRun::StartInstances { .. } => "StartInstances",
+            DryRun::Network(n) => n.operation(),
         }
     }
 }
@@ -501,10 +508,11 @@ pub struct InstanceSpec {
     pub tags: Tags,
 }
 
-/// The operations kcluster needs. Finders filter by the cluster tag server-side and follow
-/// pagination, so their cost does not grow with the cluster (beyond one call per 1000 items).
+/// The operations kcluster needs (those of the network it creates in `network.rs`). Finders
+/// filter by the cluster tag server-side and follow pagination, so their cost does not grow with
+/// the cluster (beyond one call per 1000 items).
 #[async_trait]
-pub trait Ec2: Send + Sync {
+pub trait Ec2: network::Ec2Network + Send + Sync {
     /// The subnets with these ids, or with no ids the default VPC's default subnets.
     async fn describe_subnets(&self, ids: &[String]) -> Ec2Result<Vec<Subnet>>;
     async fn find_security_groups(&self, cluster: &str) -> Ec2Result<Vec<SecurityGroup>>;

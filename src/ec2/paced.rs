@@ -4,6 +4,8 @@
 //! refused anyway (another client spends the same account's tokens) waits for the next token and
 //! is sent again, until the caller's deadline.
 
+mod network;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;

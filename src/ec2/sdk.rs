@@ -255,6 +255,50 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     e.to_string()
 }
 
+/// Sends `$request` with DryRun on: `Ok(())`, or the error's code and the `Ec2Error` of `$op`.
+macro_rules! ask_dry {
+    ($sdk:expr, $op:expr, $request:expr) => {
+        $request
+            .dry_run(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| (e.code().map(String::from), $sdk.ec2_error($op, e)))
+    };
+}
+
+/// Follows every page of `$pages` (a paginator's `send()`), counting each request as `$op`,
+/// and collects what `$read` makes of each page (an iterator).
+macro_rules! collect_pages {
+    ($sdk:expr, $op:expr, $pages:expr, |$page:ident| $read:expr) => {{
+        let mut pages = $pages;
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            $sdk.calls.count($op);
+            let $page = page.map_err(|e| $sdk.ec2_error($op, e))?;
+            out.extend($read);
+        }
+        out
+    }};
+}
+
+mod network;
+
+/// What a DryRun's answer says: EC2 answers with an error either way, `DryRunOperation` when
+/// the call is allowed.
+fn dry_run_answer(answer: Result<(), (Option<String>, Ec2Error)>) -> Ec2Result<bool> {
+    match answer {
+        Ok(()) => Ok(true),
+        Err((Some(c), _)) if c == "DryRunOperation" => Ok(true),
+        Err((Some(c), _)) if c == "UnauthorizedOperation" => Ok(false),
+        // A call on a resource apply has not made yet names a placeholder id; EC2 may check
+        // that the resource exists before the permission. That answer says nothing about the
+        // permission, so it is not reported as denied (apply would then say so).
+        Err((Some(c), _)) if c.ends_with("NotFound") || c.ends_with("Malformed") => Ok(true),
+        Err((_, e)) => Err(e),
+    }
+}
+
 fn cluster_filter(cluster: &str) -> Filter {
     Filter::builder()
         .name(format!("tag:{}", tags::CLUSTER))
@@ -300,6 +344,19 @@ fn permission(group_id: &str, rule: &Rule) -> IpPermission {
         }
     }
     .build()
+}
+
+fn read_subnet(s: &aws_sdk_ec2::types::Subnet) -> Option<Subnet> {
+    Some(Subnet {
+        id: s.subnet_id()?.into(),
+        vpc_id: s.vpc_id()?.into(),
+        zone: s.availability_zone()?.into(),
+        cidr: s.cidr_block()?.parse().ok()?,
+        available_addresses: s
+            .available_ip_address_count()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+    })
 }
 
 fn read_interface(n: &aws_sdk_ec2::types::NetworkInterface) -> Option<NetworkInterface> {
@@ -429,33 +486,12 @@ impl Ec2 for SdkEc2 {
         } else {
             req = req.set_subnet_ids(Some(ids.to_vec()));
         }
-        let mut pages = req.into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            self.calls.count(OP);
-            let page = page.map_err(|e| self.ec2_error(OP, e))?;
-            for s in page.subnets() {
-                let (Some(id), Some(vpc), Some(zone), Some(cidr)) = (
-                    s.subnet_id(),
-                    s.vpc_id(),
-                    s.availability_zone(),
-                    s.cidr_block().and_then(|c| c.parse().ok()),
-                ) else {
-                    continue;
-                };
-                out.push(Subnet {
-                    id: id.into(),
-                    vpc_id: vpc.into(),
-                    zone: zone.into(),
-                    cidr,
-                    available_addresses: s
-                        .available_ip_address_count()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .unwrap_or(0),
-                });
-            }
-        }
-        Ok(out)
+        Ok(collect_pages!(
+            self,
+            OP,
+            req.into_paginator().send(),
+            |page| page.subnets().iter().filter_map(read_subnet)
+        ))
     }
 
     async fn find_security_groups(&self, cluster: &str) -> Ec2Result<Vec<SecurityGroup>> {
@@ -485,23 +521,15 @@ impl Ec2 for SdkEc2 {
 
     async fn find_network_interfaces(&self, cluster: &str) -> Ec2Result<Vec<NetworkInterface>> {
         const OP: &str = "DescribeNetworkInterfaces";
-        let mut pages = self
+        let pages = self
             .client
             .describe_network_interfaces()
             .filters(cluster_filter(cluster))
             .into_paginator()
             .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            self.calls.count(OP);
-            for n in page
-                .map_err(|e| self.ec2_error(OP, e))?
-                .network_interfaces()
-            {
-                out.extend(read_interface(n));
-            }
-        }
-        Ok(out)
+        Ok(collect_pages!(self, OP, pages, |page| {
+            page.network_interfaces().iter().filter_map(read_interface)
+        }))
     }
 
     async fn find_instances(&self, cluster: &str) -> Ec2Result<Vec<Instance>> {
@@ -573,19 +601,15 @@ impl Ec2 for SdkEc2 {
 
     async fn describe_route_tables(&self, vpc_id: &str) -> Ec2Result<Vec<RouteTable>> {
         const OP: &str = "DescribeRouteTables";
-        let mut pages = self
+        let pages = self
             .client
             .describe_route_tables()
             .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
             .into_paginator()
             .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            self.calls.count(OP);
-            let page = page.map_err(|e| self.ec2_error(OP, e))?;
-            out.extend(page.route_tables().iter().map(read_route_table));
-        }
-        Ok(out)
+        Ok(collect_pages!(self, OP, pages, |page| {
+            page.route_tables().iter().map(read_route_table)
+        }))
     }
 
     async fn find_addresses(&self, cluster: &str) -> Ec2Result<Vec<Address>> {
@@ -1061,12 +1085,7 @@ impl Ec2 for SdkEc2 {
         // EC2 answers a DryRun with an error either way: DryRunOperation means allowed.
         macro_rules! ask {
             ($request:expr) => {
-                $request
-                    .dry_run(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| (e.code().map(String::from), self.ec2_error(op, e)))
+                ask_dry!(self, op, $request)
             };
         }
         let c = &self.client;
@@ -1172,17 +1191,9 @@ impl Ec2 for SdkEc2 {
             DryRun::StartInstances { instance_id } => {
                 ask!(c.start_instances().instance_ids(instance_id))
             }
+            DryRun::Network(n) => self.network_dry_run(n).await,
         };
-        match answer {
-            Ok(()) => Ok(true),
-            Err((Some(c), _)) if c == "DryRunOperation" => Ok(true),
-            Err((Some(c), _)) if c == "UnauthorizedOperation" => Ok(false),
-            // A call on a resource apply has not made yet names a placeholder id; EC2 may check
-            // that the resource exists before the permission. That answer says nothing about
-            // the permission, so it is not reported as denied (apply would then say so).
-            Err((Some(c), _)) if c.ends_with(".NotFound") || c.ends_with(".Malformed") => Ok(true),
-            Err((_, e)) => Err(e),
-        }
+        dry_run_answer(answer)
     }
 
     async fn instance_type_offerings(

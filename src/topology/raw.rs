@@ -60,7 +60,8 @@ pub struct RawZone {
     /// Zone name, e.g. `eu-west-1a`; must belong to `region`.
     pub name: Option<String>,
     /// The subnet's IPv4 CIDR, e.g. `10.0.1.0/24`. Node addresses are allocated from it before
-    /// anything boots, so it is needed even when the subnet is found automatically.
+    /// anything boots, so it is needed even when the subnet is found automatically. With
+    /// `network.create` it is the private subnet kcluster carves for the zone: leave it out.
     pub cidr: Option<String>,
     /// Subnet id (`subnet-…`). Omit to use the default VPC's default subnet for this zone.
     pub subnet: Option<String>,
@@ -318,6 +319,34 @@ pub struct RawNetwork {
     pub admin_cidrs: Option<Vec<String>>,
     /// SSH access; omit for none (use SSM Session Manager).
     pub ssh: Option<RawSsh>,
+    /// A network kcluster creates and owns (a VPC, per zone a private and a public subnet, an
+    /// internet gateway, NAT gateways, route tables and an S3 gateway endpoint), deleted by
+    /// `destroy`. The nodes live in the private subnets. Refused with `vpc` and `zones[].subnet`.
+    /// Omit to use the default VPC or the subnets the zones name.
+    pub create: Option<RawCreate>,
+}
+
+/// The network kcluster creates.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RawCreate {
+    /// The VPC's IPv4 CIDR: a private range (RFC 1918), /16 to /20. Default `10.42.0.0/16`.
+    /// Cut in 16 blocks: zone `…a` gets the first as its private subnet, `…b` the second …; the
+    /// last block holds the public subnets, a sixteenth of it each (a /16 gives /20 private and
+    /// /24 public subnets).
+    pub cidr: Option<String>,
+    /// NAT gateways: `per-zone` (default), one in each zone, so each zone's way out survives the
+    /// loss of any other; or `one`, in the first zone, for every zone: cheaper, but while that
+    /// zone is down no node elsewhere can install packages or download Kafka (a replacement
+    /// fails to boot) and a monitoring node there cannot post its alerts.
+    pub nat: Option<RawNat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawNat {
+    One,
+    PerZone,
 }
 
 /// SSH access.

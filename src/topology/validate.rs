@@ -17,6 +17,8 @@ use crate::diagnostic::{Diagnostic, FieldPath};
 use crate::kafka_config::BrokerConfigs;
 use crate::role::Spread;
 
+mod managed;
+
 /// Collects diagnostics while the cluster is assembled.
 #[derive(Default)]
 pub struct Checker {
@@ -67,10 +69,11 @@ impl Checker {
         let name = self.name(raw.name.as_deref());
         let region = self.region(raw.region.as_deref());
         let metadata = self.metadata(raw);
-        let zones = self.zones(raw, region.as_deref(), metadata);
+        let managed = self.managed(raw);
+        let zones = self.zones(raw, region.as_deref(), metadata, managed.as_ref());
         let kafka = self.kafka(raw, metadata);
         let ami = self.ami(raw);
-        let network = self.network(raw, &zones);
+        let network = self.network(raw, &zones, managed);
         let tags = self.tags(raw);
 
         // The count rules below use the planned counts, not the nodes that could be built: a node
@@ -280,7 +283,13 @@ impl Checker {
         Some(region.to_string())
     }
 
-    fn zones(&mut self, raw: &RawTopology, region: Option<&str>, metadata: Metadata) -> Vec<Zone> {
+    fn zones(
+        &mut self,
+        raw: &RawTopology,
+        region: Option<&str>,
+        metadata: Metadata,
+        managed: Option<&crate::network::ManagedNetwork>,
+    ) -> Vec<Zone> {
         let Some(list) = &raw.zones else {
             if self.reported(&p(&["zones"])) {
                 return Vec::new();
@@ -327,8 +336,14 @@ impl Checker {
                     "list each zone once",
                 );
             }
-            let cidr = match &z.cidr {
-                None => {
+            let cidr = match (&z.cidr, managed) {
+                (_, Some(m)) => match self.managed_zone_cidr(m, &path, &name, region, z) {
+                    Some(c) => c,
+                    None => continue,
+                },
+                // A `network` section with a type error is skipped; it may have said `create`.
+                (None, None) if self.reported(&p(&["network"])) => continue,
+                (None, None) => {
                     self.error(
                         path.key("cidr"),
                         "missing",
@@ -336,7 +351,7 @@ impl Checker {
                     );
                     continue;
                 }
-                Some(c) => match c.parse::<Ipv4Net>() {
+                (Some(c), None) => match c.parse::<Ipv4Net>() {
                     Err(_) => {
                         self.error(
                             path.key("cidr"),
@@ -373,7 +388,10 @@ impl Checker {
                     "subnet ids look like `subnet-0abc1234`",
                 );
             }
-            if raw.network.as_ref().and_then(|n| n.vpc.as_ref()).is_some() && z.subnet.is_none() {
+            if managed.is_none()
+                && raw.network.as_ref().and_then(|n| n.vpc.as_ref()).is_some()
+                && z.subnet.is_none()
+            {
                 self.error(
                     path.key("subnet"),
                     "missing: `network.vpc` is set, so every zone needs its subnet id",
@@ -700,7 +718,12 @@ impl Checker {
         cidrs
     }
 
-    fn network(&mut self, raw: &RawTopology, zones: &[Zone]) -> Option<Network> {
+    fn network(
+        &mut self,
+        raw: &RawTopology,
+        zones: &[Zone],
+        create: Option<crate::network::ManagedNetwork>,
+    ) -> Option<Network> {
         let n = raw.network.clone().unwrap_or_default();
         if let Some(vpc) = &n.vpc
             && !vpc.starts_with("vpc-")
@@ -800,6 +823,7 @@ impl Checker {
             monitoring_cidrs,
             admin_cidrs,
             ssh,
+            create,
         })
     }
 

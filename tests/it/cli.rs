@@ -229,7 +229,7 @@ fn metrics_server(page: &'static str, n: usize) -> std::net::SocketAddr {
 #[test]
 fn status_health_says_plainly_when_metrics_are_not_reachable_and_reads_given_endpoints() {
     let topology = support::repo().join("topologies/minimal.yaml");
-    // The example's 172.31.x.x addresses: nothing answers there from a test machine.
+    // The example's 10.42.x.x addresses: nothing answers there from a test machine.
     let started = Instant::now();
     let out = support::status_health(&topology, &["--health-timeout", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -247,10 +247,7 @@ fn status_health_says_plainly_when_metrics_are_not_reachable_and_reads_given_end
         text.contains("not reachable from here: run `kcluster status` from inside the VPC"),
         "{text}"
     );
-    assert!(
-        text.contains("not reachable (172.31.0.101:11001)"),
-        "{text}"
-    );
+    assert!(text.contains("not reachable (10.42.0.101:11001)"), "{text}");
 
     let page = "# TYPE kafka_server_under_replicated_partitions gauge\n\
                 kafka_server_under_replicated_partitions{cluster=\"x\",} 4.0\n\

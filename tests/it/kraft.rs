@@ -112,6 +112,28 @@ fn controllers_form_a_quorum_brokers_register_with_their_racks_and_leadership_su
         .map(|name| (name.clone(), if *name == quorum.leader { 1.0 } else { 0.0 }))
         .collect();
     assert_eq!(active, expected, "active controller count per controller");
+    // Every node, controller or broker, names the quorum's leader in `kafka_raft_current_leader`
+    // (what the KRaftNoQuorum alert counts).
+    let leader_id = f64::from(local.node(&quorum.leader).node_id());
+    for n in local
+        .running(Role::Controller)
+        .into_iter()
+        .chain(local.running(Role::Broker))
+    {
+        let body = metrics::get(n.address, JMX_EXPORTER_PORT, "/metrics")
+            .unwrap_or_else(|e| local.fail(&e));
+        let named = body
+            .lines()
+            .find_map(|l| l.strip_prefix("kafka_raft_current_leader"))
+            .and_then(|rest| rest.rsplit(' ').next())
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        assert_eq!(
+            named,
+            Some(leader_id),
+            "{}'s kafka_raft_current_leader",
+            n.name
+        );
+    }
 
     // 5. Metadata is writable: a topic is created and takes acks=all writes everywhere.
     create_and_write(&mut local, "before");

@@ -12,6 +12,7 @@ mod kraft;
 mod local;
 mod mock_ec2;
 mod monitoring;
+mod plan_golden;
 mod render_golden;
 mod roll;
 mod support;

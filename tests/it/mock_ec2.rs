@@ -15,6 +15,7 @@ use serde_json::json;
 use mock::{Account, Gate, Kc, Launch, MockEc2, Run, Strictness, Topology, tag};
 
 mod egress;
+mod network;
 mod safety;
 
 /// A moto_server, the SDK's view of its eu-west-1, and a directory for topology files.
@@ -193,7 +194,7 @@ fn nodes(zk: u32, brokers: u32) -> Vec<String> {
         .collect()
 }
 
-/// The zone and default address of a node over minimal.yaml's zones:
+/// The zone and default address of a node over default-vpc.yaml's zones:
 /// round-robin by id, ZooKeeper at subnet + 10 + id, brokers at subnet + 100 + id.
 fn default_placement(node: &str) -> (String, String) {
     let (role, n) = node.rsplit_once('-').expect("role-id");

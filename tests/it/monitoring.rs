@@ -249,7 +249,7 @@ fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
 }
 
 /// What the nodes' exporters produce: the metric names of the rendered JMX exporter rules of
-/// both roles, the agent's own JVM metrics, Prometheus's `up`, and what a real node_exporter
+/// ZooKeeper, brokers and KRaft controllers, the agent's own JVM metrics, Prometheus's `up`, and what a real node_exporter
 /// serves on this machine.
 fn produced_metrics() -> BTreeSet<String> {
     let cluster = support::load(&support::topology("minimal.yaml"));
@@ -261,6 +261,16 @@ fn produced_metrics() -> BTreeSet<String> {
         let rules = &rendered.file("jmx-exporter.yaml").expect("rules").content;
         names.extend(metrics::rule_names(rules));
     }
+    // KRaft controllers: the same rules file, with the raft metrics of a KRaft cluster.
+    let kraft = support::load(&support::topology("kraft.yaml"));
+    let controller = kraft
+        .nodes
+        .iter()
+        .find(|n| n.role == Role::Controller)
+        .expect("a controller");
+    let rendered = renderer.render_node(&kraft, controller).expect("renders");
+    let rules = &rendered.file("jmx-exporter.yaml").expect("rules").content;
+    names.extend(metrics::rule_names(rules));
     names.extend(node_exporter_metrics());
     names
 }

@@ -170,6 +170,10 @@ impl LocalEc2 {
     }
 }
 
+/// The roll never touches a network kcluster creates.
+#[async_trait]
+impl kcluster::ec2::network::Ec2Network for LocalEc2 {}
+
 #[async_trait]
 impl Ec2 for LocalEc2 {
     async fn describe_subnets(&self, ids: &[String]) -> Ec2Result<Vec<Subnet>> {

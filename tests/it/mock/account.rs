@@ -7,10 +7,36 @@ use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::{
     Address, DomainType, Filter, Instance, InstanceAttributeName,
-    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, IpPermission,
-    NetworkInterface, Placement, ResourceType, SecurityGroup, Subnet, Tag, TagSpecification,
-    Volume,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType, InternetGateway,
+    IpPermission, NatGateway, NatGatewayState, NetworkInterface, Placement, ResourceType,
+    RouteTable, SecurityGroup, Subnet, Tag, TagSpecification, Volume, VpcAttributeName,
+    VpcEndpoint,
 };
+
+/// The network resources of a cluster (or of the whole region), as EC2 has them.
+#[derive(Debug, Default)]
+pub struct Network {
+    pub vpcs: Vec<aws_sdk_ec2::types::Vpc>,
+    pub subnets: Vec<Subnet>,
+    pub gateways: Vec<InternetGateway>,
+    /// Not deleted.
+    pub nats: Vec<NatGateway>,
+    pub tables: Vec<RouteTable>,
+    /// Not deleted.
+    pub endpoints: Vec<VpcEndpoint>,
+}
+
+impl Network {
+    /// How many resources, of every kind.
+    pub fn count(&self) -> usize {
+        self.vpcs.len()
+            + self.subnets.len()
+            + self.gateways.len()
+            + self.nats.len()
+            + self.tables.len()
+            + self.endpoints.len()
+    }
+}
 
 /// One region of the mock's account.
 pub struct Account {
@@ -434,6 +460,113 @@ impl Account {
                 .send(),
         )
         .expect("AssociateRouteTable");
+    }
+
+    /// The network of `cluster` (its tag, checked here too: moto ignores the tag filter of
+    /// some Describe calls), or every VPC, subnet, gateway, route table and endpoint.
+    pub fn network(&self, cluster: Option<&str>) -> Network {
+        let f = || cluster.map(|c| vec![cluster_filter(c)]);
+        let ours = |t: &[Tag]| cluster.is_none_or(|c| tag(t, "kcluster:cluster") == Some(c));
+        let c = &self.client;
+        self.block(async {
+            Network {
+                vpcs: c
+                    .describe_vpcs()
+                    .set_filters(f())
+                    .send()
+                    .await
+                    .expect("DescribeVpcs")
+                    .vpcs()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .cloned()
+                    .collect(),
+                subnets: c
+                    .describe_subnets()
+                    .set_filters(f())
+                    .send()
+                    .await
+                    .expect("DescribeSubnets")
+                    .subnets()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .cloned()
+                    .collect(),
+                gateways: c
+                    .describe_internet_gateways()
+                    .set_filters(f())
+                    .send()
+                    .await
+                    .expect("DescribeInternetGateways")
+                    .internet_gateways()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .cloned()
+                    .collect(),
+                nats: c
+                    .describe_nat_gateways()
+                    .set_filter(f())
+                    .send()
+                    .await
+                    .expect("DescribeNatGateways")
+                    .nat_gateways()
+                    .iter()
+                    .filter(|v| ours(v.tags()) && v.state() != Some(&NatGatewayState::Deleted))
+                    .cloned()
+                    .collect(),
+                tables: c
+                    .describe_route_tables()
+                    .set_filters(f())
+                    .send()
+                    .await
+                    .expect("DescribeRouteTables")
+                    .route_tables()
+                    .iter()
+                    .filter(|v| ours(v.tags()))
+                    .cloned()
+                    .collect(),
+                endpoints: c
+                    .describe_vpc_endpoints()
+                    .set_filters(f())
+                    .send()
+                    .await
+                    .expect("DescribeVpcEndpoints")
+                    .vpc_endpoints()
+                    .iter()
+                    .filter(|v| {
+                        ours(v.tags())
+                            && !matches!(
+                                v.state()
+                                    .map(|s| s.as_str().to_ascii_lowercase())
+                                    .as_deref(),
+                                Some("deleted" | "deleting")
+                            )
+                    })
+                    .cloned()
+                    .collect(),
+            }
+        })
+    }
+
+    /// Whether `vpc` has DNS resolution and DNS hostnames on.
+    pub fn vpc_dns(&self, vpc: &str) -> (bool, bool) {
+        let get = |a: VpcAttributeName| {
+            let out = self
+                .block(
+                    self.client
+                        .describe_vpc_attribute()
+                        .vpc_id(vpc)
+                        .attribute(a)
+                        .send(),
+                )
+                .expect("DescribeVpcAttribute");
+            let v = out.enable_dns_support().or(out.enable_dns_hostnames());
+            v.and_then(|v| v.value()).unwrap_or(false)
+        };
+        (
+            get(VpcAttributeName::EnableDnsSupport),
+            get(VpcAttributeName::EnableDnsHostnames),
+        )
     }
 
     /// The Elastic IPs carrying the cluster tag.

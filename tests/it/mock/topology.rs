@@ -1,6 +1,7 @@
-//! Topology files for the moto tests, derived from `topologies/minimal.yaml` (moto's default
-//! subnets in eu-west-1): another name, region, node counts, instance types or pinned addresses,
-//! and always moto's AL2023 AMI id (moto cannot resolve `resolve:ssm:`).
+//! Topology files for the moto tests, derived from `tests/it/fixtures/default-vpc.yaml` (the
+//! quickstart's cluster in moto's default subnets of eu-west-1): another name, region, node
+//! counts, instance types or pinned addresses, and always moto's AL2023 AMI id (moto cannot
+//! resolve `resolve:ssm:`). `mock_ec2/network.rs` runs `topologies/minimal.yaml` itself.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ fn ami(region: &str) -> &'static str {
 /// A topology being built.
 #[derive(Debug, Clone)]
 pub struct Topology {
+    /// The file it starts from, in the repository.
+    base: &'static str,
     name: String,
     region: String,
     zookeepers: u32,
@@ -38,12 +41,15 @@ pub struct Topology {
     az_ids: Option<[String; 3]>,
     /// Monitoring nodes, and the CIDR their Prometheus and Alertmanager are open to.
     monitoring: Option<(u32, String)>,
+    /// `network.create.nat: one` (the quickstart only).
+    one_nat: bool,
 }
 
 impl Topology {
-    /// minimal.yaml renamed: 3 ZooKeeper nodes and 3 brokers over eu-west-1a/b/c.
+    /// default-vpc.yaml renamed: 3 ZooKeeper nodes and 3 brokers over eu-west-1a/b/c.
     pub fn minimal(name: &str) -> Topology {
         Topology {
+            base: "tests/it/fixtures/default-vpc.yaml",
             name: name.into(),
             region: "eu-west-1".into(),
             zookeepers: 3,
@@ -56,7 +62,23 @@ impl Topology {
             kraft: false,
             az_ids: None,
             monitoring: None,
+            one_nat: false,
         }
+    }
+
+    /// `topologies/minimal.yaml` itself renamed: the quickstart, in a network kcluster creates
+    /// (a NAT gateway per zone).
+    pub fn quickstart(name: &str) -> Topology {
+        Topology {
+            base: "topologies/minimal.yaml",
+            ..Topology::minimal(name)
+        }
+    }
+
+    /// The quickstart with `nat: one` instead of a NAT gateway per zone.
+    pub fn one_nat(mut self) -> Topology {
+        self.one_nat = true;
+        self
     }
 
     /// KRaft mode (`metadata: kraft`, Kafka 4's default): 3 controllers instead of ZooKeeper.
@@ -119,11 +141,12 @@ impl Topology {
 
     /// The YAML text.
     pub fn yaml(&self) -> String {
-        let minimal = std::fs::read_to_string(support::topology("minimal.yaml"))
-            .expect("topologies/minimal.yaml");
+        let minimal = std::fs::read_to_string(support::repo().join(self.base))
+            .unwrap_or_else(|e| panic!("{}: {e}", self.base));
         assert!(
             minimal.contains("\nname: demo\n") && minimal.contains("region: eu-west-1"),
-            "topologies/minimal.yaml changed shape; the moto tests derive their topologies from it"
+            "{} changed shape; the moto tests derive their topologies from it",
+            self.base
         );
         let mut y = minimal
             .replace("\nname: demo\n", &format!("\nname: {}\n", self.name))
@@ -131,9 +154,14 @@ impl Topology {
         if let Some(ids) = &self.az_ids {
             for (zone, id) in ["a", "b", "c"].iter().zip(ids) {
                 let name = format!("  - name: {}{zone}\n", self.region);
-                assert!(y.contains(&name), "minimal.yaml lists {name}");
+                assert!(y.contains(&name), "{} lists {name}", self.base);
                 y = y.replace(&name, &format!("{name}    id: {id}\n"));
             }
+        }
+        if self.one_nat {
+            let create = "  create:\n    cidr: 10.42.0.0/16\n";
+            assert!(y.contains(create), "{} creates its network", self.base);
+            y = y.replace(create, &format!("{create}    nat: one\n"));
         }
         let image = self
             .image

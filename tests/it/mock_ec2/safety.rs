@@ -183,9 +183,10 @@ fn endpoint_that_never_answers_times_out_naming_what_it_waited_for() {
 
 /// A topology that resolves its AMI through SSM (the default), for the endpoint tests.
 fn ssm_topology(f: &Fixture, name: &str) -> String {
-    let yaml = std::fs::read_to_string(crate::support::topology("minimal.yaml"))
-        .expect("minimal.yaml")
-        .replace("\nname: demo\n", &format!("\nname: {name}\n"));
+    let yaml =
+        std::fs::read_to_string(crate::support::repo().join("tests/it/fixtures/default-vpc.yaml"))
+            .expect("default-vpc.yaml")
+            .replace("\nname: demo\n", &format!("\nname: {name}\n"));
     let path = f.dir.path().join(format!("{name}.yaml"));
     std::fs::write(&path, yaml).expect("topology written");
     path.display().to_string()
