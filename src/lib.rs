@@ -28,6 +28,7 @@ pub mod ownership;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
+pub mod reassign;
 pub mod render;
 pub mod role;
 pub mod roll;
