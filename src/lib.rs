@@ -11,6 +11,7 @@ pub mod commands;
 pub mod desired;
 pub mod destroy;
 pub mod diagnostic;
+pub mod drain;
 pub mod ec2;
 pub mod egress;
 pub mod error;

@@ -6,7 +6,7 @@
 //! no partition is under-replicated; KRaft controllers with the quorum's leader last, each only
 //! while the quorum has a leader and every voter is caught up with it. Nothing here does I/O: `health.rs` observes, `apply.rs` acts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -46,6 +46,8 @@ pub struct KafkaView {
     pub brokers: BTreeSet<i32>,
     pub controller: Option<i32>,
     pub partitions: Vec<Partition>,
+    /// Each registered broker's `broker.rack`, if it has one.
+    pub racks: BTreeMap<i32, String>,
 }
 
 /// One voter of a KRaft controller quorum as DescribeQuorum reports it.
@@ -469,6 +471,7 @@ mod tests {
             brokers: [1, 2, 3].into(),
             controller: Some(2),
             partitions,
+            racks: BTreeMap::new(),
         }
     }
 

@@ -527,6 +527,7 @@ fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_ga
         health: Some(&network),
         timeout: Duration::from_secs(240),
         poll: Duration::from_secs(1),
+        moves: Default::default(),
     };
     let controller = clients::probe(&["cluster", &bootstrap], Duration::from_secs(60))
         .expect("cluster")["controller"]
@@ -706,6 +707,7 @@ fn kraft_controller_rolls_keep_a_caught_up_majority_and_without_gates_do_not() {
         health: Some(&network),
         timeout: Duration::from_secs(180),
         poll: Duration::from_secs(1),
+        moves: Default::default(),
     };
 
     // 1. A controller heap change behind the gates: each controller restarts once, the leader
