@@ -7,9 +7,11 @@
 //! process dying) stops them all.
 
 pub mod clients;
+pub mod ec2;
 pub mod jvm;
 pub mod metrics;
 pub mod process;
+pub mod watcher;
 pub mod zk;
 
 use std::fs::File;
