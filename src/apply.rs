@@ -1,7 +1,8 @@
 //! Executes a Plan against EC2 in dependency waves: security group → network interfaces →
 //! Elastic IPs (zones behind an internet gateway) → data volumes → new instances (bounded
 //! concurrency), each with its volume attached → the roll of nodes that change (one at a time,
-//! ZooKeeper first, behind health gates: roll.rs decides, health.rs observes) → removal of what
+//! ZooKeeper first, behind health gates: roll.rs decides, health.rs observes) → replicas moved
+//! off brokers that leave and, when asked, onto brokers that join (drain.rs) → removal of what
 //! the topology no longer has. Every resource is tagged at creation, so an interrupted apply
 //! leaves nothing unknown behind and the next plan picks up where it stopped. Data volumes are
 //! never deleted here: only `destroy` deletes them.
@@ -35,6 +36,8 @@ pub struct Gates<'a> {
     pub timeout: Duration,
     /// Pause between two readings of a gate.
     pub poll: Duration,
+    /// What happens to replicas when brokers leave or join (drain.rs).
+    pub moves: crate::drain::Moves,
 }
 
 impl Gates<'_> {
@@ -44,6 +47,7 @@ impl Gates<'_> {
             health: None,
             timeout: Duration::ZERO,
             poll: Duration::ZERO,
+            moves: crate::drain::Moves::default(),
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Outcome {
     pub interfaces_deleted: usize,
     pub addresses_allocated: usize,
     pub addresses_released: usize,
+    /// Replicas Kafka was asked to move (drains and rebalances).
+    pub replicas_moved: usize,
 }
 
 struct Run<'a> {
@@ -151,12 +157,14 @@ pub async fn execute(
         network,
     };
     run.keep_quorum_members()?;
+    crate::drain::refuse_early(plan, gates).await?;
     let group_id = run.group().await?;
     let mut interfaces = run.create_interfaces(&group_id).await?;
     run.public_addresses(&interfaces).await?;
     run.prepare_volumes(&interfaces).await?;
     run.launch_new(&interfaces).await?;
     run.roll(&group_id, &mut interfaces).await?;
+    run.outcome.replicas_moved = crate::drain::carry_out(plan, gates, reporter).await?;
     run.remove().await?;
     if let Some(n) = plan.network.as_ref().filter(|n| !n.orphans.is_empty()) {
         crate::network::apply::remove(ec2, &plan.cluster, &n.remove, settings, reporter).await?;
@@ -1506,7 +1514,7 @@ pub async fn wait_for(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::{Gates, Settings, execute};
@@ -1521,7 +1529,7 @@ mod tests {
 
     const AL2023: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
-    fn fake() -> FakeEc2 {
+    pub(crate) fn fake() -> FakeEc2 {
         let f = FakeEc2::with_default_subnets(&[
             ("eu-west-1a", "172.31.0.0/20"),
             ("eu-west-1b", "172.31.16.0/20"),
@@ -1532,7 +1540,7 @@ mod tests {
         f
     }
 
-    fn cluster(name: &str, brokers: u32, broker_type: &str) -> Cluster {
+    pub(crate) fn cluster(name: &str, brokers: u32, broker_type: &str) -> Cluster {
         let yaml = format!(
             "name: {name}\nregion: eu-west-1\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20}}\nbrokers:\n  count: {brokers}\n  instance_type: {broker_type}\n"
         );
@@ -1542,7 +1550,7 @@ mod tests {
         }
     }
 
-    fn settings() -> Settings {
+    pub(crate) fn settings() -> Settings {
         Settings {
             parallelism: 8,
             poll: Duration::ZERO,
@@ -1551,14 +1559,17 @@ mod tests {
         }
     }
 
-    async fn plan_for(ec2: &FakeEc2, c: &Cluster) -> Plan {
+    pub(crate) async fn plan_for(ec2: &FakeEc2, c: &Cluster) -> Plan {
         let r = Renderer::new(&Options::default()).expect("templates");
         make_plan(ec2, c, &r).await.expect("plan").0
     }
 
     /// Runs `work` while the fake's time passes (instances boot and stop, volumes attach and
     /// detach), as EC2's does while kcluster waits.
-    async fn with_ec2_time<T>(ec2: &FakeEc2, work: impl std::future::Future<Output = T>) -> T {
+    pub(crate) async fn with_ec2_time<T>(
+        ec2: &FakeEc2,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         let time = async {
             loop {
                 ec2.boot_all();
@@ -1572,7 +1583,7 @@ mod tests {
     }
 
     /// Plans and applies; the fake boots pending instances while apply waits.
-    async fn converge(ec2: &FakeEc2, c: &Cluster) -> Plan {
+    pub(crate) async fn converge(ec2: &FakeEc2, c: &Cluster) -> Plan {
         let plan = plan_for(ec2, c).await;
         let booting = async {
             loop {
@@ -1708,19 +1719,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_removed_worker_is_said_to_keep_no_data_volume_and_a_removed_broker_its_own() {
+    async fn a_removed_worker_is_said_to_keep_no_data_volume_and_a_removed_monitoring_node_its_own()
+    {
         let ec2 = fake();
-        let topology = |brokers: u32, workers: u32| {
+        let topology = |monitors: u32, workers: u32| {
             let yaml = format!(
-                "name: pipeline\nregion: eu-west-1\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20}}\nbrokers:\n  count: {brokers}\nconnect:\n  count: {workers}\n"
+                "name: pipeline\nregion: eu-west-1\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20}}\nmonitoring:\n  count: {monitors}\nconnect:\n  count: {workers}\n"
             );
             match crate::topology::load("test.yaml", yaml.as_bytes()) {
                 Ok(l) => l.cluster,
                 Err(r) => panic!("{r}"),
             }
         };
-        converge(&ec2, &topology(4, 3)).await;
-        let plan = plan_for(&ec2, &topology(3, 2)).await;
+        converge(&ec2, &topology(2, 3)).await;
+        let plan = plan_for(&ec2, &topology(1, 2)).await;
         let impacts = plan.impacts();
         let line = |node: &str| {
             impacts
@@ -1734,10 +1746,10 @@ mod tests {
         let kept = plan
             .kept_volumes
             .iter()
-            .find(|k| k.node.as_deref() == Some("broker-4"))
-            .expect("broker-4's volume is kept");
+            .find(|k| k.node.as_deref() == Some("monitoring-2"))
+            .expect("monitoring-2's volume is kept");
         assert!(
-            line("broker-4").ends_with(&format!("; its data volume {} is kept", kept.id)),
+            line("monitoring-2").ends_with(&format!("; its data volume {} is kept", kept.id)),
             "{impacts:?}"
         );
         assert_eq!(plan.kept_volumes.len(), 1, "{:?}", plan.kept_volumes);
@@ -2099,6 +2111,7 @@ mod tests {
             health: Some(health),
             timeout: Duration::from_millis(200),
             poll: Duration::from_millis(10),
+            moves: Default::default(),
         };
         let err = with_ec2_time(ec2, execute(ec2, plan, &settings(), &gates, &Silent))
             .await
@@ -2114,6 +2127,7 @@ mod tests {
             health: Some(health),
             timeout: Duration::from_millis(100),
             poll: Duration::from_millis(10),
+            moves: Default::default(),
         };
         let err = with_ec2_time(ec2, execute(ec2, plan, &settings(), &gates, &Silent))
             .await
@@ -2153,6 +2167,7 @@ mod tests {
                 isr: isr.to_vec(),
                 min_isr: Some(2),
             }],
+            racks: Default::default(),
         }
     }
 
@@ -2219,6 +2234,7 @@ mod tests {
             health: Some(&health),
             timeout: Duration::from_millis(100),
             poll: Duration::from_millis(10),
+            moves: Default::default(),
         };
         let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
             .await
@@ -2349,6 +2365,7 @@ mod tests {
             health: Some(&health),
             timeout: Duration::from_millis(200),
             poll: Duration::from_millis(10),
+            moves: Default::default(),
         };
         with_ec2_time(&ec2, execute(&ec2, &plan, &settings, &gates, &Silent))
             .await
@@ -2542,11 +2559,25 @@ mod tests {
         assert_eq!(plan.orphans.len(), 1);
         assert_eq!(plan.summary().destroy, 2);
         let text = plan.render_text();
+        // A broker the topology does not know is drained first, like any broker that leaves.
         assert!(
-            text.contains("broker-9 is not in the topology; its replicas are NOT moved first (kcluster does not drain yet"),
+            text.contains("drain broker-9 (i-")
+                && text.contains(
+                    "its replicas move to broker-1, broker-2, broker-3 through Kafka's reassignment"
+                ),
             "{text}"
         );
-        converge(&ec2, &c).await;
+        // No cluster runs behind the fake: apply terminates it only when told the data may go.
+        let accept = Gates {
+            moves: crate::drain::Moves {
+                accept_data_loss: true,
+                ..Default::default()
+            },
+            ..Gates::skipped()
+        };
+        with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &accept, &Silent))
+            .await
+            .expect("apply");
         let live = live_by_node(&ec2);
         assert_eq!(live.len(), 6);
         assert!(live.values().all(|v| v.len() == 1));
@@ -3159,6 +3190,7 @@ mod tests {
             health: Some(&health),
             timeout: Duration::from_millis(100),
             poll: Duration::from_millis(10),
+            moves: Default::default(),
         };
         let before = ec2.calls();
         let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))

@@ -156,6 +156,10 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
+    /// Write the reassignment `apply --rebalance` would start now (drains included) to FILE, in
+    /// the JSON format of Kafka's `kafka-reassign-partitions.sh`; reads the running cluster.
+    #[arg(long, value_name = "FILE")]
+    pub reassignment_out: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -189,6 +193,14 @@ pub struct ApplyArgs {
         value_parser = seconds("KCLUSTER_GATE_SECONDS", 1.0, 86_400.0)
     )]
     pub gate_seconds: f64,
+    /// Move replicas so that every broker holds within one of an even share (as far as racks
+    /// allow), new brokers included, through Kafka's reassignment; waits as a drain does.
+    #[arg(long, conflicts_with = "skip_health_gates")]
+    pub rebalance: bool,
+    /// With --skip-health-gates, terminate brokers the topology drops without moving their
+    /// replicas first: for a cluster that is down; replicas held nowhere else are lost.
+    #[arg(long, requires = "skip_health_gates")]
+    pub accept_data_loss: bool,
 }
 
 #[derive(Args, Debug)]

@@ -11,6 +11,7 @@ use crate::apply::{self, Settings};
 use crate::cli::{self, ApplyArgs, AwsArgs, CheckArgs, DestroyArgs, Output, PlanArgs, StatusArgs};
 use crate::cluster::Cluster;
 use crate::destroy::{self, Inventory};
+use crate::drain;
 use crate::ec2::paced::Paced;
 use crate::ec2::sdk::{Connection, SdkEc2};
 use crate::ec2::{Ec2, tags};
@@ -90,7 +91,10 @@ pub async fn plan(a: PlanArgs) -> Result<i32> {
     let loaded = cli::load_to_build(&a.file.file)?;
     let renderer = renderer(&a.templates)?;
     let ec2 = connect(&a.aws, &loaded.cluster.region).await?;
-    let (plan, _) = workflow::make_plan(&ec2, &loaded.cluster, &renderer).await?;
+    let (mut plan, _) = workflow::make_plan(&ec2, &loaded.cluster, &renderer).await?;
+    if drain::concerns(&plan) || a.reassignment_out.is_some() {
+        plan.replicas = Some(read_replicas(&plan, &loaded.cluster).await);
+    }
     match a.output {
         Output::Text => output::out(&plan.render_text()),
         Output::Json => crate::outln!(
@@ -99,11 +103,63 @@ pub async fn plan(a: PlanArgs) -> Result<i32> {
         ),
     }
     print_calls(&a.aws, &ec2);
+    if let Some(path) = &a.reassignment_out {
+        write_reassignment(&plan, path)?;
+    }
     Ok(if a.detailed_exitcode && plan.has_changes() {
         2
     } else {
         0
     })
+}
+
+/// What moves between brokers, read from the running cluster (briefly: plan must not hang on a
+/// cluster it cannot reach).
+async fn read_replicas(plan: &crate::plan::Plan, cluster: &Cluster) -> drain::Outlook {
+    let network = crate::health::Network {
+        client_port: cluster.network.client_port,
+        timeout: Duration::from_secs(3),
+    };
+    drain::outlook(plan, &network, Duration::from_secs(10)).await
+}
+
+/// Writes the reassignment `apply --rebalance` would start, in `kafka-reassign-partitions.sh`'s
+/// format; fails when the cluster could not be read or refuses the drain.
+fn write_reassignment(plan: &crate::plan::Plan, path: &std::path::Path) -> Result<()> {
+    let proposal = match &plan.replicas {
+        Some(drain::Outlook::Read { rebalance, .. }) => rebalance,
+        Some(drain::Outlook::Refused { refusal }) => {
+            return Err(Error::Failed(format!(
+                "no reassignment written to {}: {refusal}",
+                path.display()
+            )));
+        }
+        Some(drain::Outlook::Unread { why }) => {
+            return Err(Error::Failed(format!(
+                "no reassignment written to {}: {why}",
+                path.display()
+            )));
+        }
+        None => return Err(Error::Failed("the cluster was not read".into())),
+    };
+    let text = serde_json::to_string_pretty(&proposal.kafka_json()).unwrap_or_default();
+    std::fs::write(path, text + "\n").map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    crate::errln!(
+        "Wrote {} partition moves ({}) to {}: what `kcluster apply {}` starts now; `kafka-reassign-partitions.sh --execute --reassignment-json-file {}` starts the same.",
+        proposal.moves.len(),
+        if proposal.moves.is_empty() {
+            "nothing moves".to_string()
+        } else {
+            drain::summary(proposal)
+        },
+        path.display(),
+        drain::REBALANCE_FLAG,
+        path.display()
+    );
+    Ok(())
 }
 
 /// The simulated topic of `check`: `num.partitions` rounded up to a multiple of the broker
@@ -159,9 +215,25 @@ async fn apply_held(a: &ApplyArgs) -> Result<i32> {
     let renderer = renderer(&a.templates)?;
     let ec2 = connect(&a.aws, &cluster.region).await?;
     say_who(&ec2, &cluster.region).await?;
-    let (plan, observed) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+    let (mut plan, observed) = workflow::make_plan(&ec2, cluster, &renderer).await?;
+    let moves = a.rebalance || drain::concerns(&plan);
+    if moves && !a.skip_health_gates {
+        plan.replicas = Some(read_replicas(&plan, cluster).await);
+    }
     output::out(&plan.render_text());
-    if plan.has_changes() && !a.yes {
+    let rebalance = match &plan.replicas {
+        Some(drain::Outlook::Read { rebalance, .. }) if a.rebalance => Some(rebalance),
+        _ => None,
+    };
+    if let Some(r) = rebalance.filter(|r| !r.moves.is_empty()) {
+        crate::outln!(
+            "Rebalance ({}): {}",
+            drain::REBALANCE_FLAG,
+            drain::summary(r)
+        );
+    }
+    let rebalances = rebalance.is_some_and(|r| !r.moves.is_empty());
+    if (plan.has_changes() || rebalances) && !a.yes {
         let go = confirm(
             &format!(
                 "Apply these changes to cluster {}? Type `yes`:",
@@ -193,7 +265,7 @@ async fn converge(
     plan: &crate::plan::Plan,
     mut observed: Observed,
 ) -> Result<i32> {
-    if plan.has_changes() {
+    if plan.has_changes() || a.rebalance {
         let reporter = Terminal::detect();
         let settings = settings(&a.aws, a.parallelism);
         let network = crate::health::Network {
@@ -204,6 +276,11 @@ async fn converge(
             health: (!a.skip_health_gates).then_some(&network as &dyn crate::health::Health),
             timeout: Duration::from_secs_f64(a.gate_seconds),
             poll: Duration::from_secs_f64(a.aws.poll_seconds),
+            moves: drain::Moves {
+                rebalance: a.rebalance,
+                accept_data_loss: a.accept_data_loss,
+                skip_drain: false,
+            },
         };
         let outcome = apply::execute(ec2, plan, &settings, &gates, &reporter)
             .await
@@ -227,6 +304,12 @@ async fn converge(
             outcome.addresses_allocated,
             outcome.addresses_released
         );
+        if outcome.replicas_moved > 0 {
+            crate::outln!(
+                "{} replicas moved through Kafka's reassignment, each in sync before any broker was terminated.",
+                outcome.replicas_moved
+            );
+        }
     }
     let (partitions, rf) = sample_topic(cluster, None, None);
     let report = workflow::check_report(cluster, partitions, rf, Some(ec2), Some(observed)).await?;

@@ -3,18 +3,25 @@
 //! listener (a Metadata request for brokers, controller, replicas and ISRs; DescribeConfigs for each
 //! topic's `min.insync.replicas`; DescribeQuorum on a KRaft controller's listener), and each
 //! Kafka Connect worker's REST API (`GET /` and `GET /connectors`). kcluster must run where it
-//! reaches the nodes' private addresses (a bastion, a VPN, a CI runner in the VPC).
+//! reaches the nodes' private addresses (a bastion, a VPN, a CI runner in the VPC). The same
+//! protocol moves replicas for drains and rebalances: AlterPartitionReassignments and
+//! ListPartitionReassignments, sent where Kafka's Admin client sends them.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Buf, BufMut, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, DescribeQuorumRequest,
-    DescribeQuorumResponse, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
-    TopicName, describe_quorum_request,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
+    DescribeConfigsRequest, DescribeConfigsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
+    MetadataResponse, RequestHeader, ResponseHeader, TopicName, describe_quorum_request,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, StrBytes, encode_request_header_into_buffer,
@@ -23,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cluster::{CONNECT_REST_PORT, CONTROLLER_PORT, ZK_CLIENT_PORT};
+use crate::reassign::{Move, Ongoing};
 use crate::roll::{
     ConnectState, ConnectWorker, KafkaView, Partition, QuorumView, Voter, ZkMember, ZkState,
 };
@@ -37,7 +45,23 @@ pub trait Health: Send + Sync {
     /// The KRaft controller quorum, from the first of `controllers` that answers.
     async fn kraft(&self, controllers: &[Ipv4Addr]) -> Result<QuorumView, String>;
     /// What each Connect worker's REST API answers (by node name and address).
-    async fn connect(&self, workers: &[(String, Ipv4Addr)]) -> Vec<ConnectWorker>;
+    async fn connect(&self, workers: &[(String, Ipv4Addr)]) -> Vec<ConnectWorker> {
+        workers
+            .iter()
+            .map(|(node, _)| ConnectWorker {
+                node: node.clone(),
+                state: ConnectState::Down("this health reader cannot read Connect workers".into()),
+            })
+            .collect()
+    }
+    /// The partition reassignments Kafka is carrying out.
+    async fn reassignments(&self, _brokers: &[Ipv4Addr]) -> Result<Vec<Ongoing>, String> {
+        Err("this health reader cannot list Kafka's reassignments".into())
+    }
+    /// Asks Kafka to move each partition of `moves` onto its `to` replicas.
+    async fn reassign(&self, _brokers: &[Ipv4Addr], _moves: &[Move]) -> Result<(), String> {
+        Err("this health reader cannot reassign partitions".into())
+    }
 }
 
 /// Health read over the network from the nodes' own addresses.
@@ -106,6 +130,204 @@ impl Health for Network {
             });
         }
         out
+    }
+
+    async fn reassignments(&self, brokers: &[Ipv4Addr]) -> Result<Vec<Ongoing>, String> {
+        let mut request = ListPartitionReassignmentsRequest::default();
+        request.timeout_ms = REASSIGNMENT_TIMEOUT_MS;
+        request.topics = None;
+        let response: ListPartitionReassignmentsResponse = self
+            .at_controller(
+                brokers,
+                ApiKey::ListPartitionReassignments,
+                &request,
+                |r: &ListPartitionReassignmentsResponse| {
+                    (
+                        r.error_code,
+                        r.error_message.as_deref().map(|m| m.to_string()),
+                    )
+                },
+            )
+            .await?;
+        let mut out = Vec::new();
+        for t in response.topics {
+            for p in t.partitions {
+                let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+                out.push(Ongoing {
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    replicas: ids(&p.replicas),
+                    adding: ids(&p.adding_replicas),
+                    removing: ids(&p.removing_replicas),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(out)
+    }
+
+    async fn reassign(&self, brokers: &[Ipv4Addr], moves: &[Move]) -> Result<(), String> {
+        let mut topics: std::collections::BTreeMap<&str, Vec<ReassignablePartition>> =
+            Default::default();
+        for m in moves {
+            let mut p = ReassignablePartition::default();
+            p.partition_index = m.partition;
+            p.replicas = Some(m.to.iter().map(|b| BrokerId(*b)).collect());
+            topics.entry(m.topic.as_str()).or_default().push(p);
+        }
+        let mut request = AlterPartitionReassignmentsRequest::default();
+        request.timeout_ms = REASSIGNMENT_TIMEOUT_MS;
+        request.topics = topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let mut t = ReassignableTopic::default();
+                t.name = TopicName(StrBytes::from_string(name.to_string()));
+                t.partitions = partitions;
+                t
+            })
+            .collect();
+        let response: AlterPartitionReassignmentsResponse = self
+            .at_controller(
+                brokers,
+                ApiKey::AlterPartitionReassignments,
+                &request,
+                |r: &AlterPartitionReassignmentsResponse| {
+                    (
+                        r.error_code,
+                        r.error_message.as_deref().map(|m| m.to_string()),
+                    )
+                },
+            )
+            .await?;
+        let refused: Vec<String> = response
+            .responses
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().filter(|p| p.error_code != 0).map(|p| {
+                    format!(
+                        "{}-{}: {}",
+                        t.name.0.as_str(),
+                        p.partition_index,
+                        kafka_error(p.error_code, p.error_message.as_deref())
+                    )
+                })
+            })
+            .collect();
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "AlterPartitionReassignments refused {}",
+                refused.join("; ")
+            ))
+        }
+    }
+}
+
+/// How long the controller may take over a reassignment request.
+const REASSIGNMENT_TIMEOUT_MS: i32 = 30_000;
+/// Both reassignment APIs at version 0: flexible, and served by Kafka 2.4 up to 4.x.
+const REASSIGNMENT_VERSION: i16 = 0;
+/// Kafka's NOT_CONTROLLER: the controller moved between Metadata and the request.
+const NOT_CONTROLLER: i16 = 41;
+
+impl Network {
+    /// Sends a controller request where Kafka's Admin client sends it: to the broker Metadata
+    /// names as controller (in ZooKeeper mode the active controller, which alone serves it; in
+    /// KRaft mode any broker, which forwards it to the quorum's leader). Asks again, up to three
+    /// times, when the controller moved meanwhile; any other error of the whole answer (`error`:
+    /// its code and message) is returned as the error.
+    async fn at_controller<Req: Encodable, Resp: Decodable + HeaderVersion>(
+        &self,
+        brokers: &[Ipv4Addr],
+        api_key: ApiKey,
+        request: &Req,
+        error: impl Fn(&Resp) -> (i16, Option<String>),
+    ) -> Result<Resp, String> {
+        let mut last = String::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let talk = async {
+                let mut stream = self.controller(brokers).await?;
+                call(&mut stream, api_key, 1, request, REASSIGNMENT_VERSION).await
+            };
+            let response: Resp = match tokio::time::timeout(self.timeout * 6, talk).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(format!(
+                        "{api_key:?}: no answer within {:?}",
+                        self.timeout * 6
+                    ));
+                }
+            };
+            match error(&response) {
+                (0, _) => return Ok(response),
+                (NOT_CONTROLLER, message) => last = kafka_error(NOT_CONTROLLER, message.as_deref()),
+                (code, message) => {
+                    return Err(format!(
+                        "{api_key:?}: {}",
+                        kafka_error(code, message.as_deref())
+                    ));
+                }
+            }
+        }
+        Err(format!("{api_key:?}: {last} three times"))
+    }
+
+    /// A connection to the broker Metadata names as controller, asked of the first of `brokers`
+    /// that answers.
+    async fn controller(&self, brokers: &[Ipv4Addr]) -> Result<TcpStream, String> {
+        let mut errors = Vec::new();
+        for address in brokers {
+            let at = SocketAddr::from((*address, self.client_port));
+            match controller_of(at, self.timeout).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => errors.push(format!("{at}: {e}")),
+            }
+        }
+        Err(errors.join("; "))
+    }
+}
+
+async fn controller_of(at: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+    let mut stream = connect(at, timeout).await?;
+    let mut request = MetadataRequest::default();
+    request.topics = Some(Vec::new());
+    let metadata: MetadataResponse =
+        call(&mut stream, ApiKey::Metadata, 1, &request, METADATA_VERSION).await?;
+    let id = metadata.controller_id.0;
+    let controller = metadata
+        .brokers
+        .iter()
+        .find(|b| b.node_id.0 == id)
+        .ok_or_else(|| format!("Metadata names no live controller (controller id {id})"))?;
+    let port = u16::try_from(controller.port)
+        .map_err(|_| format!("controller {id} listens on port {}", controller.port))?;
+    let host = controller.host.as_str();
+    tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| format!("controller {id} at {host}:{port}: no connection within {timeout:?}"))?
+        .map_err(|e| format!("controller {id} at {host}:{port}: {e}"))
+}
+
+async fn connect(at: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+    tokio::time::timeout(timeout, TcpStream::connect(at))
+        .await
+        .map_err(|_| format!("no connection within {timeout:?}"))?
+        .map_err(|e| e.to_string())
+}
+
+/// `NotController (41): message`.
+fn kafka_error(code: i16, message: Option<&str>) -> String {
+    let name = match ResponseError::try_from_code(code) {
+        Some(ResponseError::Unknown(_)) | None => "unknown error".to_string(),
+        Some(e) => format!("{e:?}"),
+    };
+    match message.filter(|m| !m.is_empty()) {
+        Some(m) => format!("{name} ({code}): {m}"),
+        None => format!("{name} ({code})"),
     }
 }
 
@@ -197,10 +419,7 @@ const DESCRIBE_CONFIGS_VERSION: i16 = 4;
 const TOPIC_RESOURCE: i8 = 2;
 
 async fn kafka_view(at: SocketAddr, timeout: Duration) -> Result<KafkaView, String> {
-    let mut stream = tokio::time::timeout(timeout, TcpStream::connect(at))
-        .await
-        .map_err(|_| format!("no connection within {timeout:?}"))?
-        .map_err(|e| e.to_string())?;
+    let mut stream = connect(at, timeout).await?;
     let mut request = MetadataRequest::default();
     request.topics = None;
     let metadata: MetadataResponse =
@@ -209,6 +428,11 @@ async fn kafka_view(at: SocketAddr, timeout: Duration) -> Result<KafkaView, Stri
         brokers: metadata.brokers.iter().map(|b| b.node_id.0).collect(),
         controller: Some(metadata.controller_id.0).filter(|c| *c >= 0),
         partitions: Vec::new(),
+        racks: metadata
+            .brokers
+            .iter()
+            .filter_map(|b| Some((b.node_id.0, b.rack.as_ref()?.to_string())))
+            .collect(),
     };
     let names: Vec<String> = metadata
         .topics

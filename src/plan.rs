@@ -253,6 +253,9 @@ pub struct Plan {
     pub kept_volumes: Vec<KeptVolume>,
     /// The network kcluster creates (`network.create`), when the topology has one.
     pub network: Option<crate::network::plan::NetworkPlan>,
+    /// What moves between brokers when brokers leave or join, as far as the running cluster was
+    /// read (`drain::outlook`); `None` when nothing read it.
+    pub replicas: Option<crate::drain::Outlook>,
 }
 
 /// A zone's Kafka rack, and the AZ ID EC2 gives its name in this account.
@@ -426,6 +429,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         orphans,
         kept_volumes,
         network: None,
+        replicas: None,
     }
 }
 
@@ -971,6 +975,7 @@ impl Plan {
             "racks": self.racks,
             "changes": changes,
             "availability": self.impacts(),
+            "replicas": self.replicas,
             "kept_volumes": self.kept_volumes,
             "network": self.network.as_ref().map(|n| serde_json::json!({"cidr": n.cidr, "nat": n.nat})),
             "summary": s,
@@ -1041,17 +1046,18 @@ impl Plan {
             };
             out.push(line);
         }
+        // Brokers that leave are drained first, and brokers that join may take replicas.
+        let brokers = crate::drain::impacts(self);
+        let leaving: Vec<String> = crate::drain::leaving(self)
+            .into_iter()
+            .map(|l| l.instance)
+            .collect();
         for o in self
             .orphans
             .iter()
-            .filter(|o| o.kind == OrphanKind::Instance)
+            .filter(|o| o.kind == OrphanKind::Instance && !leaving.contains(&o.id))
         {
             let node = o.node.as_deref().unwrap_or("-");
-            let replicas = if node.starts_with("broker-") {
-                "; its replicas are NOT moved first (kcluster does not drain yet: move them with kafka-reassign-partitions.sh before applying)"
-            } else {
-                ""
-            };
             // Said only of a volume there is: a Connect worker has none.
             let volume = self
                 .kept_volumes
@@ -1059,11 +1065,9 @@ impl Plan {
                 .find(|k| k.node.as_deref() == Some(node))
                 .map(|k| format!("; its data volume {} is kept", k.id))
                 .unwrap_or_default();
-            out.push(format!(
-                "terminate {node} ({}): {}{replicas}{volume}",
-                o.id, o.reason
-            ));
+            out.push(format!("terminate {node} ({}): {}{volume}", o.id, o.reason));
         }
+        out.extend(brokers);
         out
     }
 

@@ -8,7 +8,7 @@
 //! at a time, each only while every worker of the group answers its REST API. Nothing here does
 //! I/O: `health.rs` observes, `apply.rs` acts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -48,6 +48,8 @@ pub struct KafkaView {
     pub brokers: BTreeSet<i32>,
     pub controller: Option<i32>,
     pub partitions: Vec<Partition>,
+    /// Each registered broker's `broker.rack`, if it has one.
+    pub racks: BTreeMap<i32, String>,
 }
 
 /// One voter of a KRaft controller quorum as DescribeQuorum reports it.
@@ -531,6 +533,7 @@ mod tests {
             brokers: [1, 2, 3].into(),
             controller: Some(2),
             partitions,
+            racks: BTreeMap::new(),
         }
     }
 

@@ -21,8 +21,8 @@ use kcluster::roll::ConnectState;
 use serde_json::{Value, json};
 
 use crate::local::connect::{self, rest};
+use crate::local::ec2::{apply, on_local_ec2};
 use crate::local::{LIMIT, LocalCluster, metrics};
-use crate::roll::{apply, on_local_ec2};
 use crate::support;
 
 const TOPIC: &str = "connect-e2e";
@@ -528,7 +528,7 @@ fn workers_roll_one_at_a_time_behind_the_rest_gate_and_without_it_two_are_away_a
         }
     });
 
-    let (ec2, runtime) = on_local_ec2(&cluster, local);
+    let (ec2, runtime) = on_local_ec2(&cluster, local, None);
     let watcher = AwayWatcher::start(workers.clone());
     let network = Network {
         client_port: cluster.network.client_port,
@@ -538,12 +538,13 @@ fn workers_roll_one_at_a_time_behind_the_rest_gate_and_without_it_two_are_away_a
         health: Some(&network),
         timeout: Duration::from_secs(240),
         poll: Duration::from_secs(1),
+        moves: Default::default(),
     };
 
     // 1. With the gate: each worker once, never two away.
     let tuned = with_worker_heap("288m");
     let (mark, from) = (ec2.stopped_since(0).len(), Instant::now());
-    let plan = runtime.block_on(apply(&ec2, &tuned, &gated));
+    let (plan, _) = runtime.block_on(apply(&ec2, &tuned, &gated));
     let to = Instant::now();
     assert!(
         plan.nodes

@@ -15,6 +15,7 @@ mod monitoring;
 mod plan_golden;
 mod render_golden;
 mod roll;
+mod scale;
 mod support;
 mod validators;
 mod zookeeper;

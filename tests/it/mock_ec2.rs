@@ -74,6 +74,35 @@ impl Fixture {
         .ok()
     }
 
+    /// `apply` of `t` with `flags`, which must fail: what it said on stderr.
+    fn apply_refused(&self, t: &Topology, flags: &[&str]) -> String {
+        let file = self.file(t);
+        let mut args = vec!["apply", "--yes"];
+        args.extend(flags);
+        args.extend(["-f", file.as_str()]);
+        Kc::new(&self.mock.endpoint())
+            .args(&args)
+            .run()
+            .expect_code(1)
+            .stderr
+    }
+
+    /// `apply --skip-health-gates --accept-data-loss` of `t`, which must succeed: a scale-in on
+    /// moto, where no Kafka runs behind the brokers to drain them.
+    fn apply_lossy(&self, t: &Topology) -> Run {
+        self.kc([
+            "apply",
+            "--yes",
+            "--api-calls",
+            "--skip-health-gates",
+            "--accept-data-loss",
+            "-f",
+            &self.file(t),
+        ])
+        .run()
+        .ok()
+    }
+
     /// The cluster's data volumes by node: (id, zone, instance attached to).
     fn volumes(&self, cluster: &str) -> BTreeMap<String, (String, String, Option<String>)> {
         let mut out = BTreeMap::new();
@@ -679,8 +708,41 @@ fn scale_in_from_6_to_3_brokers_removes_only_brokers_4_to_6() {
         })
         .collect();
     assert_eq!(changes(&plan), expected, "plan: {plan:#}");
+    // No Kafka runs behind moto's instances: plan cannot count the replicas that move.
+    assert_eq!(plan["replicas"]["state"], "unread", "plan: {plan:#}");
+    let drains: Vec<&str> = plan["availability"]
+        .as_array()
+        .expect("availability")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .filter(|l| l.starts_with("drain broker-"))
+        .collect();
+    assert_eq!(drains.len(), 3, "{drains:?}");
+    assert!(
+        drains[0].contains("how many is read at apply time: the cluster does not answer here"),
+        "{drains:?}"
+    );
 
-    let calls = f.apply(&three).api_calls();
+    // A scale-in is a drain first: with gates, a cluster that does not answer is refused; with
+    // gates skipped, only the flag that accepts the loss of the brokers' replicas lets it go.
+    let refused = f.apply_refused(&three, &[]);
+    assert!(
+        refused.contains(
+            "Draining broker-4, broker-5, broker-6 before termination needs the running cluster"
+        ) && refused.contains("`kcluster apply --skip-health-gates --accept-data-loss`"),
+        "{refused}"
+    );
+    let refused = f.apply_refused(&three, &["--skip-health-gates"]);
+    assert!(
+        refused.contains("--skip-health-gates does not read the cluster, so apply cannot move the replicas broker-4, broker-5, broker-6 holds"),
+        "{refused}"
+    );
+    assert_eq!(
+        ids(&f.one_instance_per_node("shrink", &nodes(3, 6))),
+        before,
+        "nothing changed"
+    );
+    let calls = f.apply_lossy(&three).api_calls();
     assert_eq!(calls.get("RunInstances"), None, "{calls:?}");
     let after = ids(&f.one_instance_per_node("shrink", &nodes(3, 3)));
     let enis_after = f.one_interface_per_node("shrink", &nodes(3, 3));
@@ -1602,7 +1664,14 @@ fn check_reports_an_unknown_instance_with_the_cluster_tag_and_apply_removes_it()
         "a live-unknown-instance finding naming {stray} and broker-99: {live:?}"
     );
 
-    f.apply(&t);
+    // A stray broker is drained like any broker that leaves; no Kafka runs behind moto's
+    // instances, so only the flag that accepts the loss of its replicas removes it.
+    let refused = f.apply_refused(&t, &[]);
+    assert!(
+        refused.contains("Draining broker-99 before termination needs the running cluster"),
+        "{refused}"
+    );
+    f.apply_lossy(&t);
     f.one_instance_per_node("extra", &nodes(3, 3));
     let (code, live) = live_check(&f, &t);
     assert_eq!((code, live), (Some(0), vec![]), "check passes again");

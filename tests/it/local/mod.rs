@@ -8,9 +8,11 @@
 
 pub mod clients;
 pub mod connect;
+pub mod ec2;
 pub mod jvm;
 pub mod metrics;
 pub mod process;
+pub mod watcher;
 pub mod zk;
 
 use std::fs::File;

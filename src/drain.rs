@@ -1,0 +1,1008 @@
+//! Replicas move before a broker leaves, and onto brokers that join when asked: what `plan` says
+//! about it, what `apply` refuses before it changes anything, and the reassignment apply starts
+//! through Kafka and waits for before it terminates a broker. `reassign.rs` computes which
+//! replicas move; `health.rs` reads the cluster and asks Kafka to move them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::apply::{ApplyError, Gates, SKIP_GATES_FLAG};
+use crate::cluster::Role;
+use crate::health::Health;
+use crate::plan::{Action, OrphanKind, Plan};
+use crate::progress::Reporter;
+use crate::reassign::{self, Brokers, Move, Ongoing, Placement, Proposal, Refusal};
+use crate::roll::KafkaView;
+
+/// The flag that lets apply terminate brokers it cannot drain (gates skipped).
+pub const ACCEPT_DATA_LOSS_FLAG: &str = "--accept-data-loss";
+/// The flag that evens out replicas over the brokers (onto new ones).
+pub const REBALANCE_FLAG: &str = "--rebalance";
+
+const STAGE: &str = "moving replicas";
+/// How long apply's first reading of the cluster may take before it refuses.
+const FIRST_READ: Duration = Duration::from_secs(30);
+
+/// What apply does with replicas when brokers leave or join.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moves {
+    /// Even out every broker's replica count, new brokers included (`--rebalance`).
+    pub rebalance: bool,
+    /// With gates skipped, terminate brokers the topology drops without draining them.
+    pub accept_data_loss: bool,
+    /// Tests only: terminate brokers without draining them even with gates, to show that the
+    /// tests catch what the drain prevents.
+    pub skip_drain: bool,
+}
+
+/// A broker the plan terminates because the topology no longer has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaving {
+    pub node: String,
+    pub id: i32,
+    pub instance: String,
+}
+
+/// A broker of the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub node: String,
+    pub id: i32,
+    pub rack: String,
+    pub address: Ipv4Addr,
+    /// Launched by this plan.
+    pub new: bool,
+    /// On a new, empty data volume (not a broker coming back on its kept one).
+    pub empty: bool,
+}
+
+/// The brokers the plan terminates.
+pub fn leaving(plan: &Plan) -> Vec<Leaving> {
+    plan.orphans
+        .iter()
+        .filter(|o| o.kind == OrphanKind::Instance)
+        .filter_map(|o| {
+            let node = o.node.as_deref()?;
+            let (role, id) = node.rsplit_once('-')?;
+            let role = Role::parse(role).filter(|r| *r == Role::Broker)?;
+            let id = role.info().node_id_base + id.parse::<u32>().ok()?;
+            Some(Leaving {
+                node: node.to_string(),
+                id: i32::try_from(id).ok()?,
+                instance: o.id.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The topology's brokers, those already running first.
+pub fn members(plan: &Plan) -> Vec<Member> {
+    let mut out: Vec<Member> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Broker)
+        .map(|n| Member {
+            node: n.node.clone(),
+            id: n.desired.node.node_id() as i32,
+            rack: plan
+                .racks
+                .iter()
+                .find(|r| r.zone == n.zone)
+                .map_or_else(|| n.zone.clone(), |r| r.rack.clone()),
+            address: n.desired.node.address,
+            new: n.instance == Action::Create && n.instance_id.is_none(),
+            empty: n.volume == Action::Create,
+        })
+        .collect();
+    out.sort_by_key(|m| (m.new, m.id));
+    out
+}
+
+/// Whether the plan adds brokers to a cluster that has some, or removes brokers, so that
+/// replicas may move (a new cluster has none to move).
+pub fn concerns(plan: &Plan) -> bool {
+    !leaving(plan).is_empty() || !joining(plan).is_empty()
+}
+
+/// The brokers launched beside brokers that already run.
+fn joining(plan: &Plan) -> Vec<Member> {
+    let members = members(plan);
+    if members.iter().all(|m| m.new) {
+        return Vec::new();
+    }
+    members.into_iter().filter(|m| m.new).collect()
+}
+
+/// What `plan` can tell of the replicas that move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Outlook {
+    /// The cluster was not read: why. Apply reads it.
+    Unread { why: String },
+    /// Read from the running cluster: what apply's drain moves, and what `--rebalance` moves
+    /// (the drain included).
+    Read {
+        drain: Proposal,
+        rebalance: Proposal,
+    },
+    /// The drain cannot keep a topic's replication factor or rack spread: apply refuses.
+    Refused { refusal: Refusal },
+}
+
+/// Reads the cluster (for at most `limit`) and computes what a drain and a rebalance would move.
+pub async fn outlook(plan: &Plan, health: &dyn Health, limit: Duration) -> Outlook {
+    let members = members(plan);
+    let addresses: Vec<Ipv4Addr> = members.iter().map(|m| m.address).collect();
+    let read = match tokio::time::timeout(limit, read(health, &addresses)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return Outlook::Unread {
+                why: format!("the cluster does not answer here: {e}"),
+            };
+        }
+        Err(_) => {
+            return Outlook::Unread {
+                why: format!("the cluster does not answer here within {limit:?}"),
+            };
+        }
+    };
+    let (placements, brokers) = layout(&read.0, &read.1, &members);
+    let proposals = reassign::propose(&placements, &brokers, false).and_then(|drain| {
+        Ok(Outlook::Read {
+            drain,
+            rebalance: reassign::propose(&placements, &brokers, true)?,
+        })
+    });
+    proposals.unwrap_or_else(|refusal| Outlook::Refused { refusal })
+}
+
+/// `6 replicas: broker-1 → broker-4 (4), broker-2 → broker-4 (2)`.
+pub fn summary(p: &Proposal) -> String {
+    let flows: Vec<String> = p
+        .flows()
+        .pairs
+        .iter()
+        .map(|((f, t), n)| format!("broker-{f} → broker-{t} ({n})"))
+        .collect();
+    format!("{} replicas: {}", p.replicas_moved(), flows.join(", "))
+}
+
+fn counted(of: &BTreeMap<i32, usize>) -> String {
+    of.iter()
+        .map(|(b, n)| format!("broker-{b} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The Availability lines of brokers that leave (each replacing its plain termination line) and
+/// of brokers that join.
+pub fn impacts(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    let staying: Vec<i32> = members(plan).iter().map(|m| m.id).collect();
+    let unread = |plan: &Plan| match &plan.replicas {
+        Some(Outlook::Unread { why }) => why.clone(),
+        _ => "the cluster was not read".to_string(),
+    };
+    for l in leaving(plan) {
+        let line = match &plan.replicas {
+            Some(Outlook::Read { drain, .. }) => {
+                let to = drain.flows().out_of(l.id);
+                if to.is_empty() {
+                    format!(
+                        "terminate {} ({}): it holds no replicas; its data volume is kept",
+                        l.node, l.instance
+                    )
+                } else {
+                    format!(
+                        "drain {} ({}): {} replicas move to {} through Kafka's reassignment, rack-aware; apply waits until every moved replica is in sync (--gate-seconds), then terminates it; its data volume is kept",
+                        l.node,
+                        l.instance,
+                        to.values().sum::<usize>(),
+                        counted(&to)
+                    )
+                }
+            }
+            Some(Outlook::Refused { refusal }) => format!(
+                "cannot drain {} ({}): {refusal}; apply refuses and changes nothing",
+                l.node, l.instance
+            ),
+            _ => format!(
+                "drain {} ({}): its replicas move to {} through Kafka's reassignment, rack-aware (how many is read at apply time: {}); apply waits until every moved replica is in sync (--gate-seconds), then terminates it; its data volume is kept",
+                l.node,
+                l.instance,
+                reassign::names(staying.iter().copied()),
+                unread(plan)
+            ),
+        };
+        out.push(line);
+    }
+    for m in joining(plan) {
+        let line = match &plan.replicas {
+            Some(Outlook::Read { rebalance, .. }) => {
+                let from = rebalance.flows().into_broker(m.id);
+                let uneven = rebalance
+                    .uneven
+                    .as_ref()
+                    .map(|u| format!("; {u}"))
+                    .unwrap_or_default();
+                if from.is_empty() {
+                    format!(
+                        "{} gets no replicas from a rebalance{uneven}; it holds partitions created from now on",
+                        m.node
+                    )
+                } else {
+                    format!(
+                        "rebalance onto {} with `kcluster apply {REBALANCE_FLAG}`: {} replicas move to it from {}, rack-aware{uneven}; without the flag it holds only partitions created from now on",
+                        m.node,
+                        from.values().sum::<usize>(),
+                        counted(&from)
+                    )
+                }
+            }
+            _ if !m.empty => continue,
+            _ => format!(
+                "{} holds only partitions created from now on; `kcluster apply {REBALANCE_FLAG}` moves existing replicas onto it, rack-aware (computed at apply time: {})",
+                m.node,
+                unread(plan)
+            ),
+        };
+        out.push(line);
+    }
+    out
+}
+
+/// The cluster as Kafka reports it: its view and the reassignments under way.
+async fn read(
+    health: &dyn Health,
+    addresses: &[Ipv4Addr],
+) -> Result<(KafkaView, Vec<Ongoing>), String> {
+    let view = health.kafka(addresses).await?;
+    let ongoing = health.reassignments(addresses).await?;
+    Ok((view, ongoing))
+}
+
+/// Each partition where it will be once the reassignments under way finish, and the brokers a
+/// reassignment may use: the topology's, racked as Kafka reports them (as the topology says
+/// for those not registered yet).
+fn layout(view: &KafkaView, ongoing: &[Ongoing], members: &[Member]) -> (Vec<Placement>, Brokers) {
+    let target: BTreeMap<(&str, i32), Vec<i32>> = ongoing
+        .iter()
+        .map(|o| ((o.topic.as_str(), o.partition), o.target()))
+        .collect();
+    let placements = view
+        .partitions
+        .iter()
+        .map(|p| Placement {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            replicas: target
+                .get(&(p.topic.as_str(), p.partition))
+                .cloned()
+                .unwrap_or_else(|| p.replicas.clone()),
+        })
+        .collect();
+    let mut racks: BTreeMap<i32, Option<String>> = view
+        .racks
+        .iter()
+        .map(|(b, r)| (*b, Some(r.clone())))
+        .collect();
+    for m in members {
+        racks.entry(m.id).or_insert_with(|| Some(m.rack.clone()));
+    }
+    let brokers = Brokers {
+        targets: members.iter().map(|m| m.id).collect(),
+        racks,
+    };
+    (placements, brokers)
+}
+
+/// Before apply changes anything: refuses a scale-in it cannot drain (gates skipped without
+/// the flag that accepts the loss, a cluster that does not answer, a topic whose replication
+/// factor or rack spread the remaining brokers cannot keep) and a rebalance without the cluster.
+pub async fn refuse_early(plan: &Plan, gates: &Gates<'_>) -> Result<(), ApplyError> {
+    let leaving = leaving(plan);
+    let moves = gates.moves;
+    let drain = !leaving.is_empty() && !moves.skip_drain;
+    if !drain && !moves.rebalance {
+        return Ok(());
+    }
+    let names: Vec<&str> = leaving.iter().map(|l| l.node.as_str()).collect();
+    let names = names.join(", ");
+    let Some(health) = gates.health else {
+        if moves.rebalance {
+            return Err(ApplyError::one(
+                STAGE,
+                "rebalance",
+                format!(
+                    "{REBALANCE_FLAG} moves replicas through the running cluster, which {SKIP_GATES_FLAG} does not read. Nothing was changed."
+                ),
+            ));
+        }
+        if moves.accept_data_loss {
+            return Ok(());
+        }
+        return Err(ApplyError::one(
+            STAGE,
+            &names,
+            format!(
+                "{SKIP_GATES_FLAG} does not read the cluster, so apply cannot move the replicas {names} holds before terminating it: they would be lost wherever no other replica holds them. If the cluster runs, apply without {SKIP_GATES_FLAG} drains it first. If it is down and cannot be drained, `kcluster apply {SKIP_GATES_FLAG} {ACCEPT_DATA_LOSS_FLAG}` terminates it anyway. Nothing was changed."
+            ),
+        ));
+    };
+    let members = members(plan);
+    let addresses: Vec<Ipv4Addr> = members.iter().map(|m| m.address).collect();
+    let answer = tokio::time::timeout(FIRST_READ, read(health, &addresses))
+        .await
+        .unwrap_or_else(|_| Err(format!("none within {FIRST_READ:?}")));
+    let (view, ongoing) = answer.map_err(|e| {
+        let what = if drain {
+            format!("Draining {names} before termination")
+        } else {
+            REBALANCE_FLAG.to_string()
+        };
+        ApplyError::one(
+            STAGE,
+            if drain { names.as_str() } else { "rebalance" },
+            format!(
+                "no broker answers ({e}). {what} needs the running cluster: run kcluster where it reaches the brokers' private addresses (a bastion, a VPN, a runner in the VPC). If the cluster is down and cannot be drained, `kcluster apply {SKIP_GATES_FLAG} {ACCEPT_DATA_LOSS_FLAG}` terminates the brokers without moving their replicas. Nothing was changed."
+            ),
+        )
+    })?;
+    let (placements, brokers) = layout(&view, &ongoing, &members);
+    if drain {
+        reassign::propose(&placements, &brokers, false).map_err(|r| {
+            ApplyError::one(
+                STAGE,
+                &names,
+                format!("cannot drain {names}: {r}. Nothing was changed."),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// After launches and rolls, before any broker terminates: waits until every broker of the
+/// topology is registered, asks Kafka to move what the drain (and with `--rebalance` the
+/// rebalance) moves, and waits until no reassignment is under way and every moved partition has
+/// its whole replica set in sync; reads the cluster again each time, so a new topic placed on a
+/// leaving broker meanwhile moves too. Returns the replicas it asked to move. A wait that times
+/// out stops apply before anything terminates.
+pub async fn carry_out(
+    plan: &Plan,
+    gates: &Gates<'_>,
+    reporter: &dyn Reporter,
+) -> Result<usize, ApplyError> {
+    let leaving = leaving(plan);
+    let moves = gates.moves;
+    let drain = !leaving.is_empty() && !moves.skip_drain;
+    let Some(health) = gates.health else {
+        return Ok(0);
+    };
+    if !drain && !moves.rebalance {
+        return Ok(0);
+    }
+    let members = members(plan);
+    let addresses: Vec<Ipv4Addr> = members.iter().map(|m| m.address).collect();
+    let who = if drain {
+        leaving
+            .iter()
+            .map(|l| l.node.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        "rebalance".to_string()
+    };
+    let resume = "Nothing was terminated. Kafka goes on with any move it started; once the cluster is healthy, run `kcluster apply` again: it resumes, waiting for the moves under way before it terminates a broker.";
+    let deadline = tokio::time::Instant::now() + gates.timeout;
+    let timed_out = |check: &str, seen: &str| {
+        ApplyError::one(
+            STAGE,
+            &who,
+            format!(
+                "waited {:?} until {check}; last seen: {seen}. {resume}",
+                gates.timeout
+            ),
+        )
+    };
+    // Every broker of the topology is registered: a reassignment may only name live brokers.
+    let ids: BTreeSet<i32> = members.iter().map(|m| m.id).collect();
+    loop {
+        let seen = match health.kafka(&addresses).await {
+            Ok(v) if ids.is_subset(&v.brokers) => break,
+            Ok(v) => format!("registered brokers {:?}", v.brokers),
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            let check = format!(
+                "every broker of the topology ({}) is registered with Kafka",
+                reassign::names(ids.iter().copied())
+            );
+            return Err(timed_out(&check, &seen));
+        }
+        tokio::time::sleep(gates.poll).await;
+    }
+    // Partition → the replicas apply asked Kafka for, until the brokers' metadata shows them.
+    let mut asked_for: BTreeMap<(String, i32), Vec<i32>> = BTreeMap::new();
+    let mut asked = 0usize;
+    let mut phase = false;
+    loop {
+        let pending = match read(health, &addresses).await {
+            Err(e) => vec![e],
+            Ok((view, ongoing)) => {
+                let moving = still_moving(&view, &ongoing, &asked_for);
+                if !moving.is_empty() {
+                    moving
+                } else {
+                    // Only once everything asked for shows in the metadata (which may lag the
+                    // controller) is the view fresh enough to compute from again.
+                    asked_for.clear();
+                    let (placements, brokers) = layout(&view, &ongoing, &members);
+                    let proposal = reassign::propose(&placements, &brokers, moves.rebalance)
+                        .map_err(|r| {
+                            ApplyError::one(
+                                STAGE,
+                                &who,
+                                format!("cannot move the replicas: {r}. {resume}"),
+                            )
+                        })?;
+                    if proposal.moves.is_empty() {
+                        Vec::new()
+                    } else {
+                        if !phase {
+                            reporter.phase(
+                                &format!(
+                                    "move replicas through Kafka's reassignment ({})",
+                                    summary(&proposal)
+                                ),
+                                1,
+                            );
+                            phase = true;
+                        }
+                        health
+                            .reassign(&addresses, &proposal.moves)
+                            .await
+                            .map_err(|e| ApplyError::one(STAGE, &who, format!("{e}. {resume}")))?;
+                        asked += proposal.replicas_moved();
+                        asked_for.extend(
+                            proposal
+                                .moves
+                                .iter()
+                                .map(|m: &Move| ((m.topic.clone(), m.partition), m.to.clone())),
+                        );
+                        vec![format!("{} partitions asked to move", proposal.moves.len())]
+                    }
+                }
+            }
+        };
+        if pending.is_empty() {
+            if phase {
+                reporter.step(&format!("{asked} replicas moved"));
+                reporter.finish();
+            }
+            return Ok(asked);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let more = pending.len().saturating_sub(10);
+            let mut seen = pending[..pending.len().min(10)].join("; ");
+            if more > 0 {
+                seen.push_str(&format!(" and {more} more"));
+            }
+            return Err(timed_out(
+                "no partition reassignment is under way and every moved replica is in sync",
+                &format!("still moving: {seen}"),
+            ));
+        }
+        tokio::time::sleep(gates.poll).await;
+    }
+}
+
+/// The partitions not done yet: every reassignment under way, and each partition apply asked to
+/// move whose replicas the metadata does not show yet, or not all in sync.
+fn still_moving(
+    view: &KafkaView,
+    ongoing: &[Ongoing],
+    asked_for: &BTreeMap<(String, i32), Vec<i32>>,
+) -> Vec<String> {
+    let mut out: Vec<String> = ongoing
+        .iter()
+        .map(|o| {
+            format!(
+                "{}-{} (replicas {:?}, adding {:?}, removing {:?})",
+                o.topic, o.partition, o.replicas, o.adding, o.removing
+            )
+        })
+        .collect();
+    for p in &view.partitions {
+        let key = (p.topic.clone(), p.partition);
+        let Some(target) = asked_for.get(&key) else {
+            continue;
+        };
+        if ongoing
+            .iter()
+            .any(|o| o.topic == p.topic && o.partition == p.partition)
+        {
+            continue;
+        }
+        let (have, want): (BTreeSet<i32>, BTreeSet<i32>) = (
+            p.replicas.iter().copied().collect(),
+            target.iter().copied().collect(),
+        );
+        if have != want {
+            out.push(format!(
+                "{}-{} (replicas {:?}, moving to {target:?})",
+                p.topic, p.partition, p.replicas
+            ));
+        } else if !target.iter().all(|r| p.isr.contains(r)) {
+            out.push(format!(
+                "{}-{} (ISR {:?} of replicas {:?})",
+                p.topic, p.partition, p.isr, p.replicas
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::net::Ipv4Addr;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::{ACCEPT_DATA_LOSS_FLAG, Moves, Outlook, concerns, impacts, outlook};
+    use crate::apply::tests::{cluster, converge, fake, plan_for, settings, with_ec2_time};
+    use crate::apply::{Gates, execute};
+    use crate::ec2::fake::FakeEc2;
+    use crate::ec2::{Ec2, InstanceState, tags};
+    use crate::progress::Silent;
+    use crate::reassign::{Move, Ongoing};
+    use crate::roll::{KafkaView, Partition, ZkMember};
+
+    /// Kafka as far as drains see it: registered brokers with their racks, partitions, and the
+    /// reassignments under way, each finishing after `polls` readings of the cluster (never,
+    /// with `None`).
+    struct Model {
+        state: Mutex<State>,
+    }
+
+    struct State {
+        reachable: bool,
+        registered: BTreeSet<i32>,
+        /// Brokers that register after this many readings.
+        joining: Vec<(i32, usize)>,
+        partitions: BTreeMap<(String, i32), Vec<i32>>,
+        ongoing: BTreeMap<(String, i32), (Vec<i32>, Option<usize>)>,
+        polls: Option<usize>,
+        /// Readings after a reassignment finished during which the metadata still shows every
+        /// replica it moved between (as a broker's lagging metadata cache does).
+        lag: usize,
+        lagging: BTreeMap<(String, i32), (Vec<i32>, usize)>,
+        /// Every AlterPartitionReassignments request.
+        asked: Vec<Vec<Move>>,
+    }
+
+    /// The zones of `cluster()`: broker b is in zone (b - 1) % 3.
+    fn rack(b: i32) -> String {
+        ["eu-west-1a", "eu-west-1b", "eu-west-1c"][((b - 1) % 3) as usize].to_string()
+    }
+
+    impl Model {
+        fn new(brokers: i32, topics: &[(&str, Vec<Vec<i32>>)]) -> Model {
+            let mut partitions = BTreeMap::new();
+            for (t, ps) in topics {
+                for (i, r) in ps.iter().enumerate() {
+                    partitions.insert((t.to_string(), i as i32), r.clone());
+                }
+            }
+            Model {
+                state: Mutex::new(State {
+                    reachable: true,
+                    registered: (1..=brokers).collect(),
+                    joining: Vec::new(),
+                    partitions,
+                    ongoing: BTreeMap::new(),
+                    polls: Some(2),
+                    lag: 0,
+                    lagging: BTreeMap::new(),
+                    asked: Vec::new(),
+                }),
+            }
+        }
+
+        fn holding(&self, broker: i32) -> usize {
+            let s = self.state.lock().expect("model");
+            s.partitions
+                .values()
+                .filter(|r| r.contains(&broker))
+                .count()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl crate::health::Health for Model {
+        async fn zookeeper(&self, _: &[(String, Ipv4Addr)]) -> Vec<ZkMember> {
+            Vec::new()
+        }
+
+        async fn kraft(&self, _: &[Ipv4Addr]) -> Result<crate::roll::QuorumView, String> {
+            Err("no KRaft controllers here".into())
+        }
+
+        async fn kafka(&self, _: &[Ipv4Addr]) -> Result<KafkaView, String> {
+            let mut s = self.state.lock().expect("model");
+            if !s.reachable {
+                return Err("127.0.0.1:9092: connection refused".into());
+            }
+            for j in &mut s.joining {
+                j.1 = j.1.saturating_sub(1);
+            }
+            let now: Vec<i32> = s.joining.iter().filter(|j| j.1 == 0).map(|j| j.0).collect();
+            s.registered.extend(now);
+            let mut done = Vec::new();
+            for (k, (_, left)) in s.ongoing.iter_mut() {
+                if let Some(n) = left {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        done.push(k.clone());
+                    }
+                }
+            }
+            for (_, left) in s.lagging.values_mut() {
+                *left = left.saturating_sub(1);
+            }
+            s.lagging.retain(|_, (_, left)| *left > 0);
+            for k in done {
+                if let Some((to, _)) = s.ongoing.remove(&k) {
+                    let mut shown = to.clone();
+                    shown.extend(s.partitions[&k].iter().filter(|b| !to.contains(b)));
+                    if s.lag > 0 {
+                        let lag = s.lag;
+                        s.lagging.insert(k.clone(), (shown, lag));
+                    }
+                    s.partitions.insert(k, to);
+                }
+            }
+            let partitions = s
+                .partitions
+                .iter()
+                .map(|((t, p), r)| {
+                    let mut replicas = r.clone();
+                    if let Some((to, _)) = s.ongoing.get(&(t.clone(), *p)) {
+                        replicas = to.clone();
+                        replicas.extend(r.iter().filter(|b| !to.contains(b)));
+                    }
+                    if let Some((shown, _)) = s.lagging.get(&(t.clone(), *p)) {
+                        replicas = shown.clone();
+                    }
+                    Partition {
+                        topic: t.clone(),
+                        partition: *p,
+                        replicas,
+                        isr: r.clone(),
+                        min_isr: Some(2),
+                    }
+                })
+                .collect();
+            Ok(KafkaView {
+                brokers: s.registered.clone(),
+                controller: Some(1),
+                partitions,
+                racks: s.registered.iter().map(|b| (*b, rack(*b))).collect(),
+            })
+        }
+
+        async fn reassignments(&self, _: &[Ipv4Addr]) -> Result<Vec<Ongoing>, String> {
+            let s = self.state.lock().expect("model");
+            Ok(s.ongoing
+                .iter()
+                .map(|((t, p), (to, _))| {
+                    let from = &s.partitions[&(t.clone(), *p)];
+                    let mut replicas = to.clone();
+                    replicas.extend(from.iter().filter(|b| !to.contains(b)));
+                    Ongoing {
+                        topic: t.clone(),
+                        partition: *p,
+                        replicas,
+                        adding: to.iter().filter(|b| !from.contains(b)).copied().collect(),
+                        removing: from.iter().filter(|b| !to.contains(b)).copied().collect(),
+                    }
+                })
+                .collect())
+        }
+
+        async fn reassign(&self, _: &[Ipv4Addr], moves: &[Move]) -> Result<(), String> {
+            let mut s = self.state.lock().expect("model");
+            for m in moves {
+                if !m.to.iter().all(|b| s.registered.contains(b)) {
+                    return Err(format!("InvalidReplicaAssignment (39): {:?}", m.to));
+                }
+            }
+            let polls = s.polls;
+            for m in moves {
+                s.ongoing
+                    .insert((m.topic.clone(), m.partition), (m.to.clone(), polls));
+            }
+            s.asked.push(moves.to_vec());
+            Ok(())
+        }
+    }
+
+    /// Six brokers in three zones; `orders` has one replica per zone, broker 6 in three
+    /// partitions.
+    fn six() -> Model {
+        Model::new(
+            6,
+            &[(
+                "orders",
+                vec![
+                    vec![1, 2, 3],
+                    vec![4, 5, 6],
+                    vec![2, 3, 1],
+                    vec![6, 4, 5],
+                    vec![3, 1, 2],
+                    vec![5, 6, 4],
+                ],
+            )],
+        )
+    }
+
+    fn gated(model: &Model, moves: Moves) -> Gates<'_> {
+        Gates {
+            health: Some(model),
+            timeout: Duration::from_millis(300),
+            poll: Duration::from_millis(1),
+            moves,
+        }
+    }
+
+    /// Executes `plan` with `gates` while the fake's time passes.
+    async fn run(
+        ec2: &FakeEc2,
+        plan: &crate::plan::Plan,
+        gates: &Gates<'_>,
+    ) -> Result<crate::apply::Outcome, crate::apply::ApplyError> {
+        with_ec2_time(ec2, execute(ec2, plan, &settings(), gates, &Silent)).await
+    }
+
+    fn live(ec2: &FakeEc2, node: &str) -> bool {
+        ec2.instances()
+            .iter()
+            .any(|i| i.tag(tags::NODE) == Some(node) && i.state != InstanceState::Terminated)
+    }
+
+    #[tokio::test]
+    async fn a_scale_in_moves_the_leaving_brokers_replicas_first_and_then_terminates_it() {
+        let ec2 = fake();
+        converge(&ec2, &cluster("shrink", 6, "m5.large")).await;
+        let five = cluster("shrink", 5, "m5.large");
+        let mut plan = plan_for(&ec2, &five).await;
+        let model = six();
+        // The metadata lags the controller: a moved partition still shows its old replicas
+        // for a few readings after the reassignment finished.
+        model.state.lock().expect("model").lag = 4;
+        plan.replicas = Some(outlook(&plan, &model, Duration::from_secs(1)).await);
+        let text = plan.render_text();
+        assert!(
+            text.contains("drain broker-6 (i-") && text.contains("): 3 replicas move to broker-3 (3) through Kafka's reassignment, rack-aware; apply waits until every moved replica is in sync (--gate-seconds), then terminates it; its data volume is kept"),
+            "{text}"
+        );
+        assert!(!text.contains("terminate broker-6"), "{text}");
+        let outcome = run(&ec2, &plan, &gated(&model, Moves::default()))
+            .await
+            .expect("apply");
+        assert_eq!(outcome.replicas_moved, 3);
+        assert_eq!(model.holding(6), 0, "broker 6 holds nothing");
+        assert!(!live(&ec2, "broker-6"), "broker-6 is terminated");
+        let s = model.state.lock().expect("model");
+        assert_eq!(
+            s.asked.len(),
+            1,
+            "one request, never a second from lagging metadata"
+        );
+        // Broker 6's place in each partition goes to broker 3, its zone's other broker; a
+        // preferred leader that stays stays first.
+        assert_eq!(
+            s.partitions[&("orders".to_string(), 1)],
+            vec![4, 5, 3],
+            "{:?}",
+            s.partitions
+        );
+        assert_eq!(s.partitions[&("orders".to_string(), 3)], vec![3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_drain_that_does_not_finish_stops_apply_before_any_termination_and_apply_resumes() {
+        let ec2 = fake();
+        converge(&ec2, &cluster("slow", 6, "m5.large")).await;
+        let five = cluster("slow", 5, "m5.large");
+        let plan = plan_for(&ec2, &five).await;
+        let model = six();
+        model.state.lock().expect("model").polls = None;
+        let err = run(&ec2, &plan, &gated(&model, Moves::default()))
+            .await
+            .expect_err("the drain times out");
+        assert_eq!(err.stage, "moving replicas");
+        assert_eq!(err.failures[0].resource, "broker-6");
+        let e = &err.failures[0].error;
+        assert!(e.starts_with("waited 300ms until no partition reassignment is under way and every moved replica is in sync; last seen: still moving: orders-1 (replicas [4, 5, 3, 6], adding [3], removing [6])"), "{e}");
+        assert!(e.contains("orders-3") && e.contains("orders-5"), "{e}");
+        assert!(e.contains("Nothing was terminated"), "{e}");
+        assert!(e.contains("run `kcluster apply` again: it resumes"), "{e}");
+        assert_eq!(ec2.calls().get("TerminateInstances"), None);
+        assert!(live(&ec2, "broker-6"));
+
+        // Kafka finishes what it started; apply again waits for it, asks for nothing new, and
+        // terminates broker-6 then.
+        {
+            let mut s = model.state.lock().expect("model");
+            s.polls = Some(2);
+            for (_, left) in s.ongoing.values_mut() {
+                *left = Some(3);
+            }
+        }
+        let plan = plan_for(&ec2, &five).await;
+        run(&ec2, &plan, &gated(&model, Moves::default()))
+            .await
+            .expect("resumed");
+        assert_eq!(model.state.lock().expect("model").asked.len(), 1);
+        assert_eq!(model.holding(6), 0);
+        assert!(!live(&ec2, "broker-6"));
+    }
+
+    #[tokio::test]
+    async fn a_scale_in_the_rest_cannot_hold_or_cannot_read_is_refused_before_anything_changes() {
+        let ec2 = fake();
+        converge(&ec2, &cluster("firm", 6, "m5.large")).await;
+        let five = cluster("firm", 5, "m5.large");
+        let plan = plan_for(&ec2, &five).await;
+        let calls = ec2.calls();
+        // A topic on all six brokers cannot keep its replication factor on five.
+        let wide = Model::new(6, &[("wide", vec![vec![1, 2, 3, 4, 5, 6]])]);
+        let err = run(&ec2, &plan, &gated(&wide, Moves::default()))
+            .await
+            .expect_err("refused");
+        let e = &err.failures[0].error;
+        assert!(
+            e.starts_with("cannot drain broker-6: topic wide: replication factor 6 (partition 0), but only 5 brokers would remain"),
+            "{e}"
+        );
+        assert!(e.ends_with("Nothing was changed."), "{e}");
+        assert!(wide.state.lock().expect("model").asked.is_empty());
+
+        // A cluster that does not answer cannot be drained.
+        let down = six();
+        down.state.lock().expect("model").reachable = false;
+        let err = run(&ec2, &plan, &gated(&down, Moves::default()))
+            .await
+            .expect_err("refused");
+        let e = &err.failures[0].error;
+        assert!(e.starts_with("no broker answers (127.0.0.1:9092: connection refused). Draining broker-6 before termination needs the running cluster"), "{e}");
+        assert!(
+            e.contains("`kcluster apply --skip-health-gates --accept-data-loss`"),
+            "{e}"
+        );
+
+        // Without gates, only the flag that accepts the loss lets it go.
+        let err = run(&ec2, &plan, &Gates::skipped())
+            .await
+            .expect_err("refused");
+        let e = &err.failures[0].error;
+        assert!(
+            e.contains("cannot move the replicas broker-6 holds before terminating it"),
+            "{e}"
+        );
+        assert!(e.contains(ACCEPT_DATA_LOSS_FLAG), "{e}");
+        // A rebalance needs the cluster too.
+        let rebalance = Gates {
+            moves: Moves {
+                rebalance: true,
+                ..Moves::default()
+            },
+            ..Gates::skipped()
+        };
+        let err = run(&ec2, &plan, &rebalance).await.expect_err("refused");
+        assert_eq!(err.failures[0].resource, "rebalance");
+        assert_eq!(
+            ec2.calls(),
+            calls,
+            "nothing was asked of EC2 but what plan reads"
+        );
+        assert!(live(&ec2, "broker-6"));
+
+        let accept = Gates {
+            moves: Moves {
+                accept_data_loss: true,
+                ..Moves::default()
+            },
+            ..Gates::skipped()
+        };
+        run(&ec2, &plan, &accept)
+            .await
+            .expect("terminated without a drain");
+        assert!(!live(&ec2, "broker-6"));
+    }
+
+    #[tokio::test]
+    async fn the_test_only_switch_terminates_a_broker_that_still_holds_replicas() {
+        let ec2 = fake();
+        converge(&ec2, &cluster("rash", 6, "m5.large")).await;
+        let plan = plan_for(&ec2, &cluster("rash", 5, "m5.large")).await;
+        let model = six();
+        let moves = Moves {
+            skip_drain: true,
+            ..Moves::default()
+        };
+        run(&ec2, &plan, &gated(&model, moves))
+            .await
+            .expect("apply");
+        assert!(!live(&ec2, "broker-6"));
+        assert_eq!(model.holding(6), 3, "terminated with its replicas on board");
+    }
+
+    #[tokio::test]
+    async fn a_rebalance_waits_for_the_new_broker_and_moves_replicas_onto_it() {
+        let ec2 = fake();
+        converge(&ec2, &cluster("grow", 5, "m5.large")).await;
+        let six_brokers = cluster("grow", 6, "m5.large");
+        let mut plan = plan_for(&ec2, &six_brokers).await;
+        let model = Model::new(
+            5,
+            &[(
+                "orders",
+                (0..6)
+                    .map(|p| match p % 2 {
+                        0 => vec![1, 2, 3],
+                        _ => vec![4, 5, 3],
+                    })
+                    .collect(),
+            )],
+        );
+        model.state.lock().expect("model").joining = vec![(6, 5)];
+        plan.replicas = Some(outlook(&plan, &model, Duration::from_secs(1)).await);
+        let Some(Outlook::Read { drain, rebalance }) = &plan.replicas else {
+            panic!("{:?}", plan.replicas)
+        };
+        assert!(drain.moves.is_empty());
+        // Broker 3 holds all 6 partitions' zone-c replicas: 3 of them go to broker 6, zone c too.
+        assert_eq!(rebalance.flows().into_broker(6), [(3, 3)].into());
+        let text = plan.render_text();
+        assert!(text.contains("rebalance onto broker-6 with `kcluster apply --rebalance`: 3 replicas move to it from broker-3 (3), rack-aware"), "{text}");
+        let moves = Moves {
+            rebalance: true,
+            ..Moves::default()
+        };
+        let outcome = run(&ec2, &plan, &gated(&model, moves))
+            .await
+            .expect("apply");
+        assert_eq!(outcome.replicas_moved, 3);
+        assert_eq!(model.holding(6), 3);
+        assert_eq!(model.holding(3), 3);
+        let s = model.state.lock().expect("model");
+        for r in s.partitions.values() {
+            let racks: BTreeSet<String> = r.iter().map(|b| rack(*b)).collect();
+            assert_eq!(racks.len(), 3, "three zones kept: {r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_cluster_moves_nothing_and_a_broker_added_to_a_running_one_is_told_of_the_rebalance()
+     {
+        let ec2 = fake();
+        let three = cluster("fresh", 3, "m5.large");
+        let plan = plan_for(&ec2, &three).await;
+        assert!(!concerns(&plan), "a new cluster has no replicas to move");
+        assert_eq!(impacts(&plan), Vec::<String>::new());
+        converge(&ec2, &three).await;
+        let plan = plan_for(&ec2, &cluster("fresh", 4, "m5.large")).await;
+        assert!(concerns(&plan));
+        assert_eq!(
+            impacts(&plan),
+            vec![
+                "broker-4 holds only partitions created from now on; `kcluster apply --rebalance` moves existing replicas onto it, rack-aware (computed at apply time: the cluster was not read)"
+            ]
+        );
+    }
+}
