@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use kcluster::apply::Gates;
 use kcluster::cluster::{CONNECT_REST_PORT, Cluster, Role};
 use kcluster::exporters::JMX_EXPORTER_PORT;
-use kcluster::health::{Network, connect_state};
+use kcluster::health::connect_state;
 use kcluster::roll::ConnectState;
 use serde_json::{Value, json};
 
 use crate::local::connect::{self, rest};
-use crate::local::ec2::{apply, on_local_ec2};
+use crate::local::ec2::{apply, gated, health_of, on_local_ec2};
 use crate::local::{LIMIT, LocalCluster, metrics};
 use crate::support;
 
@@ -535,16 +535,8 @@ fn workers_roll_one_at_a_time_behind_the_rest_gate_and_without_it_two_are_away_a
 
     let (ec2, runtime) = on_local_ec2(&cluster, local, None);
     let watcher = AwayWatcher::start(workers.clone());
-    let network = Network {
-        client_port: cluster.network.client_port,
-        timeout: Duration::from_secs(5),
-    };
-    let gated = Gates {
-        health: Some(&network),
-        timeout: Duration::from_secs(240),
-        poll: Duration::from_secs(1),
-        moves: Default::default(),
-    };
+    let network = health_of(&cluster);
+    let gated = gated(&network, Duration::from_secs(240));
 
     // 1. With the gate: each worker once, never two away.
     let tuned = with_worker_heap("288m");

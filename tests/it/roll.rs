@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use kcluster::apply::Gates;
 use kcluster::cluster::{Cluster, Role};
-use kcluster::health::Network;
 
-use crate::local::ec2::{apply, on_local_ec2};
+use crate::local::ec2::{apply, gated, health_of, on_local_ec2};
 use crate::local::watcher::{assert_read_back, under_load, wait_in_sync};
 use crate::local::{LocalCluster, clients, zk};
 use crate::support;
@@ -58,16 +57,8 @@ fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_ga
     let (ec2, runtime) = on_local_ec2(&first, local, None);
     let (mut stream, watcher) = under_load(&ec2.local, TOPIC, 6);
     let bootstrap = ec2.local.lock().expect("local").bootstrap();
-    let network = Network {
-        client_port: first.network.client_port,
-        timeout: Duration::from_secs(5),
-    };
-    let gated = Gates {
-        health: Some(&network),
-        timeout: Duration::from_secs(240),
-        poll: Duration::from_secs(1),
-        moves: Default::default(),
-    };
+    let network = health_of(&first);
+    let gated = gated(&network, Duration::from_secs(240));
     let controller = clients::probe(&["cluster", &bootstrap], Duration::from_secs(60))
         .expect("cluster")["controller"]
         .as_u64()
@@ -208,16 +199,8 @@ fn kraft_controller_rolls_keep_a_caught_up_majority_and_without_gates_do_not() {
     let leader = local.wait_for_quorum();
     local.wait_for_brokers();
     let (ec2, runtime) = on_local_ec2(&first, local, None);
-    let network = Network {
-        client_port: first.network.client_port,
-        timeout: Duration::from_secs(5),
-    };
-    let gated = Gates {
-        health: Some(&network),
-        timeout: Duration::from_secs(180),
-        poll: Duration::from_secs(1),
-        moves: Default::default(),
-    };
+    let network = health_of(&first);
+    let gated = gated(&network, Duration::from_secs(180));
 
     // 1. A controller heap change behind the gates: each controller restarts once, the leader
     // last, and each stops only while both others are caught up with the leader.

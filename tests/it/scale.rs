@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 use kcluster::apply::Gates;
 use kcluster::cluster::{Cluster, Role};
 use kcluster::drain::Moves;
-use kcluster::health::Network;
 use kcluster::plan::Action;
 
 use crate::local::LocalCluster;
 use crate::local::clients::{self, Partition};
-use crate::local::ec2::{Lifecycle, LocalEc2, apply, on_local_ec2};
+use crate::local::ec2::{Lifecycle, LocalEc2, apply, health_of, on_local_ec2};
 use crate::local::watcher::{assert_read_back, under_load};
 use crate::support;
 
@@ -105,10 +104,7 @@ fn a_scale_in_drains_first_and_a_scale_out_rebalances_without_losing_a_record_an
         }),
     );
     let (mut stream, watcher) = under_load(&ec2.local, TOPIC, 8);
-    let network = Network {
-        client_port: four.network.client_port,
-        timeout: Duration::from_secs(5),
-    };
+    let network = health_of(&four);
     let gates = |moves: Moves| Gates {
         health: Some(&network),
         timeout: Duration::from_secs(120),

@@ -380,6 +380,24 @@ fn files_in(user_data: &[u8], data_dir: &str, plugin_dir: &str) -> BTreeMap<Stri
         .collect()
 }
 
+/// Health read from the local nodes as `apply` reads it from EC2 nodes (5 s per answer).
+pub fn health_of(cluster: &Cluster) -> Network {
+    Network {
+        client_port: cluster.network.client_port,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// The gates a test rolls with: `health`, each gate waiting up to `limit`, polled every second.
+pub fn gated(health: &Network, limit: Duration) -> Gates<'_> {
+    Gates {
+        health: Some(health),
+        timeout: limit,
+        poll: Duration::from_secs(1),
+        moves: Default::default(),
+    }
+}
+
 /// The fake account of a cluster on loopback: its zones' subnets, the image, the SSM parameter.
 pub fn account(cluster: &Cluster) -> FakeEc2 {
     let zones: Vec<(String, String)> = cluster

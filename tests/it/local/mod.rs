@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use kcluster::cluster::{self, Cluster, Metadata, Role};
 use kcluster::exporters::JMX_EXPORTER_PORT;
-use kcluster::health::{Health, Network};
+use kcluster::health::Health;
 use kcluster::render::{JMX_PORT, Options, Renderer};
 
 use self::jvm::{kafka, kafka_version};
@@ -471,10 +471,7 @@ impl LocalCluster {
             .enable_all()
             .build()
             .expect("a runtime");
-        let network = Network {
-            client_port: self.cluster.network.client_port,
-            timeout: Duration::from_secs(5),
-        };
+        let network = ec2::health_of(&self.cluster);
         let what = format!("every broker's metadata to list brokers {expected:?}");
         self.wait(&what, LIMIT, |c| {
             let mut controllers = Vec::new();
