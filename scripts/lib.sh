@@ -164,7 +164,7 @@ ensure_connect_plugin() {
     5b64b910eefb39683e2d2c7e994b51b6d62dbee102084b6c85099e3191316cd4dce416ef29d5ea1a475ba8309ff63846f5165b8e309b557eb260250a4980cb73
 }
 
-# The Prometheus JMX exporter agent the rendered units load (kcluster's pin, src/exporters.rs).
+# The Prometheus JMX exporter agent the rendered units load (kcluster's pin, src/render/exporters.rs).
 JMX_EXPORTER_VERSION="1.0.1"
 JMX_EXPORTER_SHA256="7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1"
 

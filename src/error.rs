@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::diagnostic::Report;
+use crate::topology::diagnostic::Report;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,40 +1,27 @@
 //! kcluster: a YAML topology of an Apache Kafka cluster → validated cluster → rendered configs →
 //! EC2 resources found and managed by their `kcluster:*` tags → a rack-awareness check.
+//!
+//! The modules follow that flow:
+//! - [`topology`]: the file → parsed, defaulted, validated (every problem at once, with its line);
+//! - [`cluster`]: the validated cluster, its node roles as data and its metadata mode — the only
+//!   types downstream sees;
+//! - [`kafka`]: what kcluster knows of Kafka itself (config tables, Connect, replica placement);
+//! - [`render`]: cluster → each node's files, the monitoring files, client settings;
+//! - [`provision`]: desired resources, EC2 observed by tags, the plan, preflight, apply, destroy,
+//!   the network kcluster creates;
+//! - [`ec2`]: EC2 behind a narrow trait (the SDK, a stateful fake, client-side pacing);
+//! - [`operations`]: a running cluster's health, gated rolls, drains and rebalances;
+//! - [`check`]: the rack-awareness report, static and live;
+//! - [`cli`]: arguments, commands and printing; `main` only calls it.
 
-pub mod apply;
-pub mod assign;
 pub mod check;
 pub mod cli;
-pub mod client_config;
 pub mod cluster;
-pub mod commands;
-pub mod connect;
-pub mod desired;
-pub mod destroy;
-pub mod diagnostic;
-pub mod drain;
 pub mod ec2;
-pub mod egress;
 pub mod error;
-pub mod exporter_health;
-pub mod exporters;
-pub mod health;
-pub mod kafka_config;
-pub mod lease;
-pub mod live;
-pub mod metadata;
-pub mod monitoring;
-pub mod network;
-pub mod output;
-pub mod ownership;
-pub mod plan;
-pub mod preflight;
+pub mod kafka;
+pub mod operations;
 pub mod progress;
-pub mod reassign;
+pub mod provision;
 pub mod render;
-pub mod role;
-pub mod roll;
-pub mod suggest;
-pub mod terminal;
 pub mod topology;
-pub mod workflow;

@@ -1,6 +1,7 @@
 //! The rack-awareness report: static rules over the cluster, a simulation of losing each AZ,
 //! and room for findings from the live cluster, printed as text or serialized as JSON.
 
+pub mod live;
 mod render;
 pub mod rules;
 mod simulate;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Finding, Severity, zone_order, zookeeper_quorum};
-use crate::assign::{AssignError, BrokerMetadata, StartIndex, assign_replicas_to_brokers};
 use crate::cluster::{Cluster, Node, Role};
+use crate::kafka::assign::{AssignError, BrokerMetadata, StartIndex, assign_replicas_to_brokers};
 
 pub const BROKER_RACK_ZONE: &str = "broker-rack-zone";
 pub const ZOOKEEPER_ZONE: &str = "zookeeper-zone";

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{zone_order, zookeeper_quorum};
-use crate::assign::{AssignError, BrokerMetadata, StartIndex, assign_replicas_to_brokers};
 use crate::cluster::{Cluster, Role};
+use crate::kafka::assign::{AssignError, BrokerMetadata, StartIndex, assign_replicas_to_brokers};
 
 /// A simulated topic and its fate under the loss of each AZ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -236,7 +236,7 @@ fn count<T>(items: impl Iterator<Item = T>) -> u32 {
 mod tests {
     use super::super::testing::{A, B, C, test_cluster};
     use super::{Simulation, Verdict, ZoneLoss, simulate};
-    use crate::assign::AssignError;
+    use crate::kafka::assign::AssignError;
 
     fn scenario<'a>(sim: &'a Simulation, zone: &str) -> &'a ZoneLoss {
         sim.scenarios

@@ -1175,7 +1175,7 @@ impl Ec2 for SdkEc2 {
                 c.attach_volume()
                     .volume_id(volume_id)
                     .instance_id(instance_id)
-                    .device(crate::desired::DATA_DEVICE)
+                    .device(crate::provision::desired::DATA_DEVICE)
             ),
             DryRun::ModifyVolume { volume_id } => {
                 ask!(c.modify_volume().volume_id(volume_id).size(1))

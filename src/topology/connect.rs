@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::raw::{RawConnect, RawPlugin};
 use super::validate::{Checker, p, property_text};
 use crate::cluster::{ConnectGroup, Plugin};
-use crate::connect;
-use crate::diagnostic::Diagnostic;
+use crate::kafka::connect;
+use crate::topology::diagnostic::Diagnostic;
 
 /// File name endings the bootstrap knows how to install.
 const PLUGIN_KINDS: [&str; 4] = [".tar.gz", ".tgz", ".zip", ".jar"];
@@ -226,8 +226,8 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use crate::cluster::{CONNECT_REST_PORT, Role};
-    use crate::diagnostic::{Report, Severity};
     use crate::ec2::Source;
+    use crate::topology::diagnostic::{Report, Severity};
     use crate::topology::{Loaded, load};
 
     const BASE: &str = "name: demo\nregion: eu-west-1\nzones:\n  - {name: eu-west-1a, cidr: 10.0.0.0/24}\n  - {name: eu-west-1b, cidr: 10.0.1.0/24}\n  - {name: eu-west-1c, cidr: 10.0.2.0/24}\n";
@@ -257,7 +257,7 @@ mod tests {
     }
 
     fn rest_sources(l: &Loaded) -> Vec<Source> {
-        crate::desired::group_rules(&l.cluster)
+        crate::provision::desired::group_rules(&l.cluster)
             .into_iter()
             .filter(|r| {
                 r.ports == Some((i32::from(CONNECT_REST_PORT), i32::from(CONNECT_REST_PORT)))

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::metadata::Metadata;
+use crate::cluster::metadata::Metadata;
 
 /// The newest release of the 3.9 line, the last with ZooKeeper (2026-02-21): the default in
 /// ZooKeeper mode.

@@ -10,7 +10,7 @@ use std::collections::hash_map::Entry;
 use yaml_rust2::Event;
 use yaml_rust2::parser::Parser;
 
-use crate::diagnostic::{FieldPath, Location, Segment};
+use crate::topology::diagnostic::{FieldPath, Location, Segment};
 
 /// Field path → position of the key (for mapping entries) or of the item (for sequence entries).
 #[derive(Debug, Default)]
@@ -165,7 +165,7 @@ fn path_with(path: &FieldPath, seg: Segment) -> FieldPath {
 #[cfg(test)]
 mod tests {
     use super::Locations;
-    use crate::diagnostic::{FieldPath, Location};
+    use crate::topology::diagnostic::{FieldPath, Location};
 
     #[test]
     fn finds_keys_items_and_nearest_ancestor() {

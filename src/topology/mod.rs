@@ -3,9 +3,11 @@
 
 mod connect;
 mod defaults;
+pub mod diagnostic;
 mod locate;
 mod parse;
 mod raw;
+pub mod suggest;
 mod validate;
 
 pub use defaults::{AMI_SSM_PARAMETER, KAFKA_SHA512, KAFKA_VERSION};
@@ -14,7 +16,7 @@ pub use raw::RawTopology;
 pub use validate::az_id_prefix;
 
 use crate::cluster::Cluster;
-use crate::diagnostic::Report;
+use crate::topology::diagnostic::Report;
 
 /// A valid cluster and the warnings its file produced.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use serde_yaml::Value;
 
 use super::locate::Locations;
 use super::raw::RawTopology;
-use crate::diagnostic::{Diagnostic, FieldPath, Location, Segment};
+use crate::topology::diagnostic::{Diagnostic, FieldPath, Location, Segment};
 
 /// Larger files are refused before parsing: a topology is a few kilobytes.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
@@ -210,7 +210,7 @@ fn unknown_key(path: &FieldPath) -> Diagnostic {
     let parent = FieldPath(path.0[..path.0.len() - 1].to_vec());
     let known = known_keys(&parent);
     let d = Diagnostic::error(path.clone(), format!("unknown key `{key}`"));
-    match crate::suggest::closest(key, known.iter().map(String::as_str)) {
+    match crate::topology::suggest::closest(key, known.iter().map(String::as_str)) {
         Some(best) => d.help(format!("did you mean `{best}`?")),
         None if known.is_empty() => d,
         None => d.help(format!("expected one of: {}", known.join(", "))),

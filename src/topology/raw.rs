@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::role::Role;
+use crate::cluster::role::Role;
 
 /// A kcluster topology: one Apache Kafka cluster (ZooKeeper or KRaft mode) on EC2.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

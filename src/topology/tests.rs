@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::{Loaded, MAX_FILE_BYTES, load};
-use crate::diagnostic::{Diagnostic, Location, Report, Severity};
+use crate::topology::diagnostic::{Diagnostic, Location, Report, Severity};
 
 /// A valid topology of 9 lines; tests append sections from line 10 on.
 const BASE: &str = "\
@@ -525,7 +525,7 @@ fn exporters_open_to_the_internet_is_a_warning() {
 #[test]
 fn exporters_are_open_to_the_group_and_the_monitoring_cidrs_only() {
     let l = accepted(&with("network:\n  monitoring_cidrs: [10.9.0.0/24]\n"));
-    let rules = crate::desired::group_rules(&l.cluster);
+    let rules = crate::provision::desired::group_rules(&l.cluster);
     for port in [11001, 11002] {
         let sources: Vec<_> = rules
             .iter()
@@ -543,7 +543,7 @@ fn exporters_are_open_to_the_group_and_the_monitoring_cidrs_only() {
     }
     let none = accepted(&with(""));
     assert!(
-        crate::desired::group_rules(&none.cluster)
+        crate::provision::desired::group_rules(&none.cluster)
             .iter()
             .filter(|r| matches!(r.ports, Some((11001, 11001) | (11002, 11002))))
             .all(|r| r.source == crate::ec2::Source::Group),
@@ -673,7 +673,7 @@ fn prometheus_and_alertmanager_are_open_to_the_group_and_monitoring_cidrs_never_
     let l = accepted(&with(
         "monitoring:\n  count: 2\nnetwork:\n  monitoring_cidrs: [10.9.0.0/24]\n",
     ));
-    let rules = crate::desired::group_rules(&l.cluster);
+    let rules = crate::provision::desired::group_rules(&l.cluster);
     for port in [9090, 9095] {
         assert!(rules.contains(&Rule::tcp(port, Source::Group)), "{port}");
         assert!(rules.contains(&Rule::tcp(port, cidr.clone())), "{port}");
@@ -696,7 +696,7 @@ fn prometheus_and_alertmanager_are_open_to_the_group_and_monitoring_cidrs_never_
     // Without a monitoring node none of its ports is open.
     let none = accepted(&with("network:\n  monitoring_cidrs: [10.9.0.0/24]\n"));
     assert!(
-        !crate::desired::group_rules(&none.cluster)
+        !crate::provision::desired::group_rules(&none.cluster)
             .iter()
             .any(|r| matches!(r.ports, Some((9090 | 9095 | 9096, _))))
     );
@@ -1047,7 +1047,7 @@ fn override_that_is_not_a_kafka_39_broker_config_is_refused_with_a_suggestion() 
 
 #[test]
 fn override_of_a_managed_key_is_refused() {
-    for key in super::defaults::managed_keys(crate::metadata::Metadata::Zookeeper) {
+    for key in super::defaults::managed_keys(crate::cluster::metadata::Metadata::Zookeeper) {
         let r = refused(&with(&format!("brokers:\n  overrides:\n    {key}: x\n")));
         error(
             only(&r),
@@ -2532,7 +2532,7 @@ mod kraft {
     #[test]
     fn security_group_opens_the_controller_port_within_the_group_and_no_zookeeper_port() {
         let within = |c: &crate::cluster::Cluster| -> Vec<i32> {
-            crate::desired::group_rules(c)
+            crate::provision::desired::group_rules(c)
                 .iter()
                 .filter(|r| r.source == crate::ec2::Source::Group)
                 .filter_map(|r| r.ports.map(|(from, _)| from))

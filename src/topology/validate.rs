@@ -9,13 +9,13 @@ use ipnet::Ipv4Net;
 
 use super::defaults;
 use super::raw::{RawMetadata, RawNode, RawTopology, RawVolume};
+use crate::cluster::role::Spread;
 use crate::cluster::{
     Ami, Cluster, KafkaDist, Metadata, MonitoringSettings, Network, Node, Role, RoleSpec, Ssh,
     Volume, Zone,
 };
-use crate::diagnostic::{Diagnostic, FieldPath};
-use crate::kafka_config::BrokerConfigs;
-use crate::role::Spread;
+use crate::kafka::config::BrokerConfigs;
+use crate::topology::diagnostic::{Diagnostic, FieldPath};
 
 mod managed;
 
@@ -61,7 +61,7 @@ impl Checker {
     fn has_errors(&self) -> bool {
         self.diagnostics
             .iter()
-            .any(|d| d.severity == crate::diagnostic::Severity::Error)
+            .any(|d| d.severity == crate::topology::diagnostic::Severity::Error)
     }
 
     /// Checks `raw` and builds the cluster; `None` when any error was found.
@@ -288,7 +288,7 @@ impl Checker {
         raw: &RawTopology,
         region: Option<&str>,
         metadata: Metadata,
-        managed: Option<&crate::network::ManagedNetwork>,
+        managed: Option<&crate::provision::network::ManagedNetwork>,
     ) -> Vec<Zone> {
         let Some(list) = &raw.zones else {
             if self.reported(&p(&["zones"])) {
@@ -528,7 +528,7 @@ impl Checker {
         if metadata != Metadata::Kraft {
             return;
         }
-        let base = crate::role::CONTROLLER_NODE_ID_BASE;
+        let base = crate::cluster::role::CONTROLLER_NODE_ID_BASE;
         let max = base + Role::Controller.info().max_id;
         for n in nodes
             .iter()
@@ -722,7 +722,7 @@ impl Checker {
         &mut self,
         raw: &RawTopology,
         zones: &[Zone],
-        create: Option<crate::network::ManagedNetwork>,
+        create: Option<crate::provision::network::ManagedNetwork>,
     ) -> Option<Network> {
         let n = raw.network.clone().unwrap_or_default();
         if let Some(vpc) = &n.vpc
@@ -772,8 +772,8 @@ impl Checker {
             crate::cluster::CONTROLLER_PORT,
             crate::cluster::CONNECT_REST_PORT,
             crate::render::JMX_PORT,
-            crate::exporters::JMX_EXPORTER_PORT,
-            crate::exporters::NODE_EXPORTER_PORT,
+            crate::render::exporters::JMX_EXPORTER_PORT,
+            crate::render::exporters::NODE_EXPORTER_PORT,
             crate::cluster::PROMETHEUS_PORT,
             crate::cluster::ALERTMANAGER_PORT,
             crate::cluster::ALERTMANAGER_CLUSTER_PORT,

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kcluster::cluster::Cluster;
-use kcluster::monitoring::{self, JMX_JOB, PROMETHEUS_FILE};
+use kcluster::render::monitoring::{self, JMX_JOB, PROMETHEUS_FILE};
 use serde_json::Value;
 
 use crate::local::process::Watchdog;

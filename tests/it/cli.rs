@@ -122,7 +122,7 @@ fn render_with(templates: &std::path::Path) -> (Option<i32>, String) {
 }
 
 /// Regression: a strict-undefined error said "undefined value" without naming what was undefined
-/// (in release builds; see the unit test in src/render.rs).
+/// (in release builds; see the unit test in src/render/mod.rs).
 #[test]
 fn undefined_template_variable_is_named() {
     let dir = tempfile::tempdir().expect("temporary directory");

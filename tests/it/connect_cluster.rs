@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kcluster::apply::Gates;
 use kcluster::cluster::{CONNECT_REST_PORT, Cluster, Role};
-use kcluster::exporters::JMX_EXPORTER_PORT;
-use kcluster::health::connect_state;
-use kcluster::roll::ConnectState;
+use kcluster::operations::health::connect_state;
+use kcluster::operations::roll::ConnectState;
+use kcluster::provision::apply::Gates;
+use kcluster::render::exporters::JMX_EXPORTER_PORT;
 use serde_json::{Value, json};
 
 use crate::local::connect::{self, rest};
@@ -91,7 +91,7 @@ fn install_plugins(local: &LocalCluster, cluster: &Cluster) {
         let node = local.node(name);
         let bootstrap =
             std::fs::read_to_string(node.rendered_file("bootstrap.sh")).expect("bootstrap");
-        let props = kcluster::live::parse_properties(
+        let props = kcluster::check::live::parse_properties(
             &std::fs::read_to_string(node.rendered_file("connect-distributed.properties"))
                 .expect("rendered properties"),
         );
@@ -426,7 +426,7 @@ impl AwayWatcher {
                     .iter()
                     .filter(|(_, a)| {
                         let at = SocketAddr::from((*a, CONNECT_REST_PORT));
-                        kcluster::exporter_health::get(
+                        kcluster::operations::exporter_health::get(
                             at,
                             "/",
                             "application/json",
@@ -544,9 +544,8 @@ fn workers_roll_one_at_a_time_behind_the_rest_gate_and_without_it_two_are_away_a
     let (plan, _) = runtime.block_on(apply(&ec2, &tuned, &gated));
     let to = Instant::now();
     assert!(
-        plan.nodes
-            .iter()
-            .all(|n| (n.role == Role::Connect) == (n.instance == kcluster::plan::Action::Update)),
+        plan.nodes.iter().all(|n| (n.role == Role::Connect)
+            == (n.instance == kcluster::provision::plan::Action::Update)),
         "{}",
         plan.render_text()
     );

@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use kcluster::cluster::{self, Cluster, Role};
-use kcluster::exporters::JMX_EXPORTER_PORT;
 use kcluster::render::JMX_PORT;
+use kcluster::render::exporters::JMX_EXPORTER_PORT;
 use serde_json::Value;
 
 use crate::local::{LocalCluster, clients, metrics};

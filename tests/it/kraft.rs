@@ -13,7 +13,7 @@ use kcluster::check::Verdict;
 use kcluster::cluster::{Cluster, Metadata, Role};
 
 use crate::drill;
-use kcluster::exporters::JMX_EXPORTER_PORT;
+use kcluster::render::exporters::JMX_EXPORTER_PORT;
 
 use crate::local::{LIMIT, LocalCluster, clients, metrics};
 use crate::support;

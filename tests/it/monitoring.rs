@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kcluster::cluster::Role;
-use kcluster::monitoring::{self, ALERTS_FILE, DASHBOARD_FILE, PROMETHEUS_FILE};
+use kcluster::render::monitoring::{self, ALERTS_FILE, DASHBOARD_FILE, PROMETHEUS_FILE};
 use kcluster::render::{Options, Renderer};
 
 use crate::local::metrics;

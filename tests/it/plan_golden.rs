@@ -4,12 +4,12 @@
 //! insta in `tests/it/snapshots/`. After an intended change:
 //! `INSTA_UPDATE=always cargo test --test it plan_golden`, then read the diff of the `.snap` files.
 
-use kcluster::apply::{Gates, Settings, execute};
 use kcluster::ec2::fake::FakeEc2;
-use kcluster::plan::Plan;
 use kcluster::progress::Silent;
+use kcluster::provision::apply::{Gates, Settings, execute};
+use kcluster::provision::plan::Plan;
+use kcluster::provision::workflow::make_plan;
 use kcluster::render::{Options, Renderer};
-use kcluster::workflow::make_plan;
 
 use crate::support;
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kcluster::monitoring;
+use kcluster::render::monitoring;
 use kcluster::render::{self, NodeRender, Options, Renderer};
 
 use crate::support::{example_topologies, kcluster, load, topology};

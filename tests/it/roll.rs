@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use kcluster::apply::Gates;
 use kcluster::cluster::{Cluster, Role};
+use kcluster::provision::apply::Gates;
 
 use crate::local::ec2::{apply, gated, health_of, on_local_ec2};
 use crate::local::watcher::{assert_read_back, under_load, wait_in_sync};
@@ -71,9 +71,8 @@ fn rolls_through_the_executor_keep_min_isr_and_every_acked_record_and_without_ga
     let to = Instant::now();
     let rolled = ec2.stopped_since(mark);
     assert!(
-        plan.nodes
-            .iter()
-            .all(|n| (n.role == Role::Broker) == (n.instance == kcluster::plan::Action::Update)),
+        plan.nodes.iter().all(|n| (n.role == Role::Broker)
+            == (n.instance == kcluster::provision::plan::Action::Update)),
         "{}",
         plan.render_text()
     );
@@ -214,7 +213,7 @@ fn kraft_controller_rolls_keep_a_caught_up_majority_and_without_gates_do_not() {
     );
     assert!(
         plan.nodes.iter().all(|n| (n.role == Role::Controller)
-            == (n.instance == kcluster::plan::Action::Update)),
+            == (n.instance == kcluster::provision::plan::Action::Update)),
         "{}",
         plan.render_text()
     );

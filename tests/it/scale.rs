@@ -11,10 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use kcluster::apply::Gates;
 use kcluster::cluster::{Cluster, Role};
-use kcluster::drain::Moves;
-use kcluster::plan::Action;
+use kcluster::operations::drain::Moves;
+use kcluster::provision::apply::Gates;
+use kcluster::provision::plan::Action;
 
 use crate::local::LocalCluster;
 use crate::local::clients::{self, Partition};

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use kcluster::cluster::Cluster;
-use kcluster::exporters;
-use kcluster::kafka_config::BrokerConfigs;
+use kcluster::kafka::config::BrokerConfigs;
+use kcluster::render::exporters;
 use kcluster::render::{self, NodeFile, NodeRender, Options, Renderer};
 
 use crate::support;
@@ -501,7 +501,7 @@ fn bootstrap_settings(r: &Rendered, node: &NodeRender) -> (String, Vec<String>) 
     // A node with a data volume mounts it at DATA_DIR; a Connect worker has none and installs
     // its plugins under PLUGIN_DIR instead.
     let dir = match role.and_then(|role| r.cluster.role_spec(role)) {
-        Some(spec) if spec.volume.is_none() => ("PLUGIN_DIR", kcluster::connect::PLUGIN_DIR),
+        Some(spec) if spec.volume.is_none() => ("PLUGIN_DIR", kcluster::kafka::connect::PLUGIN_DIR),
         _ => ("DATA_DIR", kcluster::cluster::DATA_DIR),
     };
     let node_exporter = exporters::NODE_EXPORTER;
@@ -618,7 +618,7 @@ fn every_connect_distributed_properties_is_read_by_connect_as_the_topology_says(
                     problems.push(format!("{label}: `{key}` is set twice"));
                 }
                 if key != "client.rack"
-                    && let Err(problem) = kcluster::connect::check_override(key, value)
+                    && let Err(problem) = kcluster::kafka::connect::check_override(key, value)
                 {
                     problems.push(format!("{label}: {key}={value:?}: {problem}"));
                 }

@@ -4,8 +4,8 @@
 use ipnet::Ipv4Net;
 
 use super::{Checker, p};
-use crate::diagnostic::FieldPath;
-use crate::network::{self, ManagedNetwork, NatMode};
+use crate::provision::network::{self, ManagedNetwork, NatMode};
+use crate::topology::diagnostic::FieldPath;
 use crate::topology::raw::{RawNat, RawTopology, RawZone};
 
 impl Checker {
@@ -108,7 +108,7 @@ impl Checker {
 
 #[cfg(test)]
 mod tests {
-    use crate::network::NatMode;
+    use crate::provision::network::NatMode;
     use crate::topology::load;
 
     const ZONES: &str = "name: demo\nregion: eu-west-1\nzones:\n  - name: eu-west-1a\n  - name: eu-west-1b\n  - name: eu-west-1c\n";

@@ -10,20 +10,20 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use kcluster::apply::{Gates, Outcome, Settings, execute};
 use kcluster::cluster::{Ami, Cluster, Role};
-use kcluster::drain;
 use kcluster::ec2::fake::FakeEc2;
 use kcluster::ec2::{
     Address, DataVolumeSpec, DryRun, Ec2, Ec2Result, Image, Instance, InstanceChange, InstanceSpec,
     InterfaceSpec, NetworkInterface, RouteTable, Rule, SecurityGroup, SecurityGroupSpec, Subnet,
     Tags, Volume, VolumeSize, tags,
 };
-use kcluster::health::{Health, Network};
-use kcluster::plan::Plan;
+use kcluster::operations::drain;
+use kcluster::operations::health::{Health, Network};
 use kcluster::progress::Silent;
+use kcluster::provision::apply::{Gates, Outcome, Settings, execute};
+use kcluster::provision::plan::Plan;
+use kcluster::provision::workflow::make_plan;
 use kcluster::render::{Options, Renderer, user_data_text};
-use kcluster::workflow::make_plan;
 
 use super::{LocalCluster, clients};
 
@@ -124,7 +124,7 @@ impl LocalEc2 {
                         && (v.id == leader
                             || (v.last_caught_up_ms >= since(name)
                                 && reference - v.last_caught_up_ms
-                                    <= kcluster::roll::CAUGHT_UP_WITHIN_MS))
+                                    <= kcluster::operations::roll::CAUGHT_UP_WITHIN_MS))
                 })
             })
             .count()
@@ -374,7 +374,7 @@ fn files_in(user_data: &[u8], data_dir: &str, plugin_dir: &str) -> BTreeMap<Stri
                     .as_str()
                     .expect("content")
                     .replace(VOLUME_MOUNT, data_dir)
-                    .replace(kcluster::connect::PLUGIN_DIR, plugin_dir),
+                    .replace(kcluster::kafka::connect::PLUGIN_DIR, plugin_dir),
             )
         })
         .collect()

@@ -230,9 +230,13 @@ impl Kafka {
             // node, with the rules where the node's files put them; here those two paths (and
             // nothing else of the option) are mapped to the jar fetched for the tests and the
             // node's rendered rules, as the data directory is moved.
-            let agent = format!("-javaagent:{}=", kcluster::exporters::JMX_EXPORTER_JAR);
+            let agent = format!(
+                "-javaagent:{}=",
+                kcluster::render::exporters::JMX_EXPORTER_JAR
+            );
             assert!(
-                opts.contains(&agent) && opts.contains(kcluster::exporters::JMX_EXPORTER_CONFIG),
+                opts.contains(&agent)
+                    && opts.contains(kcluster::render::exporters::JMX_EXPORTER_CONFIG),
                 "the unit's KAFKA_OPTS does not load the JMX exporter agent as installed: {opts}"
             );
             let opts = opts
@@ -241,7 +245,7 @@ impl Kafka {
                     &format!("-javaagent:{}=", self.jmx_exporter.display()),
                 )
                 .replace(
-                    kcluster::exporters::JMX_EXPORTER_CONFIG,
+                    kcluster::render::exporters::JMX_EXPORTER_CONFIG,
                     &agent_config.display().to_string(),
                 );
             cmd.args(opts.split_whitespace());
@@ -255,7 +259,7 @@ impl Kafka {
 /// against kcluster's pinned SHA-256 (the one every node's bootstrap verifies).
 fn jmx_exporter_jar() -> PathBuf {
     use sha2::{Digest, Sha256};
-    let version = kcluster::exporters::JMX_EXPORTER_VERSION;
+    let version = kcluster::render::exporters::JMX_EXPORTER_VERSION;
     let jar = support::repo()
         .join("target/jmx-exporter")
         .join(version)
@@ -269,7 +273,7 @@ fn jmx_exporter_jar() -> PathBuf {
     });
     assert_eq!(
         hex::encode(Sha256::digest(&bytes)),
-        kcluster::exporters::JMX_EXPORTER_SHA256,
+        kcluster::render::exporters::JMX_EXPORTER_SHA256,
         "{} is not the jar kcluster pins",
         jar.display()
     );

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kcluster::cluster::{self, Cluster, Metadata, Role};
-use kcluster::exporters::JMX_EXPORTER_PORT;
-use kcluster::health::Health;
+use kcluster::operations::health::Health;
+use kcluster::render::exporters::JMX_EXPORTER_PORT;
 use kcluster::render::{JMX_PORT, Options, Renderer};
 
 use self::jvm::{kafka, kafka_version};

@@ -13,17 +13,17 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::cluster::Role;
-use crate::desired::{DATA_DEVICE, client_token, volume_token};
 use crate::ec2::{
     Address, AttachmentState, DataVolumeSpec, Ec2, Ec2Error, Ec2Result, InstanceChange,
     InstanceSpec, InstanceState, InterfaceSpec, Rule, SecurityGroupSpec, VolumeSize, VolumeState,
     tags,
 };
-use crate::health::Health;
-use crate::plan::{Action, NodeChange, OrphanKind, Plan};
+use crate::operations::health::Health;
+use crate::operations::roll::{self, Decision};
 use crate::progress::Reporter;
+use crate::provision::desired::{DATA_DEVICE, client_token, volume_token};
+use crate::provision::plan::{Action, NodeChange, OrphanKind, Plan};
 use crate::render::with_data_volume;
-use crate::roll::{self, Decision};
 
 /// The flag that rolls without health gates, for a cluster that is already down.
 pub const SKIP_GATES_FLAG: &str = "--skip-health-gates";
@@ -37,7 +37,7 @@ pub struct Gates<'a> {
     /// Pause between two readings of a gate.
     pub poll: Duration,
     /// What happens to replicas when brokers leave or join (drain.rs).
-    pub moves: crate::drain::Moves,
+    pub moves: crate::operations::drain::Moves,
 }
 
 impl Gates<'_> {
@@ -47,7 +47,7 @@ impl Gates<'_> {
             health: None,
             timeout: Duration::ZERO,
             poll: Duration::ZERO,
-            moves: crate::drain::Moves::default(),
+            moves: crate::operations::drain::Moves::default(),
         }
     }
 }
@@ -131,7 +131,7 @@ struct Run<'a> {
     /// Node → its data volume, once it exists.
     volumes: BTreeMap<String, String>,
     /// The ids of the network kcluster creates, for the ids the plan showed before it existed.
-    network: crate::network::apply::Made,
+    network: crate::provision::network::apply::Made,
 }
 
 /// Executes `plan`. On failure, the error lists every resource that failed in the failing wave.
@@ -143,7 +143,10 @@ pub async fn execute(
     reporter: &dyn Reporter,
 ) -> Result<Outcome, ApplyError> {
     let network = match &plan.network {
-        Some(n) => crate::network::apply::create(ec2, &plan.cluster, n, settings, reporter).await?,
+        Some(n) => {
+            crate::provision::network::apply::create(ec2, &plan.cluster, n, settings, reporter)
+                .await?
+        }
         None => Default::default(),
     };
     let mut run = Run {
@@ -157,17 +160,18 @@ pub async fn execute(
         network,
     };
     run.keep_quorum_members()?;
-    crate::drain::refuse_early(plan, gates).await?;
+    crate::operations::drain::refuse_early(plan, gates).await?;
     let group_id = run.group().await?;
     let mut interfaces = run.create_interfaces(&group_id).await?;
     run.public_addresses(&interfaces).await?;
     run.prepare_volumes(&interfaces).await?;
     run.launch_new(&interfaces).await?;
     run.roll(&group_id, &mut interfaces).await?;
-    run.outcome.replicas_moved = crate::drain::carry_out(plan, gates, reporter).await?;
+    run.outcome.replicas_moved = crate::operations::drain::carry_out(plan, gates, reporter).await?;
     run.remove().await?;
     if let Some(n) = plan.network.as_ref().filter(|n| !n.orphans.is_empty()) {
-        crate::network::apply::remove(ec2, &plan.cluster, &n.remove, settings, reporter).await?;
+        crate::provision::network::apply::remove(ec2, &plan.cluster, &n.remove, settings, reporter)
+            .await?;
     }
     Ok(run.outcome)
 }
@@ -735,7 +739,7 @@ impl Run<'_> {
         }
         for role in Role::ALL
             .into_iter()
-            .filter(|r| r.info().spread == crate::role::Spread::Quorum)
+            .filter(|r| r.info().spread == crate::cluster::role::Spread::Quorum)
         {
             let mine = |n: &&NodeChange| n.role == role;
             let running: Vec<String> = self
@@ -1519,13 +1523,13 @@ pub(crate) mod tests {
 
     use super::{Gates, Settings, execute};
     use crate::cluster::Cluster;
-    use crate::destroy::{Inventory, destroy};
     use crate::ec2::fake::FakeEc2;
     use crate::ec2::{Ec2, Instance, InstanceState, describe_calls, tags};
-    use crate::plan::{Action, Plan};
     use crate::progress::Silent;
+    use crate::provision::destroy::{Inventory, destroy};
+    use crate::provision::plan::{Action, Plan};
+    use crate::provision::workflow::make_plan;
     use crate::render::{Options, Renderer};
-    use crate::workflow::make_plan;
 
     const AL2023: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 
@@ -2066,10 +2070,10 @@ pub(crate) mod tests {
     /// A cluster's health as a test scripts it: ZooKeeper members and the brokers' view, each
     /// read returning the next scripted answer (the last one repeats).
     struct Scripted {
-        zk: std::sync::Mutex<Vec<Vec<crate::roll::ZkMember>>>,
-        kafka: std::sync::Mutex<Vec<Result<crate::roll::KafkaView, String>>>,
-        connect: std::sync::Mutex<Vec<Vec<crate::roll::ConnectWorker>>>,
-        quorum: std::sync::Mutex<Vec<Result<crate::roll::QuorumView, String>>>,
+        zk: std::sync::Mutex<Vec<Vec<crate::operations::roll::ZkMember>>>,
+        kafka: std::sync::Mutex<Vec<Result<crate::operations::roll::KafkaView, String>>>,
+        connect: std::sync::Mutex<Vec<Vec<crate::operations::roll::ConnectWorker>>>,
+        quorum: std::sync::Mutex<Vec<Result<crate::operations::roll::QuorumView, String>>>,
     }
 
     /// The next scripted answer; the last one repeats.
@@ -2083,23 +2087,29 @@ pub(crate) mod tests {
     }
 
     #[async_trait::async_trait]
-    impl crate::health::Health for Scripted {
+    impl crate::operations::health::Health for Scripted {
         async fn zookeeper(
             &self,
             _: &[(String, std::net::Ipv4Addr)],
-        ) -> Vec<crate::roll::ZkMember> {
+        ) -> Vec<crate::operations::roll::ZkMember> {
             next_answer(&self.zk)
         }
-        async fn kafka(&self, _: &[std::net::Ipv4Addr]) -> Result<crate::roll::KafkaView, String> {
+        async fn kafka(
+            &self,
+            _: &[std::net::Ipv4Addr],
+        ) -> Result<crate::operations::roll::KafkaView, String> {
             next_answer(&self.kafka)
         }
-        async fn kraft(&self, _: &[std::net::Ipv4Addr]) -> Result<crate::roll::QuorumView, String> {
+        async fn kraft(
+            &self,
+            _: &[std::net::Ipv4Addr],
+        ) -> Result<crate::operations::roll::QuorumView, String> {
             next_answer(&self.quorum)
         }
         async fn connect(
             &self,
             _: &[(String, std::net::Ipv4Addr)],
-        ) -> Vec<crate::roll::ConnectWorker> {
+        ) -> Vec<crate::operations::roll::ConnectWorker> {
             next_answer(&self.connect)
         }
     }
@@ -2136,8 +2146,8 @@ pub(crate) mod tests {
         err.failures[0].error.clone()
     }
 
-    fn healthy_zk() -> Vec<crate::roll::ZkMember> {
-        use crate::roll::{ZkMember, ZkState};
+    fn healthy_zk() -> Vec<crate::operations::roll::ZkMember> {
+        use crate::operations::roll::{ZkMember, ZkState};
         vec![
             ZkMember {
                 node: "zookeeper-1".into(),
@@ -2156,11 +2166,11 @@ pub(crate) mod tests {
         ]
     }
 
-    fn kafka_view(isr: &[i32]) -> crate::roll::KafkaView {
-        crate::roll::KafkaView {
+    fn kafka_view(isr: &[i32]) -> crate::operations::roll::KafkaView {
+        crate::operations::roll::KafkaView {
             brokers: [1, 2, 3].into(),
             controller: Some(1),
-            partitions: vec![crate::roll::Partition {
+            partitions: vec![crate::operations::roll::Partition {
                 topic: "orders".into(),
                 partition: 0,
                 replicas: vec![1, 2, 3],
@@ -2263,8 +2273,8 @@ pub(crate) mod tests {
         );
     }
 
-    fn workers(up: [bool; 3]) -> Vec<crate::roll::ConnectWorker> {
-        use crate::roll::{ConnectState, ConnectWorker};
+    fn workers(up: [bool; 3]) -> Vec<crate::operations::roll::ConnectWorker> {
+        use crate::operations::roll::{ConnectState, ConnectWorker};
         (1..=3)
             .zip(up)
             .map(|(i, up)| ConnectWorker {
@@ -2300,7 +2310,7 @@ pub(crate) mod tests {
             "{impacts}"
         );
         let settings = settings();
-        let scripted = |answers: Vec<Vec<crate::roll::ConnectWorker>>| Scripted {
+        let scripted = |answers: Vec<Vec<crate::operations::roll::ConnectWorker>>| Scripted {
             zk: std::sync::Mutex::new(vec![healthy_zk()]),
             kafka: std::sync::Mutex::new(vec![Ok(kafka_view(&[1, 2, 3]))]),
             connect: std::sync::Mutex::new(answers),
@@ -2321,7 +2331,7 @@ pub(crate) mod tests {
         assert!(
             e.starts_with(&format!(
                 "after restarting connect-1: waited 200ms until {}; last seen: connect-1: GET http://172.31.0.61:8083/: refused; connect-2: up",
-                crate::roll::CONNECT_WHOLE
+                crate::operations::roll::CONNECT_WHOLE
             )),
             "{e}"
         );
@@ -2569,7 +2579,7 @@ pub(crate) mod tests {
         );
         // No cluster runs behind the fake: apply terminates it only when told the data may go.
         let accept = Gates {
-            moves: crate::drain::Moves {
+            moves: crate::operations::drain::Moves {
                 accept_data_loss: true,
                 ..Default::default()
             },
@@ -2941,14 +2951,17 @@ pub(crate) mod tests {
             plan.render_text()
         );
         let b1 = plan.node("broker-1").expect("broker-1");
-        let props = crate::live::launched_properties(&b1.desired.user_data).expect("user-data");
+        let props =
+            crate::check::live::launched_properties(&b1.desired.user_data).expect("user-data");
         assert_eq!(
             props.get("broker.rack").map(String::as_str),
             Some("euw1-az2")
         );
         // The live check compares the rack with the AZ ID of where the broker runs.
-        let observed = crate::workflow::observe(&ec2, &c).await.expect("observed");
-        let findings = crate::live::findings(&ec2, &c, &observed, 4)
+        let observed = crate::provision::workflow::observe(&ec2, &c)
+            .await
+            .expect("observed");
+        let findings = crate::check::live::findings(&ec2, &c, &observed, 4)
             .await
             .expect("findings");
         assert!(
@@ -2960,7 +2973,7 @@ pub(crate) mod tests {
         moved
             .zone_ids
             .insert("eu-west-1a".into(), "euw1-az9".into());
-        let findings = crate::live::findings(&ec2, &c, &moved, 4)
+        let findings = crate::check::live::findings(&ec2, &c, &moved, 4)
             .await
             .expect("findings");
         assert!(
@@ -3098,13 +3111,13 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn quorum_view(leader: i32, lagging: Option<i32>) -> crate::roll::QuorumView {
-        crate::roll::QuorumView {
+    fn quorum_view(leader: i32, lagging: Option<i32>) -> crate::operations::roll::QuorumView {
+        crate::operations::roll::QuorumView {
             leader: Some(leader),
             high_watermark: 500,
             voters: [9001, 9002, 9003]
                 .into_iter()
-                .map(|id| crate::roll::Voter {
+                .map(|id| crate::operations::roll::Voter {
                     id,
                     log_end_offset: 500,
                     last_caught_up_ms: if Some(id) == lagging { -1 } else { 10_000 },
@@ -3149,7 +3162,7 @@ pub(crate) mod tests {
         assert!(
             e.starts_with(&format!(
                 "after restarting controller-3: waited 200ms until {}",
-                crate::roll::KRAFT_CAUGHT_UP
+                crate::operations::roll::KRAFT_CAUGHT_UP
             )),
             "{e}"
         );

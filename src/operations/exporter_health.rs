@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cluster::{Cluster, Node, PROMETHEUS_PORT, Role};
-use crate::exporters::JMX_EXPORTER_PORT;
+use crate::render::exporters::JMX_EXPORTER_PORT;
 
 /// The most a metrics page may hold; a JMX exporter page of kcluster's rules is a few KiB.
 const MAX_PAGE: u64 = 8 * 1024 * 1024;

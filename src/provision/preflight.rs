@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use crate::ec2::{DryRun, Ec2, Ec2Result, Image};
-use crate::plan::{Action, Observed, OrphanKind, Plan};
+use crate::provision::plan::{Action, Observed, OrphanKind, Plan};
 
 /// Placeholder ids for DryRuns of calls on resources apply has not made yet (or may never
 /// touch): destructive calls always name one, so a DryRun can never act on a real resource.
@@ -27,7 +27,7 @@ const NO_SUBNET: &str = "subnet-00000000000000000";
 
 /// `id`, or `placeholder` when it names something the plan has not made yet.
 fn made_or(id: &str, placeholder: &str) -> String {
-    if crate::network::is_pending(id) {
+    if crate::provision::network::is_pending(id) {
         placeholder.to_string()
     } else {
         id.to_string()
@@ -68,12 +68,12 @@ async fn instance_types(ec2: &dyn Ec2, plan: &Plan, image: &Image) -> Ec2Result<
         .into_iter()
         .collect();
     let mut problems = Vec::new();
-    if !crate::exporters::ARCHITECTURES.contains(&image.architecture.as_str()) {
+    if !crate::render::exporters::ARCHITECTURES.contains(&image.architecture.as_str()) {
         problems.push(format!(
             "the image {} is {}, but kcluster pins node_exporter, Prometheus and Alertmanager for {} only: choose an x86_64 or arm64 image",
             image.id,
             image.architecture,
-            crate::exporters::ARCHITECTURES.join(" and ")
+            crate::render::exporters::ARCHITECTURES.join(" and ")
         ));
     }
     if types.is_empty() {
@@ -168,7 +168,7 @@ async fn held_addresses(ec2: &dyn Ec2, plan: &Plan, observed: &Observed) -> Ec2R
         .nodes
         .iter()
         .map(|n| n.desired.subnet_id.clone())
-        .filter(|s| !crate::network::is_pending(s))
+        .filter(|s| !crate::provision::network::is_pending(s))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();

@@ -6,17 +6,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::apply::{Gates, Settings, execute};
 use crate::cluster::Cluster;
-use crate::destroy::{Inventory, destroy};
 use crate::ec2::fake::FakeEc2;
 use crate::ec2::network::{Ec2Network, NatState};
 use crate::ec2::{Ec2, Tags, describe_calls, tags};
-use crate::egress::Egress;
-use crate::plan::{Action, Plan};
 use crate::progress::Silent;
+use crate::provision::apply::{Gates, Settings, execute};
+use crate::provision::destroy::{Inventory, destroy};
+use crate::provision::egress::Egress;
+use crate::provision::plan::{Action, Plan};
+use crate::provision::workflow::make_plan;
 use crate::render::{Options, Renderer};
-use crate::workflow::make_plan;
 
 /// An account whose region has zones a, b and c (and a default VPC kcluster leaves alone).
 fn fake() -> FakeEc2 {
@@ -60,7 +60,7 @@ async fn plan_for(ec2: &FakeEc2, c: &Cluster) -> Plan {
     make_plan(ec2, c, &r).await.expect("plan").0
 }
 
-async fn apply(ec2: &FakeEc2, plan: &Plan) -> Result<(), crate::apply::ApplyError> {
+async fn apply(ec2: &FakeEc2, plan: &Plan) -> Result<(), crate::provision::apply::ApplyError> {
     ec2.while_time_passes(execute(ec2, plan, &settings(), &Gates::skipped(), &Silent))
         .await
         .map(|_| ())
@@ -440,7 +440,7 @@ async fn a_zone_taken_out_loses_its_nodes_then_its_subnets_tables_and_nat_gatewa
     );
     // broker-3 leaves with its zone; no Kafka runs behind the fake to drain it.
     let lossy = Gates {
-        moves: crate::drain::Moves {
+        moves: crate::operations::drain::Moves {
             accept_data_loss: true,
             ..Default::default()
         },

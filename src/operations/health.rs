@@ -30,8 +30,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cluster::{CONNECT_REST_PORT, CONTROLLER_PORT, ZK_CLIENT_PORT};
-use crate::reassign::{Move, Ongoing};
-use crate::roll::{
+use crate::kafka::reassign::{Move, Ongoing};
+use crate::operations::roll::{
     ConnectState, ConnectWorker, KafkaView, Partition, QuorumView, Voter, ZkMember, ZkState,
 };
 
@@ -336,7 +336,7 @@ fn kafka_error(code: i16, message: Option<&str>) -> String {
 /// group and read the group's configs.
 pub fn connect_state(at: SocketAddr, timeout: Duration) -> ConnectState {
     let get = |path: &str| -> Result<serde_json::Value, String> {
-        let body = crate::exporter_health::get(at, path, "application/json", timeout)
+        let body = crate::operations::exporter_health::get(at, path, "application/json", timeout)
             .map_err(|e| format!("GET http://{at}{path}: {e}"))?;
         serde_json::from_str(&body).map_err(|e| format!("GET http://{at}{path}: not JSON ({e})"))
     };

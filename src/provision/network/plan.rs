@@ -11,10 +11,10 @@ use serde::Serialize;
 use super::observe::{ObservedNetwork, key_of};
 use super::{Key, Kind, ManagedNetwork, NatMode, carve, s3_service, zone_index};
 use crate::cluster::Cluster;
-use crate::desired::{DesiredError, Placement};
 use crate::ec2::network::{NatState, NetworkDryRun, VpcDns};
 use crate::ec2::{DefaultRoute, DryRun, RouteTable, Tags};
-use crate::plan::{Action, Summary};
+use crate::provision::desired::{DesiredError, Placement};
+use crate::provision::plan::{Action, Summary};
 
 /// What apply does for one resource, beyond creating it when it is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -612,7 +612,7 @@ impl NetworkPlan {
             });
             zone_subnet.insert(z.name.clone(), subnet);
         }
-        let egress = crate::desired::zone_egress(cluster, &zone_subnet, &tables)?;
+        let egress = crate::provision::desired::zone_egress(cluster, &zone_subnet, &tables)?;
         Ok(Placement {
             vpc_id,
             zone_subnet,

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::cluster::{Cluster, Role};
-use crate::kafka_config::{BrokerConfigs, ClientTable};
+use crate::kafka::config::{BrokerConfigs, ClientTable};
 
 /// Which client the settings are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

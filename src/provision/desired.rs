@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::cluster::role::RoleInfo;
 use crate::cluster::{Cluster, Node};
 use crate::ec2::{Image, RouteTable, Rule, Source, Subnet, Tags, VolumeSpec, tags};
-use crate::egress::{self, ZoneEgress};
-use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
+use crate::provision::egress::{self, ZoneEgress};
+use crate::render::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
 use crate::render::{JMX_PORT, NodeRender};
-use crate::role::RoleInfo;
 
 /// The root volume of every instance; the image's own root is replaced by an encrypted gp3 one.
 pub const ROOT_SIZE_GIB: u32 = 20;
@@ -344,11 +344,14 @@ pub fn desired(
         egress,
     } = placement.clone();
     let group = DesiredGroup {
-        name: crate::ownership::group_name(&cluster.name),
+        name: crate::provision::ownership::group_name(&cluster.name),
         description: format!("kcluster {}: ZooKeeper and Kafka", cluster.name),
         vpc_id: vpc_id.clone(),
         rules: group_rules(cluster),
-        tags: base_tags(cluster, &crate::ownership::group_name(&cluster.name)),
+        tags: base_tags(
+            cluster,
+            &crate::provision::ownership::group_name(&cluster.name),
+        ),
     };
     let mut nodes = Vec::new();
     let mut errors = Vec::new();

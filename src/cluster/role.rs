@@ -274,7 +274,7 @@ const MONITORING: RoleInfo = RoleInfo {
     default_volume_gib: Some(50),
     address_base: 40,
     service: "prometheus",
-    config_file: crate::monitoring::PROMETHEUS_FILE,
+    config_file: crate::render::monitoring::PROMETHEUS_FILE,
     extra_files: &[
         RoleFile {
             name: "alertmanager.yml",
@@ -289,19 +289,19 @@ const MONITORING: RoleInfo = RoleInfo {
     ],
     generated_files: &[
         GeneratedFile {
-            name: crate::monitoring::PROMETHEUS_FILE,
+            name: crate::render::monitoring::PROMETHEUS_FILE,
             path: "/etc/prometheus/prometheus.yml",
-            content: crate::monitoring::prometheus_config,
+            content: crate::render::monitoring::prometheus_config,
         },
         GeneratedFile {
-            name: crate::monitoring::ALERTS_FILE,
+            name: crate::render::monitoring::ALERTS_FILE,
             path: "/etc/prometheus/kcluster-alerts.yml",
-            content: crate::monitoring::alerts,
+            content: crate::render::monitoring::alerts,
         },
         GeneratedFile {
-            name: crate::monitoring::DASHBOARD_FILE,
+            name: crate::render::monitoring::DASHBOARD_FILE,
             path: "/etc/prometheus/grafana-dashboard.json",
-            content: crate::monitoring::dashboard,
+            content: crate::render::monitoring::dashboard,
         },
     ],
     member_ports: &[ALERTMANAGER_CLUSTER_PORT],

@@ -3,12 +3,12 @@
 
 use crate::check;
 use crate::cluster::{Ami, Cluster};
-use crate::desired;
 use crate::ec2::Ec2;
 use crate::error::Error;
-use crate::network::observe::ObservedNetwork;
-use crate::ownership;
-use crate::plan::{self, Observed, Plan};
+use crate::provision::desired;
+use crate::provision::network::observe::ObservedNetwork;
+use crate::provision::ownership;
+use crate::provision::plan::{self, Observed, Plan};
 use crate::render::Renderer;
 
 /// The subnet ids the topology names.
@@ -81,7 +81,9 @@ pub async fn make_plan(
     }
     let lines = |errs: Vec<String>| Error::Usage(errs.join("\n"));
     let network = match (&cluster.network.create, &observed.network) {
-        (Some(m), Some(net)) => Some(crate::network::plan::plan(cluster, m, net).map_err(lines)?),
+        (Some(m), Some(net)) => {
+            Some(crate::provision::network::plan::plan(cluster, m, net).map_err(lines)?)
+        }
         _ => None,
     };
     let to_lines =
@@ -102,7 +104,7 @@ pub async fn make_plan(
     }
     let mut plan = plan::plan(&desired, &observed);
     plan.network = network;
-    let problems = crate::preflight::check(ec2, &plan, &observed, &image)
+    let problems = crate::provision::preflight::check(ec2, &plan, &observed, &image)
         .await
         .map_err(|e| Error::Aws(e.to_string()))?;
     if !problems.is_empty() {
@@ -137,7 +139,7 @@ pub async fn check_report(
                 "run `kcluster apply` to create the cluster; the live checks run once it exists",
             )]);
         } else {
-            let findings = crate::live::findings(ec2, cluster, &observed, 16)
+            let findings = crate::check::live::findings(ec2, cluster, &observed, 16)
                 .await
                 .map_err(|e| Error::Aws(e.to_string()))?;
             report.add_live(findings);

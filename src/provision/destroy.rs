@@ -8,14 +8,14 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::apply::{
-    ApplyError, Failure, Settings, delete_interface, delete_when_free, in_parallel,
-    release_address, wait_for, wait_until_detached,
-};
 use crate::ec2::{
     Address, Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, SecurityGroup, Volume, tags,
 };
 use crate::progress::Reporter;
+use crate::provision::apply::{
+    ApplyError, Failure, Settings, delete_interface, delete_when_free, in_parallel,
+    release_address, wait_for, wait_until_detached,
+};
 
 /// What destroy would remove.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,7 +28,7 @@ pub struct Inventory {
     pub addresses: Vec<Address>,
     pub groups: Vec<SecurityGroup>,
     /// The network kcluster created for the cluster (only what carries its network tags).
-    pub network: crate::network::observe::ObservedNetwork,
+    pub network: crate::provision::network::observe::ObservedNetwork,
     /// Resources of the network with the cluster's tag that kcluster did not make.
     #[serde(skip)]
     pub foreign_network: Vec<String>,
@@ -51,10 +51,14 @@ impl Inventory {
         let ours = |t: &crate::ec2::Tags| t.get(tags::CLUSTER).is_some_and(|c| c == cluster);
         let (network_addresses, addresses): (Vec<Address>, Vec<Address>) = addresses
             .into_iter()
-            .partition(crate::network::observe::is_network_address);
-        let network =
-            crate::network::observe::ObservedNetwork::read(ec2, cluster, &network_addresses, false)
-                .await?;
+            .partition(crate::provision::network::observe::is_network_address);
+        let network = crate::provision::network::observe::ObservedNetwork::read(
+            ec2,
+            cluster,
+            &network_addresses,
+            false,
+        )
+        .await?;
         let key = |t: &crate::ec2::Tags, id: &str| (t.get(tags::NODE).cloned(), id.to_string());
         let terminated = instances
             .iter()
@@ -71,7 +75,7 @@ impl Inventory {
             interfaces: interfaces.into_iter().filter(|n| ours(&n.tags)).collect(),
             volumes: volumes
                 .into_iter()
-                .filter(|v| ours(&v.tags) && crate::ownership::own_volume(&v.tags))
+                .filter(|v| ours(&v.tags) && crate::provision::ownership::own_volume(&v.tags))
                 .collect(),
             addresses: addresses.into_iter().filter(|a| ours(&a.tags)).collect(),
             groups: groups.into_iter().filter(|g| ours(&g.tags)).collect(),
@@ -302,7 +306,7 @@ pub async fn destroy(
         reporter.finish();
     }
     if !inventory.network.is_empty() {
-        crate::network::apply::remove(
+        crate::provision::network::apply::remove(
             ec2,
             &inventory.cluster,
             &inventory.network,

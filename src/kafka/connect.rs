@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::kafka_config::{ClientTable, ConfigProblem};
+use crate::kafka::config::{ClientTable, ConfigProblem};
 
 /// Where the bootstrap unpacks connector plugins, one directory per plugin (`plugin.path`).
 pub const PLUGIN_DIR: &str = "/opt/kafka-connect/plugins";

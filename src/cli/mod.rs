@@ -1,14 +1,18 @@
 //! Command-line interface: the arguments, and one function per subcommand that turns them into
 //! calls of the library. Only this module and `main` print or pick exit codes.
 
+pub mod commands;
+pub mod output;
+pub mod terminal;
+
 use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::diagnostic::{Diagnostic, FieldPath, Report};
 use crate::error::{Error, Result};
 use crate::render::{self, Renderer};
+use crate::topology::diagnostic::{Diagnostic, FieldPath, Report};
 use crate::topology::{self, Loaded};
 
 #[derive(Parser, Debug)]
@@ -66,18 +70,18 @@ pub struct ClientConfigArgs {
     #[arg(long)]
     pub admin: bool,
     /// The producer's write rate, e.g. `50MB/s` (MB and MiB both mean MiB).
-    #[arg(long, value_name = "RATE", requires = "producer", value_parser = crate::client_config::parse_rate)]
+    #[arg(long, value_name = "RATE", requires = "producer", value_parser = crate::render::client_config::parse_rate)]
     pub write_rate: Option<u64>,
     /// The longest disruption send() should ride out without blocking, e.g. `30s`.
     #[arg(long, value_name = "DURATION", requires = "producer", value_parser = parse_ride_out)]
     pub ride_out: Option<u64>,
     /// The application's JVM heap (`-Xmx`), e.g. `2g`: warns when the buffer would not fit.
-    #[arg(long, value_name = "SIZE", requires = "producer", value_parser = crate::client_config::parse_size)]
+    #[arg(long, value_name = "SIZE", requires = "producer", value_parser = crate::render::client_config::parse_size)]
     pub heap: Option<u64>,
 }
 
 fn parse_ride_out(text: &str) -> std::result::Result<u64, String> {
-    match crate::client_config::parse_seconds(text)? {
+    match crate::render::client_config::parse_seconds(text)? {
         0 => Err("a disruption to ride out lasts at least 1 s".into()),
         s => Ok(s),
     }
@@ -354,11 +358,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::outln!("{schema}");
             Ok(0)
         }
-        Command::Plan(a) => block_on(crate::commands::plan(a)),
-        Command::Apply(a) => block_on(crate::commands::apply(a)),
-        Command::Destroy(a) => block_on(crate::commands::destroy(a)),
-        Command::Status(a) => block_on(crate::commands::status(a)),
-        Command::Check(a) => block_on(crate::commands::check(a)),
+        Command::Plan(a) => block_on(commands::plan(a)),
+        Command::Apply(a) => block_on(commands::apply(a)),
+        Command::Destroy(a) => block_on(commands::destroy(a)),
+        Command::Status(a) => block_on(commands::status(a)),
+        Command::Check(a) => block_on(commands::check(a)),
         Command::ClientConfig(a) => client_config(a),
     }
 }
@@ -530,7 +534,7 @@ fn rack_rules(cluster: &crate::cluster::Cluster) -> Vec<Diagnostic> {
 }
 
 fn client_config(a: ClientConfigArgs) -> Result<i32> {
-    use crate::client_config::{ClientKind, Disruption, render};
+    use crate::render::client_config::{ClientKind, Disruption, render};
     let loaded = load(&a.file.file)?;
     let kind = if a.producer {
         ClientKind::Producer
@@ -551,14 +555,14 @@ fn client_config(a: ClientConfigArgs) -> Result<i32> {
     for w in &config.warnings {
         crate::errln!("warning: {w}");
     }
-    crate::output::out(&config.properties);
+    output::out(&config.properties);
     Ok(0)
 }
 
 fn monitoring_cmd(a: MonitoringArgs) -> Result<i32> {
     let loaded = load_to_build(&a.file.file)?;
-    let files = crate::monitoring::files(&loaded.cluster);
-    crate::monitoring::write_to(&files, &a.out).map_err(|source| Error::Write {
+    let files = crate::render::monitoring::files(&loaded.cluster);
+    crate::render::monitoring::write_to(&files, &a.out).map_err(|source| Error::Write {
         path: a.out.clone(),
         source,
     })?;

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use super::observe::{ObservedNetwork, key_of};
 use super::plan::{NetChange, NetworkPlan, Work};
 use super::{Key, Kind};
-use crate::apply::{ApplyError, Failure, Settings, delete_when_free, in_parallel};
 use crate::ec2::network::{EndpointSpec, NatGatewaySpec, NatState, SubnetSpec};
 use crate::ec2::{Ec2, Ec2Error, Ec2Result, Tags};
 use crate::progress::Reporter;
+use crate::provision::apply::{ApplyError, Failure, Settings, delete_when_free, in_parallel};
 
 /// The network's ids after apply: by key, and by the id the plan showed for what it made.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +76,9 @@ pub async fn create(
         let todo: Vec<(String, &NetChange)> = plan
             .changes
             .iter()
-            .filter(|c| kinds.contains(&c.key.kind) && c.action != crate::plan::Action::NoOp)
+            .filter(|c| {
+                kinds.contains(&c.key.kind) && c.action != crate::provision::plan::Action::NoOp
+            })
             .map(|c| (c.key.address(), c))
             .collect();
         if !todo.is_empty() {

@@ -7,22 +7,22 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::apply::{self, Settings};
+use crate::cli::output;
+use crate::cli::terminal::Terminal;
 use crate::cli::{self, ApplyArgs, AwsArgs, CheckArgs, DestroyArgs, Output, PlanArgs, StatusArgs};
 use crate::cluster::Cluster;
-use crate::destroy::{self, Inventory};
-use crate::drain;
 use crate::ec2::paced::Paced;
 use crate::ec2::sdk::{Connection, SdkEc2};
 use crate::ec2::{Ec2, tags};
 use crate::error::{Error, Finish, Result};
-use crate::lease::Lease;
-use crate::output;
-use crate::ownership;
-use crate::plan::Observed;
+use crate::operations::drain;
+use crate::provision::apply::{self, Settings};
+use crate::provision::destroy::{self, Inventory};
+use crate::provision::lease::Lease;
+use crate::provision::ownership;
+use crate::provision::plan::Observed;
+use crate::provision::workflow;
 use crate::render::{self, Renderer};
-use crate::terminal::Terminal;
-use crate::workflow;
 
 async fn connect(aws: &AwsArgs, region: &str) -> Result<Paced<SdkEc2>> {
     SdkEc2::connect(&Connection {
@@ -115,8 +115,8 @@ pub async fn plan(a: PlanArgs) -> Result<i32> {
 
 /// What moves between brokers, read from the running cluster (briefly: plan must not hang on a
 /// cluster it cannot reach).
-async fn read_replicas(plan: &crate::plan::Plan, cluster: &Cluster) -> drain::Outlook {
-    let network = crate::health::Network {
+async fn read_replicas(plan: &crate::provision::plan::Plan, cluster: &Cluster) -> drain::Outlook {
+    let network = crate::operations::health::Network {
         client_port: cluster.network.client_port,
         timeout: Duration::from_secs(3),
     };
@@ -125,7 +125,7 @@ async fn read_replicas(plan: &crate::plan::Plan, cluster: &Cluster) -> drain::Ou
 
 /// Writes the reassignment `apply --rebalance` would start, in `kafka-reassign-partitions.sh`'s
 /// format; fails when the cluster could not be read or refuses the drain.
-fn write_reassignment(plan: &crate::plan::Plan, path: &std::path::Path) -> Result<()> {
+fn write_reassignment(plan: &crate::provision::plan::Plan, path: &std::path::Path) -> Result<()> {
     let proposal = match &plan.replicas {
         Some(drain::Outlook::Read { rebalance, .. }) => rebalance,
         Some(drain::Outlook::Refused { refusal }) => {
@@ -262,18 +262,19 @@ async fn converge(
     cluster: &Cluster,
     renderer: &Renderer,
     ec2: &dyn Ec2,
-    plan: &crate::plan::Plan,
+    plan: &crate::provision::plan::Plan,
     mut observed: Observed,
 ) -> Result<i32> {
     if plan.has_changes() || a.rebalance {
         let reporter = Terminal::detect();
         let settings = settings(&a.aws, a.parallelism);
-        let network = crate::health::Network {
+        let network = crate::operations::health::Network {
             client_port: cluster.network.client_port,
             timeout: Duration::from_secs(5),
         };
         let gates = apply::Gates {
-            health: (!a.skip_health_gates).then_some(&network as &dyn crate::health::Health),
+            health: (!a.skip_health_gates)
+                .then_some(&network as &dyn crate::operations::health::Health),
             timeout: Duration::from_secs_f64(a.gate_seconds),
             poll: Duration::from_secs_f64(a.aws.poll_seconds),
             moves: drain::Moves {
@@ -460,7 +461,7 @@ pub async fn status(a: StatusArgs) -> Result<i32> {
     let timeout = std::time::Duration::from_secs(a.health_timeout);
     let health = tokio::task::spawn_blocking({
         let cluster = cluster.clone();
-        move || crate::exporter_health::gather(&cluster, &endpoints, timeout)
+        move || crate::operations::exporter_health::gather(&cluster, &endpoints, timeout)
     })
     .await
     .map_err(|e| Error::Failed(format!("reading the nodes' metrics failed: {e}")))?;
@@ -542,7 +543,7 @@ pub async fn status(a: StatusArgs) -> Result<i32> {
                 }
             }
             if !reachable && !health.is_empty() {
-                crate::outln!("{}", crate::exporter_health::NONE_REACHABLE);
+                crate::outln!("{}", crate::operations::exporter_health::NONE_REACHABLE);
             }
         }
     }

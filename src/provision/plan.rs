@@ -8,12 +8,12 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::cluster::Role;
-use crate::desired::{Desired, DesiredNode};
 use crate::ec2::{
     Address, Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, RouteTable, Rule,
     SecurityGroup, Subnet, Volume, VolumeState, tags,
 };
-use crate::egress::ZoneEgress;
+use crate::provision::desired::{Desired, DesiredNode};
+use crate::provision::egress::ZoneEgress;
 
 /// Everything kcluster reads from EC2 for one cluster: a fixed number of Describe calls,
 /// whatever its size.
@@ -35,7 +35,7 @@ pub struct Observed {
     /// The Elastic IPs of the network kcluster creates (its NAT gateways').
     pub network_addresses: Vec<Address>,
     /// The network kcluster creates (`network.create`), when the topology has one.
-    pub network: Option<crate::network::observe::ObservedNetwork>,
+    pub network: Option<crate::provision::network::observe::ObservedNetwork>,
 }
 
 impl Observed {
@@ -84,12 +84,12 @@ impl Observed {
         // Only kcluster's own volumes: anything else is never looked at, let alone changed.
         let volumes = volumes
             .into_iter()
-            .filter(|v| crate::ownership::own_volume(&v.tags))
+            .filter(|v| crate::provision::ownership::own_volume(&v.tags))
             .collect();
         // The NAT gateways' addresses are the network's, not any node's.
         let (network_addresses, addresses) = addresses
             .into_iter()
-            .partition(crate::network::observe::is_network_address);
+            .partition(crate::provision::network::observe::is_network_address);
         Ok(Observed {
             subnets,
             route_tables,
@@ -252,10 +252,10 @@ pub struct Plan {
     /// Data volumes that no node of the topology uses; never deleted by apply.
     pub kept_volumes: Vec<KeptVolume>,
     /// The network kcluster creates (`network.create`), when the topology has one.
-    pub network: Option<crate::network::plan::NetworkPlan>,
+    pub network: Option<crate::provision::network::plan::NetworkPlan>,
     /// What moves between brokers when brokers leave or join, as far as the running cluster was
     /// read (`drain::outlook`); `None` when nothing read it.
-    pub replicas: Option<crate::drain::Outlook>,
+    pub replicas: Option<crate::operations::drain::Outlook>,
 }
 
 /// A zone's Kafka rack, and the AZ ID EC2 gives its name in this account.
@@ -733,7 +733,7 @@ impl Plan {
         let mut s = self
             .network
             .as_ref()
-            .map(crate::network::plan::NetworkPlan::summary)
+            .map(crate::provision::network::plan::NetworkPlan::summary)
             .unwrap_or_default();
         s.count(self.group.action);
         for n in &self.nodes {
@@ -1047,8 +1047,8 @@ impl Plan {
             out.push(line);
         }
         // Brokers that leave are drained first, and brokers that join may take replicas.
-        let brokers = crate::drain::impacts(self);
-        let leaving: Vec<String> = crate::drain::leaving(self)
+        let brokers = crate::operations::drain::impacts(self);
+        let leaving: Vec<String> = crate::operations::drain::leaving(self)
             .into_iter()
             .map(|l| l.instance)
             .collect();

@@ -1,14 +1,17 @@
 //! The validated cluster: the one type everything downstream of the topology file sees.
 //! Built only by `topology::load`; it never re-reads YAML and knows nothing about EC2.
 
+pub mod metadata;
+pub mod role;
+
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-pub use crate::metadata::Metadata;
-pub use crate::role::{
+pub use metadata::Metadata;
+pub use role::{
     ALERTMANAGER_CLUSTER_PORT, ALERTMANAGER_PORT, CONNECT_REST_PORT, CONTROLLER_PORT,
     INTERNAL_PORT, PROMETHEUS_PORT, Role, ZK_CLIENT_PORT, ZK_ELECTION_PORT, ZK_PEER_PORT,
 };
@@ -147,7 +150,7 @@ pub struct Network {
     pub ssh: Option<Ssh>,
     /// The network kcluster creates and owns (`network.create`); `None`: the default VPC or
     /// the subnets the zones name.
-    pub create: Option<crate::network::ManagedNetwork>,
+    pub create: Option<crate::provision::network::ManagedNetwork>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -224,7 +227,7 @@ impl Cluster {
     /// The KRaft cluster id every node's storage is formatted with (derived from the name and
     /// region, so the same on every render).
     pub fn kraft_cluster_id(&self) -> String {
-        crate::metadata::cluster_id(&self.name, &self.region)
+        metadata::cluster_id(&self.name, &self.region)
     }
 
     /// `controller.quorum.voters`: every controller as `node.id@address:port`, by id.

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::apply::{ApplyError, Gates, SKIP_GATES_FLAG};
 use crate::cluster::Role;
-use crate::health::Health;
-use crate::plan::{Action, OrphanKind, Plan};
+use crate::kafka::reassign::{self, Brokers, Move, Ongoing, Placement, Proposal, Refusal};
+use crate::operations::health::Health;
+use crate::operations::roll::KafkaView;
 use crate::progress::Reporter;
-use crate::reassign::{self, Brokers, Move, Ongoing, Placement, Proposal, Refusal};
-use crate::roll::KafkaView;
+use crate::provision::apply::{ApplyError, Gates, SKIP_GATES_FLAG};
+use crate::provision::plan::{Action, OrphanKind, Plan};
 
 /// The flag that lets apply terminate brokers it cannot drain (gates skipped).
 pub const ACCEPT_DATA_LOSS_FLAG: &str = "--accept-data-loss";
@@ -553,13 +553,15 @@ mod tests {
     use std::time::Duration;
 
     use super::{ACCEPT_DATA_LOSS_FLAG, Moves, Outlook, concerns, impacts, outlook};
-    use crate::apply::tests::{cluster, converge, fake, plan_for, settings, with_ec2_time};
-    use crate::apply::{Gates, execute};
     use crate::ec2::fake::FakeEc2;
     use crate::ec2::{Ec2, InstanceState, tags};
+    use crate::kafka::reassign::{Move, Ongoing};
+    use crate::operations::roll::{KafkaView, Partition, ZkMember};
     use crate::progress::Silent;
-    use crate::reassign::{Move, Ongoing};
-    use crate::roll::{KafkaView, Partition, ZkMember};
+    use crate::provision::apply::tests::{
+        cluster, converge, fake, plan_for, settings, with_ec2_time,
+    };
+    use crate::provision::apply::{Gates, execute};
 
     /// Kafka as far as drains see it: registered brokers with their racks, partitions, and the
     /// reassignments under way, each finishing after `polls` readings of the cluster (never,
@@ -622,12 +624,15 @@ mod tests {
     }
 
     #[async_trait::async_trait]
-    impl crate::health::Health for Model {
+    impl crate::operations::health::Health for Model {
         async fn zookeeper(&self, _: &[(String, Ipv4Addr)]) -> Vec<ZkMember> {
             Vec::new()
         }
 
-        async fn kraft(&self, _: &[Ipv4Addr]) -> Result<crate::roll::QuorumView, String> {
+        async fn kraft(
+            &self,
+            _: &[Ipv4Addr],
+        ) -> Result<crate::operations::roll::QuorumView, String> {
             Err("no KRaft controllers here".into())
         }
 
@@ -761,9 +766,9 @@ mod tests {
     /// Executes `plan` with `gates` while the fake's time passes.
     async fn run(
         ec2: &FakeEc2,
-        plan: &crate::plan::Plan,
+        plan: &crate::provision::plan::Plan,
         gates: &Gates<'_>,
-    ) -> Result<crate::apply::Outcome, crate::apply::ApplyError> {
+    ) -> Result<crate::provision::apply::Outcome, crate::provision::apply::ApplyError> {
         with_ec2_time(ec2, execute(ec2, plan, &settings(), gates, &Silent)).await
     }
 

@@ -283,7 +283,7 @@ impl Key {
 
     /// The tags the resource is created with: the cluster's, its Name and its key.
     pub fn tags(&self, cluster: &Cluster) -> Tags {
-        let mut t = crate::desired::base_tags(cluster, &self.name(&cluster.name));
+        let mut t = crate::provision::desired::base_tags(cluster, &self.name(&cluster.name));
         t.insert(tags::NETWORK.into(), self.tag());
         t
     }

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
-const BROKER_3_9: &str = include_str!("../data/kafka-config/3.9/broker.tsv");
-const BROKER_4_X: &str = include_str!("../data/kafka-config/4.x/broker.tsv");
-const PRODUCER_3_9: &str = include_str!("../data/kafka-config/3.9/producer.tsv");
-const CONSUMER_3_9: &str = include_str!("../data/kafka-config/3.9/consumer.tsv");
-const CONNECT_3_9: &str = include_str!("../data/kafka-config/3.9/connect.tsv");
+const BROKER_3_9: &str = include_str!("../../data/kafka-config/3.9/broker.tsv");
+const BROKER_4_X: &str = include_str!("../../data/kafka-config/4.x/broker.tsv");
+const PRODUCER_3_9: &str = include_str!("../../data/kafka-config/3.9/producer.tsv");
+const CONSUMER_3_9: &str = include_str!("../../data/kafka-config/3.9/consumer.tsv");
+const CONNECT_3_9: &str = include_str!("../../data/kafka-config/3.9/connect.tsv");
 
 /// A client's documented configuration (Kafka 3.9): what `client-config` renders is checked
 /// against these, as `server.properties` is against the broker's; a Connect worker's

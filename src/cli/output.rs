@@ -44,11 +44,11 @@ pub fn err(text: &str) {
 /// `println!` to stdout through [`out`].
 #[macro_export]
 macro_rules! outln {
-    ($($arg:tt)*) => { $crate::output::out(&format!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::cli::output::out(&format!("{}\n", format_args!($($arg)*))) };
 }
 
 /// `eprintln!` to stderr through [`err`].
 #[macro_export]
 macro_rules! errln {
-    ($($arg:tt)*) => { $crate::output::err(&format!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::cli::output::err(&format!("{}\n", format_args!($($arg)*))) };
 }

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::role::Role;
+use crate::cluster::role::Role;
 
 /// The metadata mode of a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use crate::check::Finding;
 use crate::cluster::{Cluster, Role};
 use crate::ec2::{Ec2, Ec2Error, Instance, tags};
-use crate::plan::Observed;
+use crate::provision::plan::Observed;
 use crate::render::user_data_text;
 
 /// `server.properties` keys as launched, from a node's cloud-init user-data.

@@ -8,12 +8,12 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cluster::{ALERTMANAGER_PORT, Cluster, Node, PROMETHEUS_PORT};
-use crate::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
+use crate::render::exporters::{JMX_EXPORTER_PORT, NODE_EXPORTER_PORT};
 
 /// The alert rules; cluster-independent (every expression keeps the `cluster` label).
-pub const ALERTS: &str = include_str!("../monitoring/alerts.yml");
+pub const ALERTS: &str = include_str!("../../monitoring/alerts.yml");
 /// The Grafana dashboard; its `cluster` variable picks the cluster.
-pub const DASHBOARD: &str = include_str!("../monitoring/dashboard.json");
+pub const DASHBOARD: &str = include_str!("../../monitoring/dashboard.json");
 
 /// File names in the output directory; `prometheus.yml` names the rules file relative to itself.
 pub const PROMETHEUS_FILE: &str = "prometheus.yml";

@@ -1,6 +1,10 @@
 //! Cluster → every file each node gets, from the minijinja templates in `templates/` (embedded in
 //! the binary; a directory given with `--templates` overrides them file by file).
 
+pub mod client_config;
+pub mod exporters;
+pub mod monitoring;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -9,7 +13,7 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
 use crate::cluster::{self, Cluster, Node};
-use crate::exporters::{self, EXPORTERS};
+use exporters::EXPORTERS;
 
 /// EC2 refuses user-data larger than this (raw bytes, before base64).
 pub const USER_DATA_LIMIT: usize = 16 * 1024;
@@ -31,69 +35,69 @@ pub const TEMPLATE_FUEL: u64 = 2_000_000;
 pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "bootstrap.sh.j2",
-        include_str!("../templates/bootstrap.sh.j2"),
+        include_str!("../../templates/bootstrap.sh.j2"),
     ),
     (
         "connect-distributed.properties.j2",
-        include_str!("../templates/connect-distributed.properties.j2"),
+        include_str!("../../templates/connect-distributed.properties.j2"),
     ),
     (
         "jmx-exporter-kafka-connect.yaml.j2",
-        include_str!("../templates/jmx-exporter-kafka-connect.yaml.j2"),
+        include_str!("../../templates/jmx-exporter-kafka-connect.yaml.j2"),
     ),
     (
         "kafka.service.j2",
-        include_str!("../templates/kafka.service.j2"),
+        include_str!("../../templates/kafka.service.j2"),
     ),
     (
         "controller.properties.j2",
-        include_str!("../templates/controller.properties.j2"),
+        include_str!("../../templates/controller.properties.j2"),
     ),
     (
         "kafka-connect.service.j2",
-        include_str!("../templates/kafka-connect.service.j2"),
+        include_str!("../../templates/kafka-connect.service.j2"),
     ),
     (
         "alertmanager.service.j2",
-        include_str!("../templates/alertmanager.service.j2"),
+        include_str!("../../templates/alertmanager.service.j2"),
     ),
     (
         "alertmanager.yml.j2",
-        include_str!("../templates/alertmanager.yml.j2"),
+        include_str!("../../templates/alertmanager.yml.j2"),
     ),
     (
         "jmx-exporter-kafka.yaml.j2",
-        include_str!("../templates/jmx-exporter-kafka.yaml.j2"),
+        include_str!("../../templates/jmx-exporter-kafka.yaml.j2"),
     ),
     (
         "jmx-exporter-zookeeper.yaml.j2",
-        include_str!("../templates/jmx-exporter-zookeeper.yaml.j2"),
+        include_str!("../../templates/jmx-exporter-zookeeper.yaml.j2"),
     ),
-    ("myid.j2", include_str!("../templates/myid.j2")),
+    ("myid.j2", include_str!("../../templates/myid.j2")),
     (
         "node-exporter.service.j2",
-        include_str!("../templates/node-exporter.service.j2"),
+        include_str!("../../templates/node-exporter.service.j2"),
     ),
     (
         "prometheus.service.j2",
-        include_str!("../templates/prometheus.service.j2"),
+        include_str!("../../templates/prometheus.service.j2"),
     ),
     (
         "server.properties.j2",
-        include_str!("../templates/server.properties.j2"),
+        include_str!("../../templates/server.properties.j2"),
     ),
     (
         "sysctl.conf.j2",
-        include_str!("../templates/sysctl.conf.j2"),
+        include_str!("../../templates/sysctl.conf.j2"),
     ),
-    ("user-data.j2", include_str!("../templates/user-data.j2")),
+    ("user-data.j2", include_str!("../../templates/user-data.j2")),
     (
         "zookeeper.properties.j2",
-        include_str!("../templates/zookeeper.properties.j2"),
+        include_str!("../../templates/zookeeper.properties.j2"),
     ),
     (
         "zookeeper.service.j2",
-        include_str!("../templates/zookeeper.service.j2"),
+        include_str!("../../templates/zookeeper.service.j2"),
     ),
 ];
 
@@ -132,7 +136,7 @@ impl Default for Options {
         Options {
             templates_dir: None,
             data_dir: cluster::DATA_DIR.to_string(),
-            plugin_dir: crate::connect::PLUGIN_DIR.to_string(),
+            plugin_dir: crate::kafka::connect::PLUGIN_DIR.to_string(),
         }
     }
 }
@@ -283,7 +287,7 @@ impl Renderer {
             settings => Value::from(minijinja::value::Serde(&cluster.broker_settings)),
             bootstrap_servers => cluster.bootstrap_servers(),
             connect => Value::from(minijinja::value::Serde(&cluster.connect)),
-            connect_group_id => crate::connect::group_id(&cluster.name),
+            connect_group_id => crate::kafka::connect::group_id(&cluster.name),
             plugin_dir => &self.plugin_dir,
             data_dir => &self.data_dir,
             data_volume => DATA_VOLUME_PLACEHOLDER,

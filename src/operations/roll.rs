@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::role::Role;
+use crate::cluster::role::Role;
 
 /// What one ZooKeeper member answered to `mntr`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
