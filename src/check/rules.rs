@@ -23,6 +23,7 @@ pub const MIN_INSYNC_REPLICAS: &str = "min-insync-replicas";
 pub const PARTITIONS_SURVIVE_AZ_LOSS: &str = "partitions-survive-az-loss";
 pub const WRITES_SURVIVE_AZ_LOSS: &str = "writes-survive-az-loss";
 pub const CONNECT_WORKERS_ZONES: &str = "connect-workers-zones";
+pub const MONITORING_ZONE: &str = "monitoring-zone";
 
 /// Every rule, in the order their findings come out.
 pub fn static_findings(cluster: &Cluster) -> Vec<Finding> {
@@ -53,7 +54,8 @@ pub const ZONE_LOSS_RULES: [&str; 4] = [
     WRITES_SURVIVE_AZ_LOSS,
 ];
 
-/// `broker-rack-zone`, `zookeeper-zone`, `controller-zone`: each node sits in one of the cluster's AZs
+/// `broker-rack-zone`, `zookeeper-zone`, `controller-zone`, `connect-workers-zones`,
+/// `monitoring-zone`: each node, of whatever role, sits in one of the cluster's AZs
 /// (a broker's `broker.rack` is its AZ, so this is also "every rack is a known AZ").
 fn node_zones(cluster: &Cluster) -> Vec<Finding> {
     let zones = cluster.zone_names();
@@ -63,22 +65,16 @@ fn node_zones(cluster: &Cluster) -> Vec<Finding> {
         .iter()
         .filter(|n| !zones.contains(&n.zone.as_str()))
         .map(|n| {
-            let (rule, what) = if n.role == Role::Connect {
-                (
-                    CONNECT_WORKERS_ZONES,
-                    format!("{} is in {}", n.name, n.zone),
-                )
-            } else if n.role == Role::Broker {
-                (
+            let located = format!("{} is in {}", n.name, n.zone);
+            let (rule, what) = match n.role {
+                Role::Broker => (
                     BROKER_RACK_ZONE,
                     format!("{} has broker.rack={}", n.name, n.zone),
-                )
-            } else {
-                let rule = match n.role {
-                    Role::Controller => CONTROLLER_ZONE,
-                    _ => ZOOKEEPER_ZONE,
-                };
-                (rule, format!("{} is in {}", n.name, n.zone))
+                ),
+                Role::Zookeeper => (ZOOKEEPER_ZONE, located),
+                Role::Controller => (CONTROLLER_ZONE, located),
+                Role::Connect => (CONNECT_WORKERS_ZONES, located),
+                Role::Monitoring => (MONITORING_ZONE, located),
             };
             Finding::error(
                 rule,
@@ -620,9 +616,9 @@ mod tests {
     use super::super::testing::{A, B, C, test_cluster};
     use super::{
         BROKER_RACK_BALANCE, BROKER_RACK_ZONE, CONNECT_WORKERS_ZONES, MIN_INSYNC_REPLICAS,
-        PARTITIONS_SURVIVE_AZ_LOSS, REPLICATION_FACTOR_BROKERS, REPLICATION_FACTOR_ZONES,
-        WRITES_SURVIVE_AZ_LOSS, ZOOKEEPER_ENSEMBLE_SIZE, ZOOKEEPER_QUORUM_ZONES, ZOOKEEPER_ZONE,
-        static_findings, worst_case_loss,
+        MONITORING_ZONE, PARTITIONS_SURVIVE_AZ_LOSS, REPLICATION_FACTOR_BROKERS,
+        REPLICATION_FACTOR_ZONES, WRITES_SURVIVE_AZ_LOSS, ZOOKEEPER_ENSEMBLE_SIZE,
+        ZOOKEEPER_QUORUM_ZONES, ZOOKEEPER_ZONE, static_findings, worst_case_loss,
     };
     use crate::check::{Finding, Severity};
 
@@ -721,6 +717,28 @@ mod tests {
                 .starts_with("zookeeper-3 is in us-east-1d, which is not")
         );
         assert!(only(&findings, BROKER_RACK_ZONE).is_empty());
+    }
+
+    #[test]
+    fn a_monitoring_node_in_an_unknown_az_is_named_under_its_own_rule() {
+        let mut cluster = test_cluster(&[A, B, C], &[A, B, C], &[A, B, C], 3, 2);
+        let id = 1;
+        cluster.nodes.push(crate::cluster::Node {
+            role: crate::cluster::Role::Monitoring,
+            id,
+            name: crate::cluster::Node::node_name(crate::cluster::Role::Monitoring, id),
+            zone: D.to_string(),
+            address: std::net::Ipv4Addr::new(10, 0, 0, 41),
+        });
+        let findings = static_findings(&cluster);
+        let f = one(&findings, MONITORING_ZONE);
+        assert!(
+            f.message
+                .starts_with("monitoring-1 is in us-east-1d, which is not"),
+            "{}",
+            f.message
+        );
+        assert!(only(&findings, ZOOKEEPER_ZONE).is_empty());
     }
 
     #[test]

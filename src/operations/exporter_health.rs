@@ -245,6 +245,13 @@ pub struct NodeHealth {
     /// Broker or KRaft controller: 1 on the active controller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_controller: Option<f64>,
+    /// KRaft mode, broker or controller: the `node.id` of the metadata quorum's leader as this
+    /// node knows it (`kafka_raft_current_leader`), -1 while it knows none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum_leader: Option<f64>,
+    /// Kafka's `node.id` of this node, to tell a controller that leads the quorum.
+    #[serde(skip)]
+    pub node_id: u32,
     /// ZooKeeper: `leader`, `follower`, or `none` while it looks for a quorum.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zookeeper_mode: Option<String>,
@@ -283,12 +290,21 @@ impl NodeHealth {
                 if self.active_controller == Some(1.0) {
                     s.push_str(", active controller");
                 }
+                if self.quorum_leader.is_some_and(|l| l < 0.0) {
+                    s.push_str(", no quorum leader");
+                }
                 s
             }
             Role::Controller => {
                 let mut s = format!("up, offline {}", n(self.offline_partitions));
                 if self.active_controller == Some(1.0) {
                     s.push_str(", active controller");
+                }
+                match self.quorum_leader {
+                    Some(l) if l < 0.0 => s.push_str(", no quorum leader"),
+                    Some(l) if l == f64::from(self.node_id) => s.push_str(", quorum leader"),
+                    Some(l) => s.push_str(&format!(", follows quorum leader {l}")),
+                    None => {}
                 }
                 s
             }
@@ -335,6 +351,8 @@ pub fn from_samples(node: &Node, endpoint: String, samples: &[Sample]) -> NodeHe
         isr_shrinks: None,
         offline_partitions: None,
         active_controller: None,
+        quorum_leader: None,
+        node_id: node.node_id(),
         zookeeper_mode: None,
         synced_followers: None,
         connectors: None,
@@ -347,11 +365,13 @@ pub fn from_samples(node: &Node, endpoint: String, samples: &[Sample]) -> NodeHe
             h.isr_shrinks = value("kafka_server_isr_shrinks_total");
             h.offline_partitions = value("kafka_controller_offline_partitions");
             h.active_controller = value("kafka_controller_active_controller_count");
+            h.quorum_leader = value("kafka_raft_current_leader");
         }
         // A KRaft controller: the active one counts the offline partitions.
         Role::Controller => {
             h.offline_partitions = value("kafka_controller_offline_partitions");
             h.active_controller = value("kafka_controller_active_controller_count");
+            h.quorum_leader = value("kafka_raft_current_leader");
         }
         Role::Zookeeper => {
             let serving = samples
@@ -529,6 +549,36 @@ mod tests {
         assert_eq!(h.zookeeper_mode.as_deref(), Some("leader"));
         let h = from_samples(zk, "x".into(), &[]);
         assert_eq!(h.zookeeper_mode.as_deref(), Some("none"));
+    }
+
+    #[test]
+    fn kraft_nodes_say_which_quorum_leader_they_know() {
+        let yaml = "name: t\nregion: eu-west-1\nmetadata: kraft\nzones:\n  - {name: eu-west-1a, cidr: 10.0.0.0/20}\n  - {name: eu-west-1b, cidr: 10.0.16.0/20}\n  - {name: eu-west-1c, cidr: 10.0.32.0/20}\n";
+        let cluster = crate::topology::load("t.yaml", yaml.as_bytes())
+            .expect("valid")
+            .cluster;
+        let mut controllers = cluster.nodes_of(Role::Controller);
+        let (first, second) = (
+            controllers.next().expect("controller"),
+            controllers.next().expect("controller"),
+        );
+        let leader = format!("kafka_raft_current_leader {}\n", first.node_id());
+        let page = |extra: &str| {
+            parse(&format!("kafka_controller_offline_partitions 0\n{extra}")).expect("page")
+        };
+        let summary = |node, extra: &str| from_samples(node, "x".into(), &page(extra)).summary();
+        assert_eq!(summary(first, &leader), "up, offline 0, quorum leader");
+        assert_eq!(
+            summary(second, &leader),
+            format!("up, offline 0, follows quorum leader {}", first.node_id())
+        );
+        assert_eq!(
+            summary(second, "kafka_raft_current_leader -1\n"),
+            "up, offline 0, no quorum leader"
+        );
+        let broker = cluster.brokers().next().expect("broker");
+        assert!(summary(broker, &leader).ends_with("ISR shrinks ?"));
+        assert!(summary(broker, "kafka_raft_current_leader -1\n").ends_with(", no quorum leader"));
     }
 
     #[test]
