@@ -2410,6 +2410,60 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_running_zookeeper_cluster_is_not_planned_into_kraft_mode() {
+        let ec2 = fake();
+        let zookeeper = cluster("modes", 3, "m5.large");
+        converge(&ec2, &zookeeper).await;
+        let kraft = load(
+            "name: modes\nregion: eu-west-1\nmetadata: kraft\nzones:\n  - {name: eu-west-1a, cidr: 172.31.0.0/20}\n  - {name: eu-west-1b, cidr: 172.31.16.0/20}\n  - {name: eu-west-1c, cidr: 172.31.32.0/20}\nbrokers:\n  count: 3\n",
+        );
+        let r = Renderer::new(&Options::default()).expect("templates");
+        let before = (ec2.instances(), ec2.volumes());
+        let err = make_plan(&ec2, &kraft, &r)
+            .await
+            .expect_err("a mode change of a running cluster")
+            .to_string();
+        assert!(
+            err.starts_with("cluster modes runs in ZooKeeper mode (EC2 holds zookeeper-1, zookeeper-2, zookeeper-3) and the topology asks for KRaft mode"),
+            "{err}"
+        );
+        assert_eq!((ec2.instances(), ec2.volumes()), before, "nothing changed");
+        // Without the refusal the plan would launch three empty controllers and remove the
+        // ensemble the brokers' data was written under.
+        let renders = r.render_all(&kraft).expect("renders");
+        let observed = crate::provision::workflow::observe(&ec2, &kraft)
+            .await
+            .expect("observed");
+        let placement =
+            crate::provision::desired::placement(&kraft, &observed.subnets, &observed.route_tables)
+                .expect("placement");
+        let image = ec2
+            .describe_image("ami-0123456789abcdef0")
+            .await
+            .expect("image")
+            .expect("image");
+        let desired = crate::provision::desired::desired(&kraft, &renders, &placement, &image)
+            .expect("desired");
+        let unguarded = crate::provision::plan::plan(&desired, &observed);
+        let launched: Vec<&str> = unguarded
+            .nodes
+            .iter()
+            .filter(|n| n.instance_id.is_none())
+            .map(|n| n.node.as_str())
+            .collect();
+        assert_eq!(launched, ["controller-1", "controller-2", "controller-3"]);
+        assert_eq!(
+            unguarded
+                .orphans
+                .iter()
+                .filter(|o| o.kind == crate::provision::plan::OrphanKind::Instance)
+                .count(),
+            3,
+            "the ensemble would go"
+        );
+    }
+
+    #[tokio::test]
     async fn network_vpc_other_than_the_subnets_vpc_is_refused() {
         let ec2 = fake();
         let c = load(

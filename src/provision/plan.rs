@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::cluster::Role;
+use crate::cluster::{Cluster, Metadata, Role};
 use crate::ec2::{
     Address, Ec2, Ec2Result, Instance, InstanceState, NetworkInterface, RouteTable, Rule,
     SecurityGroup, Subnet, Volume, VolumeState, tags,
@@ -107,6 +107,50 @@ impl Observed {
     pub fn live_instances(&self) -> impl Iterator<Item = &Instance> {
         self.instances.iter().filter(|i| i.state.is_live())
     }
+
+    /// The nodes of `role` that stand in EC2: a live instance or a data volume tagged with it.
+    fn nodes_of(&self, role: Role) -> BTreeSet<String> {
+        let of_role = |tags: &crate::ec2::Tags| {
+            (tags.get(tags::ROLE).map(String::as_str) == Some(role.as_str()))
+                .then(|| tags.get(tags::NODE).cloned())
+                .flatten()
+        };
+        self.live_instances()
+            .filter_map(|i| of_role(&i.tags))
+            .chain(
+                self.volumes
+                    .iter()
+                    .filter(|v| v.tags.contains_key(tags::VOLUME))
+                    .filter_map(|v| of_role(&v.tags)),
+            )
+            .collect()
+    }
+}
+
+/// Why a cluster that stands in EC2 may not change its metadata mode as the topology asks, or
+/// `None`. Nodes of the other mode's quorum (ZooKeeper members of a cluster now asked for KRaft,
+/// controllers of one now asked for ZooKeeper) mean the brokers' data was written under that
+/// metadata: planning the change would launch new, empty quorum members and remove the old
+/// ones — a new cluster's metadata over the old cluster's logs, not Kafka's ZooKeeper-to-KRaft
+/// migration (controllers in migration mode, brokers rolled twice), which kcluster does not run.
+pub fn metadata_change(cluster: &Cluster, observed: &Observed) -> Option<String> {
+    let wanted = cluster.metadata;
+    let other = [Metadata::Zookeeper, Metadata::Kraft]
+        .into_iter()
+        .find(|m| *m != wanted)?;
+    let standing = observed.nodes_of(other.quorum_role());
+    if standing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "cluster {} runs in {} (EC2 holds {}) and the topology asks for {}: that is not a change kcluster makes — it would start new, empty {}s beside brokers whose data was written under the old metadata, and remove the old quorum. Keep `metadata: {}` (and a Kafka version that has it), migrate the running cluster by hand (Kafka's ZooKeeper-to-KRaft migration), or destroy the cluster, its data with it, and apply anew. Nothing was changed.",
+        cluster.name,
+        other.title(),
+        standing.into_iter().collect::<Vec<_>>().join(", "),
+        wanted.title(),
+        wanted.quorum_member(),
+        other.as_str(),
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -1097,5 +1141,88 @@ impl Plan {
             m.insert(format!("instance.{}", n.node), n.instance);
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Observed, metadata_change};
+    use crate::ec2::{Instance, InstanceState, Tags, Volume, VolumeState, tags};
+
+    fn tagged(role: &str, node: &str) -> Tags {
+        [(tags::ROLE, role), (tags::NODE, node)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn instance(role: &str, node: &str, state: InstanceState) -> Instance {
+        Instance {
+            id: format!("i-{node}"),
+            state,
+            instance_type: "m5.large".into(),
+            zone: "eu-west-1a".into(),
+            subnet_id: None,
+            private_address: None,
+            primary_interface: None,
+            image_id: "ami-1".into(),
+            tags: tagged(role, node),
+        }
+    }
+
+    fn cluster(metadata: &str) -> crate::cluster::Cluster {
+        let yaml = format!(
+            "name: t\nregion: eu-west-1\nmetadata: {metadata}\nzones:\n  - {{name: eu-west-1a, cidr: 10.0.0.0/20}}\n  - {{name: eu-west-1b, cidr: 10.0.16.0/20}}\n  - {{name: eu-west-1c, cidr: 10.0.32.0/20}}\n"
+        );
+        crate::topology::load("t.yaml", yaml.as_bytes())
+            .expect("valid")
+            .cluster
+    }
+
+    #[test]
+    fn a_running_cluster_keeps_its_metadata_mode() {
+        let kraft = cluster("kraft");
+        let zookeeper = cluster("zookeeper");
+        let mut observed = Observed::default();
+        assert_eq!(metadata_change(&kraft, &observed), None, "nothing stands");
+        observed.instances = vec![
+            instance("zookeeper", "zookeeper-1", InstanceState::Running),
+            instance("zookeeper", "zookeeper-2", InstanceState::Terminated),
+            instance("broker", "broker-1", InstanceState::Running),
+        ];
+        let why = metadata_change(&kraft, &observed).expect("refused");
+        assert!(
+            why.starts_with("cluster t runs in ZooKeeper mode (EC2 holds zookeeper-1) and the topology asks for KRaft mode"),
+            "{why}"
+        );
+        assert!(why.contains("Keep `metadata: zookeeper`"), "{why}");
+        assert_eq!(
+            metadata_change(&zookeeper, &observed),
+            None,
+            "the same mode"
+        );
+
+        // A controller gone but for its data volume still holds the quorum's log.
+        observed.instances.clear();
+        observed.volumes = vec![Volume {
+            id: "vol-1".into(),
+            zone: "eu-west-1a".into(),
+            state: VolumeState::Available,
+            size_gib: 20,
+            iops: 3000,
+            throughput_mibps: 125,
+            attachment: None,
+            tags: {
+                let mut t = tagged("controller", "controller-2");
+                t.insert(tags::VOLUME.into(), "data".into());
+                t
+            },
+        }];
+        let why = metadata_change(&zookeeper, &observed).expect("refused");
+        assert!(
+            why.contains("runs in KRaft mode (EC2 holds controller-2)"),
+            "{why}"
+        );
+        assert_eq!(metadata_change(&kraft, &observed), None);
     }
 }

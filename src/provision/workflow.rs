@@ -79,6 +79,9 @@ pub async fn make_plan(
     if let Some(refusal) = ownership::refuse_foreign(&cluster.name, &foreign) {
         return Err(Error::Usage(refusal));
     }
+    if let Some(refusal) = plan::metadata_change(cluster, &observed) {
+        return Err(Error::Usage(refusal));
+    }
     let lines = |errs: Vec<String>| Error::Usage(errs.join("\n"));
     let network = match (&cluster.network.create, &observed.network) {
         (Some(m), Some(net)) => {
