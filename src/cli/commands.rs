@@ -311,6 +311,19 @@ async fn converge(
                 outcome.replicas_moved
             );
         }
+        let registrations = &outcome.registrations;
+        if !registrations.unregistered.is_empty() {
+            crate::outln!(
+                "Unregistered from the KRaft controllers: {}.",
+                registrations.unregistered.join(", ")
+            );
+        }
+        if !registrations.by_hand.is_empty() {
+            crate::outln!(
+                "Terminated brokers stay registered with the KRaft controllers, fenced (apply ran without health gates); once the cluster answers, run: {}",
+                registrations.by_hand.join("; ")
+            );
+        }
     }
     let (partitions, rf) = sample_topic(cluster, None, None);
     let report = workflow::check_report(cluster, partitions, rf, Some(ec2), Some(observed)).await?;

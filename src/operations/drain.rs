@@ -186,18 +186,27 @@ pub fn impacts(plan: &Plan) -> Vec<String> {
         Some(Outlook::Unread { why }) => why.clone(),
         _ => "the cluster was not read".to_string(),
     };
+    // A KRaft broker stays registered, fenced, once it is gone: apply unregisters it.
+    let (terminates, unregistered) = if kraft(plan) {
+        (
+            "terminates it and unregisters it from the KRaft controllers",
+            "; apply unregisters it from the KRaft controllers",
+        )
+    } else {
+        ("terminates it", "")
+    };
     for l in leaving(plan) {
         let line = match &plan.replicas {
             Some(Outlook::Read { drain, .. }) => {
                 let to = drain.flows().out_of(l.id);
                 if to.is_empty() {
                     format!(
-                        "terminate {} ({}): it holds no replicas; its data volume is kept",
+                        "terminate {} ({}): it holds no replicas{unregistered}; its data volume is kept",
                         l.node, l.instance
                     )
                 } else {
                     format!(
-                        "drain {} ({}): {} replicas move to {} through Kafka's reassignment, rack-aware; apply waits until every moved replica is in sync (--gate-seconds), then terminates it; its data volume is kept",
+                        "drain {} ({}): {} replicas move to {} through Kafka's reassignment, rack-aware; apply waits until every moved replica is in sync (--gate-seconds), then {terminates}; its data volume is kept",
                         l.node,
                         l.instance,
                         to.values().sum::<usize>(),
@@ -210,7 +219,7 @@ pub fn impacts(plan: &Plan) -> Vec<String> {
                 l.node, l.instance
             ),
             _ => format!(
-                "drain {} ({}): its replicas move to {} through Kafka's reassignment, rack-aware (how many is read at apply time: {}); apply waits until every moved replica is in sync (--gate-seconds), then terminates it; its data volume is kept",
+                "drain {} ({}): its replicas move to {} through Kafka's reassignment, rack-aware (how many is read at apply time: {}); apply waits until every moved replica is in sync (--gate-seconds), then {terminates}; its data volume is kept",
                 l.node,
                 l.instance,
                 reassign::names(staying.iter().copied()),
@@ -499,6 +508,77 @@ pub async fn carry_out(
     }
 }
 
+/// Whether the plan's cluster runs in KRaft mode: its topology has controllers (one in ZooKeeper
+/// mode has none).
+pub fn kraft(plan: &Plan) -> bool {
+    plan.nodes.iter().any(|n| n.role == Role::Controller)
+}
+
+/// What became of the registrations of the brokers apply terminated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registrations {
+    /// Unregistered from the KRaft controllers.
+    pub unregistered: Vec<String>,
+    /// Left registered because apply ran without health gates: the command that unregisters
+    /// each, to run once the cluster answers.
+    pub by_hand: Vec<String>,
+}
+
+/// After the brokers the plan removes are terminated, in KRaft mode: removes their registrations
+/// from the controllers (UnregisterBroker). A KRaft broker that shuts down stays registered,
+/// fenced, for good: the controllers still count it, place a new partition's replica on it once
+/// its rack's live brokers are used (a rack holding more replicas of a partition than it has live
+/// brokers, a replication factor above the live brokers), and hold back any feature upgrade it
+/// does not support. ZooKeeper forgets a broker by itself (its registration is an ephemeral
+/// node). Asks again every poll until it succeeds or the gates' timeout; a broker already
+/// unregistered counts as done.
+pub async fn unregister(plan: &Plan, gates: &Gates<'_>) -> Result<Registrations, ApplyError> {
+    let leaving = leaving(plan);
+    let mut out = Registrations::default();
+    if leaving.is_empty() || !kraft(plan) {
+        return Ok(out);
+    }
+    let members = members(plan);
+    let addresses: Vec<Ipv4Addr> = members.iter().map(|m| m.address).collect();
+    let Some(health) = gates.health else {
+        let bootstrap = members.first().map_or_else(
+            || "BROKER:PORT".to_string(),
+            |m| format!("{}:PORT", m.address),
+        );
+        out.by_hand = leaving
+            .iter()
+            .map(|l| {
+                format!(
+                    "kafka-cluster.sh unregister --bootstrap-server {bootstrap} --id {}",
+                    l.id
+                )
+            })
+            .collect();
+        return Ok(out);
+    };
+    let deadline = tokio::time::Instant::now() + gates.timeout;
+    for l in &leaving {
+        loop {
+            match health.unregister(&addresses, l.id).await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ApplyError::one(
+                        "unregistering brokers",
+                        &l.node,
+                        format!(
+                            "{} (node id {}) is terminated but still registered with the KRaft controllers, fenced: waited {:?} for UnregisterBroker; last answer: {e}. Its instance is gone, so the next apply does not see it: once the cluster answers, run `kafka-cluster.sh unregister --bootstrap-server BROKER:PORT --id {}`.",
+                            l.node, l.id, gates.timeout, l.id
+                        ),
+                    ));
+                }
+                Err(_) => tokio::time::sleep(gates.poll).await,
+            }
+        }
+        out.unregistered.push(l.node.clone());
+    }
+    Ok(out)
+}
+
 /// The partitions not done yet: every reassignment under way, and each partition apply asked to
 /// move whose replicas the metadata does not show yet, or not all in sync.
 fn still_moving(
@@ -584,6 +664,12 @@ mod tests {
         lagging: BTreeMap<(String, i32), (Vec<i32>, usize)>,
         /// Every AlterPartitionReassignments request.
         asked: Vec<Vec<Move>>,
+        /// Brokers still registered with KRaft controllers after they shut down (fenced).
+        fenced: BTreeSet<i32>,
+        /// UnregisterBroker requests that fail before one succeeds (`None`: all of them).
+        unregister_failures: Option<usize>,
+        /// Every UnregisterBroker request that succeeded.
+        unregistered: Vec<i32>,
     }
 
     /// The zones of `cluster()`: broker b is in zone (b - 1) % 3.
@@ -610,6 +696,9 @@ mod tests {
                     lag: 0,
                     lagging: BTreeMap::new(),
                     asked: Vec::new(),
+                    fenced: BTreeSet::new(),
+                    unregister_failures: Some(0),
+                    unregistered: Vec::new(),
                 }),
             }
         }
@@ -718,6 +807,22 @@ mod tests {
                 .collect())
         }
 
+        async fn unregister(&self, _: &[Ipv4Addr], id: i32) -> Result<(), String> {
+            let mut s = self.state.lock().expect("model");
+            match &mut s.unregister_failures {
+                Some(0) => {}
+                Some(n) => {
+                    *n -= 1;
+                    return Err("UnregisterBroker: NotController (41) three times".into());
+                }
+                None => return Err("127.0.0.1:9092: connection refused".into()),
+            }
+            s.registered.remove(&id);
+            s.fenced.remove(&id);
+            s.unregistered.push(id);
+            Ok(())
+        }
+
         async fn reassign(&self, _: &[Ipv4Addr], moves: &[Move]) -> Result<(), String> {
             let mut s = self.state.lock().expect("model");
             for m in moves {
@@ -763,6 +868,14 @@ mod tests {
         }
     }
 
+    /// No health gates, with `moves`.
+    fn ungated(moves: Moves) -> Gates<'static> {
+        Gates {
+            moves,
+            ..Gates::skipped()
+        }
+    }
+
     /// Executes `plan` with `gates` while the fake's time passes.
     async fn run(
         ec2: &FakeEc2,
@@ -770,6 +883,20 @@ mod tests {
         gates: &Gates<'_>,
     ) -> Result<crate::provision::apply::Outcome, crate::provision::apply::ApplyError> {
         with_ec2_time(ec2, execute(ec2, plan, &settings(), gates, &Silent)).await
+    }
+
+    /// Executes `plan` with `model`'s gates, expecting it to fail: the stage, and the first
+    /// failure's resource and error.
+    async fn failed(
+        ec2: &FakeEc2,
+        plan: &crate::provision::plan::Plan,
+        model: &Model,
+    ) -> (&'static str, String, String) {
+        let err = run(ec2, plan, &gated(model, Moves::default()))
+            .await
+            .expect_err("apply fails");
+        let first = err.failures[0].clone();
+        (err.stage, first.resource, first.error)
     }
 
     fn live(ec2: &FakeEc2, node: &str) -> bool {
@@ -826,12 +953,8 @@ mod tests {
         let plan = plan_for(&ec2, &five).await;
         let model = six();
         model.state.lock().expect("model").polls = None;
-        let err = run(&ec2, &plan, &gated(&model, Moves::default()))
-            .await
-            .expect_err("the drain times out");
-        assert_eq!(err.stage, "moving replicas");
-        assert_eq!(err.failures[0].resource, "broker-6");
-        let e = &err.failures[0].error;
+        let (stage, resource, e) = failed(&ec2, &plan, &model).await;
+        assert_eq!((stage, resource.as_str()), ("moving replicas", "broker-6"));
         assert!(e.starts_with("waited 300ms until no partition reassignment is under way and every moved replica is in sync; last seen: still moving: orders-1 (replicas [4, 5, 3, 6], adding [3], removing [6])"), "{e}");
         assert!(e.contains("orders-3") && e.contains("orders-5"), "{e}");
         assert!(e.contains("Nothing was terminated"), "{e}");
@@ -901,13 +1024,10 @@ mod tests {
         );
         assert!(e.contains(ACCEPT_DATA_LOSS_FLAG), "{e}");
         // A rebalance needs the cluster too.
-        let rebalance = Gates {
-            moves: Moves {
-                rebalance: true,
-                ..Moves::default()
-            },
-            ..Gates::skipped()
-        };
+        let rebalance = ungated(Moves {
+            rebalance: true,
+            ..Moves::default()
+        });
         let err = run(&ec2, &plan, &rebalance).await.expect_err("refused");
         assert_eq!(err.failures[0].resource, "rebalance");
         assert_eq!(
@@ -917,13 +1037,10 @@ mod tests {
         );
         assert!(live(&ec2, "broker-6"));
 
-        let accept = Gates {
-            moves: Moves {
-                accept_data_loss: true,
-                ..Moves::default()
-            },
-            ..Gates::skipped()
-        };
+        let accept = ungated(Moves {
+            accept_data_loss: true,
+            ..Moves::default()
+        });
         run(&ec2, &plan, &accept)
             .await
             .expect("terminated without a drain");
@@ -1008,6 +1125,114 @@ mod tests {
             vec![
                 "broker-4 holds only partitions created from now on; `kcluster apply --rebalance` moves existing replicas onto it, rack-aware (computed at apply time: the cluster was not read)"
             ]
+        );
+    }
+
+    /// The `cluster()` of the apply tests in KRaft mode (three controllers, Kafka 4).
+    fn kraft_cluster(name: &str, brokers: u32) -> crate::cluster::Cluster {
+        let yaml = format!(
+            "name: {name}\nregion: eu-west-1\nmetadata: kraft\nzones:\n  - {{name: eu-west-1a, cidr: 172.31.0.0/20}}\n  - {{name: eu-west-1b, cidr: 172.31.16.0/20}}\n  - {{name: eu-west-1c, cidr: 172.31.32.0/20}}\nbrokers:\n  count: {brokers}\n"
+        );
+        match crate::topology::load("test.yaml", yaml.as_bytes()) {
+            Ok(l) => l.cluster,
+            Err(r) => panic!("{r}"),
+        }
+    }
+
+    /// A fake account running `make(6)` and the plan that takes it to `make(5)`.
+    async fn six_to_five(
+        make: impl Fn(u32) -> crate::cluster::Cluster,
+    ) -> (FakeEc2, crate::provision::plan::Plan) {
+        let ec2 = fake();
+        converge(&ec2, &make(6)).await;
+        let plan = plan_for(&ec2, &make(5)).await;
+        (ec2, plan)
+    }
+
+    /// In KRaft mode a broker that shut down stays registered with the controllers, fenced, until
+    /// it is unregistered (in ZooKeeper mode its registration goes with its session): after the
+    /// drain and the termination, apply unregisters it, asking again while the controllers do
+    /// not answer; in ZooKeeper mode it asks nothing.
+    #[tokio::test]
+    async fn a_kraft_scale_in_unregisters_the_terminated_broker_and_a_zookeeper_one_does_not() {
+        let (ec2, mut plan) = six_to_five(|n| kraft_cluster("kshrink", n)).await;
+        assert!(super::kraft(&plan));
+        let model = six();
+        {
+            let mut s = model.state.lock().expect("model");
+            s.unregister_failures = Some(2);
+            // Broker 6 shuts down when its instance terminates: still registered, fenced.
+            s.fenced.insert(6);
+        }
+        plan.replicas = Some(outlook(&plan, &model, Duration::from_secs(1)).await);
+        let text = plan.render_text();
+        assert!(
+            text.contains("(--gate-seconds), then terminates it and unregisters it from the KRaft controllers; its data volume is kept"),
+            "{text}"
+        );
+        let outcome = run(&ec2, &plan, &gated(&model, Moves::default()))
+            .await
+            .expect("apply");
+        assert!(!live(&ec2, "broker-6"));
+        assert_eq!(outcome.replicas_moved, 3);
+        assert_eq!(outcome.registrations.unregistered, vec!["broker-6"]);
+        let (unregistered, fenced) = {
+            let s = model.state.lock().expect("model");
+            (s.unregistered.clone(), s.fenced.clone())
+        };
+        assert_eq!(unregistered, vec![6]);
+        assert!(fenced.is_empty(), "broker 6 left registered: {fenced:?}");
+
+        // ZooKeeper mode: nothing to unregister.
+        let (zk, plan) = six_to_five(|n| cluster("zshrink", n, "m5.large")).await;
+        assert!(!super::kraft(&plan));
+        let model = six();
+        let outcome = run(&zk, &plan, &gated(&model, Moves::default()))
+            .await
+            .expect("apply");
+        assert_eq!(outcome.registrations, Default::default());
+        assert!(model.state.lock().expect("model").unregistered.is_empty());
+    }
+
+    /// Controllers that never take the unregistration: apply stops after the termination, naming
+    /// the broker and the command that finishes the job; without health gates it cannot ask and
+    /// says what to run.
+    #[tokio::test]
+    async fn an_unregistration_that_never_succeeds_is_reported_with_the_command_that_finishes_it() {
+        let (ec2, plan) = six_to_five(|n| kraft_cluster("kstuck", n)).await;
+        let model = six();
+        model.state.lock().expect("model").unregister_failures = None;
+        let (stage, resource, e) = failed(&ec2, &plan, &model).await;
+        assert_eq!(
+            (stage, resource.as_str()),
+            ("unregistering brokers", "broker-6")
+        );
+        assert!(
+            e.starts_with("broker-6 (node id 6) is terminated but still registered with the KRaft controllers, fenced: waited 300ms for UnregisterBroker; last answer: 127.0.0.1:9092: connection refused."),
+            "{e}"
+        );
+        assert!(
+            e.contains("kafka-cluster.sh unregister --bootstrap-server BROKER:PORT --id 6"),
+            "{e}"
+        );
+        assert!(
+            !live(&ec2, "broker-6"),
+            "the drain and termination happened"
+        );
+
+        let (ec2, plan) = six_to_five(|n| kraft_cluster("kdown", n)).await;
+        let accept = ungated(Moves {
+            accept_data_loss: true,
+            ..Moves::default()
+        });
+        let outcome = run(&ec2, &plan, &accept).await.expect("terminated");
+        assert!(outcome.registrations.unregistered.is_empty());
+        let by_hand = &outcome.registrations.by_hand;
+        assert_eq!(by_hand.len(), 1, "{by_hand:?}");
+        assert!(
+            by_hand[0].starts_with("kafka-cluster.sh unregister --bootstrap-server ")
+                && by_hand[0].ends_with(":PORT --id 6"),
+            "{by_hand:?}"
         );
     }
 }

@@ -5,7 +5,8 @@
 //! Kafka Connect worker's REST API (`GET /` and `GET /connectors`). kcluster must run where it
 //! reaches the nodes' private addresses (a bastion, a VPN, a CI runner in the VPC). The same
 //! protocol moves replicas for drains and rebalances: AlterPartitionReassignments and
-//! ListPartitionReassignments, sent where Kafka's Admin client sends them.
+//! ListPartitionReassignments, sent where Kafka's Admin client sends them; and, in KRaft mode,
+//! removes a terminated broker's registration (UnregisterBroker).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -21,7 +22,8 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
     DescribeConfigsRequest, DescribeConfigsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
-    MetadataResponse, RequestHeader, ResponseHeader, TopicName, describe_quorum_request,
+    MetadataResponse, RequestHeader, ResponseHeader, TopicName, UnregisterBrokerRequest,
+    UnregisterBrokerResponse, describe_quorum_request,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, StrBytes, encode_request_header_into_buffer,
@@ -61,6 +63,11 @@ pub trait Health: Send + Sync {
     /// Asks Kafka to move each partition of `moves` onto its `to` replicas.
     async fn reassign(&self, _brokers: &[Ipv4Addr], _moves: &[Move]) -> Result<(), String> {
         Err("this health reader cannot reassign partitions".into())
+    }
+    /// Removes broker `id`'s registration from the KRaft controllers; a broker not registered
+    /// is no error.
+    async fn unregister(&self, _brokers: &[Ipv4Addr], _id: i32) -> Result<(), String> {
+        Err("this health reader cannot unregister brokers".into())
     }
 }
 
@@ -222,14 +229,33 @@ impl Health for Network {
             ))
         }
     }
+
+    async fn unregister(&self, brokers: &[Ipv4Addr], id: i32) -> Result<(), String> {
+        let mut request = UnregisterBrokerRequest::default();
+        request.broker_id = BrokerId(id);
+        self.at_controller(
+            brokers,
+            ApiKey::UnregisterBroker,
+            &request,
+            |r: &UnregisterBrokerResponse| match r.error_code {
+                BROKER_ID_NOT_REGISTERED => (0, None),
+                code => (code, r.error_message.as_deref().map(|m| m.to_string())),
+            },
+        )
+        .await
+        .map(|_| ())
+    }
 }
 
 /// How long the controller may take over a reassignment request.
 const REASSIGNMENT_TIMEOUT_MS: i32 = 30_000;
-/// Both reassignment APIs at version 0: flexible, and served by Kafka 2.4 up to 4.x.
-const REASSIGNMENT_VERSION: i16 = 0;
+/// Both reassignment APIs at version 0 (flexible, and served by Kafka 2.4 up to 4.x), and
+/// UnregisterBroker at its only version, 0 (KRaft mode, Kafka 3.0 up to 4.x).
+const CONTROLLER_API_VERSION: i16 = 0;
 /// Kafka's NOT_CONTROLLER: the controller moved between Metadata and the request.
 const NOT_CONTROLLER: i16 = 41;
+/// Kafka's BROKER_ID_NOT_REGISTERED: the controllers hold no registration of the broker.
+const BROKER_ID_NOT_REGISTERED: i16 = 102;
 
 impl Network {
     /// Sends a controller request where Kafka's Admin client sends it: to the broker Metadata
@@ -251,7 +277,7 @@ impl Network {
             }
             let talk = async {
                 let mut stream = self.controller(brokers).await?;
-                call(&mut stream, api_key, 1, request, REASSIGNMENT_VERSION).await
+                call(&mut stream, api_key, 1, request, CONTROLLER_API_VERSION).await
             };
             let response: Resp = match tokio::time::timeout(self.timeout * 6, talk).await {
                 Ok(r) => r?,

@@ -119,6 +119,9 @@ pub struct Outcome {
     pub addresses_released: usize,
     /// Replicas Kafka was asked to move (drains and rebalances).
     pub replicas_moved: usize,
+    /// Terminated brokers unregistered from the KRaft controllers, and the commands that
+    /// unregister those apply could not (it ran without health gates).
+    pub registrations: crate::operations::drain::Registrations,
 }
 
 struct Run<'a> {
@@ -169,6 +172,7 @@ pub async fn execute(
     run.roll(&group_id, &mut interfaces).await?;
     run.outcome.replicas_moved = crate::operations::drain::carry_out(plan, gates, reporter).await?;
     run.remove().await?;
+    run.outcome.registrations = crate::operations::drain::unregister(plan, gates).await?;
     if let Some(n) = plan.network.as_ref().filter(|n| !n.orphans.is_empty()) {
         crate::provision::network::apply::remove(ec2, &plan.cluster, &n.remove, settings, reporter)
             .await?;

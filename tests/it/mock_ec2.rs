@@ -239,7 +239,8 @@ fn default_placement(node: &str) -> (String, String) {
 /// KRaft mode end to end: apply (which runs the live check) launches one instance per
 /// controller and broker with its role tag, address block and rendered identity; the group opens
 /// the controller port within itself and no ZooKeeper port; status and check name the
-/// controllers; a second plan is empty; destroy removes everything.
+/// controllers; a second plan is empty; a broker removed without health gates is said to stay
+/// registered, with the command that unregisters it; destroy removes everything.
 #[test]
 fn kraft_cluster_applies_reports_checks_and_destroys_with_its_controllers() {
     let f = Fixture::new();
@@ -325,6 +326,16 @@ fn kraft_cluster_applies_reports_checks_and_destroys_with_its_controllers() {
     f.kc(["plan", "--detailed-exitcode", "-f", &file])
         .run()
         .expect_code(0);
+
+    // A scale-in without the cluster (no Kafka runs behind moto's instances): the broker it
+    // terminates stays registered with the controllers, and apply says how to unregister it.
+    f.apply_down(&t.clone().brokers(4));
+    let run = f.apply_lossy(&t);
+    assert!(
+        run.stdout.contains("Terminated brokers stay registered with the KRaft controllers, fenced (apply ran without health gates); once the cluster answers, run: kafka-cluster.sh unregister --bootstrap-server 172.31.0.101:PORT --id 4"),
+        "{}",
+        run.stdout
+    );
     f.kc(["destroy", "--yes", "-f", &file]).run().ok();
     assert_eq!(f.ec2.instances("kr").len(), 0);
     assert_eq!(f.ec2.interfaces("kr").len(), 0);
