@@ -171,6 +171,8 @@ pub struct Seen {
     pub brokers: BTreeMap<i32, BTreeMap<String, String>>,
     /// Topic → config name → value.
     pub topics: BTreeMap<String, BTreeMap<String, String>>,
+    /// The brokers registered with the cluster (empty when not known).
+    pub registered: BTreeSet<i32>,
 }
 
 /// What one IncrementalAlterConfigs operation changes: a broker's or a topic's config, set to a
@@ -265,9 +267,11 @@ pub fn to_set(throttle: &Throttle, rate: u64, seen: &Seen) -> (Vec<Change>, Vec<
 }
 
 /// What removes kcluster's throttle: each broker rate of exactly `rate`; from each topic's
-/// lists, the entries `set` added and every entry naming a broker whose rate is kcluster's (a
-/// list left empty is deleted, one with other entries keeps them). Rates of any other value, and
-/// entries naming only brokers without kcluster's rate, are someone else's and stay.
+/// lists, the entries `set` added, every entry naming a broker whose rate is kcluster's, and
+/// every entry naming a broker no longer registered (a broker drained and terminated: the entry
+/// throttles nothing); a list left empty is deleted, one with other entries keeps them. Rates of
+/// any other value, and entries naming registered brokers without kcluster's rate, are someone
+/// else's and stay.
 pub fn to_clear(seen: &Seen, rate: u64, set: &Throttle) -> Vec<Change> {
     let ours = rate.to_string();
     let mut changes = Vec::new();
@@ -298,7 +302,9 @@ pub fn to_clear(seen: &Seen, rate: u64, set: &Throttle) -> Vec<Change> {
                 .iter()
                 .filter(|e| {
                     let broker = e.split_once(':').and_then(|(_, b)| b.parse::<i32>().ok());
-                    !added.contains(*e) && !broker.is_some_and(|b| marked.contains(&b))
+                    let gone =
+                        |b: i32| !seen.registered.is_empty() && !seen.registered.contains(&b);
+                    !added.contains(*e) && !broker.is_some_and(|b| marked.contains(&b) || gone(b))
                 })
                 .cloned()
                 .collect();
@@ -562,6 +568,14 @@ mod tests {
         );
         // At another rate nothing is kcluster's: nothing is removed, and all of it is foreign.
         assert_eq!(to_clear(&left, 1000, &Throttle::default()), vec![]);
+        // Unless a list names a broker that is gone (drained and terminated with its rate
+        // left): that entry throttles nothing, and goes.
+        let mut gone = left.clone();
+        gone.registered = [1, 2, 3, 5].into();
+        assert_eq!(
+            shown(&to_clear(&gone, 1000, &Throttle::default())),
+            vec!["topic orders leader.replication.throttled.replicas deleted"]
+        );
         assert_eq!(foreign(&left, 1000).len(), 5);
         assert_eq!(
             touched(&to_clear(&left, DEFAULT_RATE, &Throttle::default())),

@@ -942,7 +942,11 @@ mod tests {
         }
 
         async fn throttles(&self, _: &[Ipv4Addr]) -> Result<Seen, String> {
-            Ok(self.state.lock().expect("model").configs.clone())
+            let s = self.state.lock().expect("model");
+            Ok(Seen {
+                registered: s.registered.clone(),
+                ..s.configs.clone()
+            })
         }
 
         async fn alter_configs(&self, _: &[Ipv4Addr], changes: &[Change]) -> Result<(), String> {

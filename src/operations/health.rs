@@ -243,7 +243,10 @@ impl Health for Network {
     async fn throttles(&self, brokers: &[Ipv4Addr]) -> Result<Seen, String> {
         let talk = async {
             let (mut stream, metadata) = self.any_broker(brokers, None).await?;
-            let mut seen = Seen::default();
+            let mut seen = Seen {
+                registered: metadata.brokers.iter().map(|b| b.node_id.0).collect(),
+                ..Seen::default()
+            };
             let topics: Vec<String> = metadata
                 .topics
                 .iter()
