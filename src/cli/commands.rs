@@ -131,6 +131,15 @@ async fn read_throttle(
     cluster: &Cluster,
     rate: crate::kafka::throttle::MoveRate,
 ) -> drain::Throttling {
+    // A cluster that did not answer for the replicas is not asked again (plan stays brief).
+    if let Some(drain::Outlook::Unread { why }) = &plan.replicas {
+        return drain::Throttling {
+            rate: rate.to_string(),
+            left: None,
+            others: Vec::new(),
+            unread: Some(why.clone()),
+        };
+    }
     let network = crate::operations::health::Network {
         client_port: cluster.network.client_port,
         timeout: Duration::from_secs(3),
