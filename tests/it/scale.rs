@@ -26,7 +26,7 @@ const TOPIC: &str = "scaled";
 const MIN_ISR: usize = 2;
 
 /// The 3-zone loopback fixture with `brokers` brokers (broker-4 in eu-west-1a, with broker-1).
-fn topology(brokers: u32) -> Cluster {
+pub fn topology(brokers: u32) -> Cluster {
     let base = std::fs::read_to_string(support::repo().join("tests/it/fixtures/kafka-3x4.yaml"))
         .expect("fixture");
     assert!(
@@ -49,11 +49,16 @@ fn racks(cluster: &Cluster) -> BTreeMap<u32, String> {
 }
 
 fn describe(ec2: &LocalEc2) -> Vec<Partition> {
+    partitions(ec2, TOPIC)
+}
+
+/// `topic`'s partitions as Kafka's Admin describes them.
+pub fn partitions(ec2: &LocalEc2, topic: &str) -> Vec<Partition> {
     let mut local = ec2.local.lock().expect("local");
     local.wait(
-        &format!("{TOPIC}'s partitions"),
+        &format!("{topic}'s partitions"),
         Duration::from_secs(60),
-        |c| clients::describe(&c.bootstrap(), TOPIC),
+        |c| clients::describe(&c.bootstrap(), topic),
     )
 }
 
