@@ -92,8 +92,10 @@ pub async fn plan(a: PlanArgs) -> Result<i32> {
     let renderer = renderer(&a.templates)?;
     let ec2 = connect(&a.aws, &loaded.cluster.region).await?;
     let (mut plan, _) = workflow::make_plan(&ec2, &loaded.cluster, &renderer).await?;
-    if drain::concerns(&plan) || a.reassignment_out.is_some() {
+    if drain::concerns(&plan) || a.reassignment_out.is_some() || a.moves.move_rate.is_some() {
+        let rate = a.moves.move_rate.unwrap_or_default();
         plan.replicas = Some(read_replicas(&plan, &loaded.cluster).await);
+        plan.throttle = Some(read_throttle(&plan, &loaded.cluster, rate).await);
     }
     match a.output {
         Output::Text => output::out(&plan.render_text()),
@@ -121,6 +123,28 @@ async fn read_replicas(plan: &crate::provision::plan::Plan, cluster: &Cluster) -
         timeout: Duration::from_secs(3),
     };
     drain::outlook(plan, &network, Duration::from_secs(10)).await
+}
+
+/// The replication throttle configs of the running cluster (briefly, as `read_replicas`).
+async fn read_throttle(
+    plan: &crate::provision::plan::Plan,
+    cluster: &Cluster,
+    rate: crate::kafka::throttle::MoveRate,
+) -> drain::Throttling {
+    // A cluster that did not answer for the replicas is not asked again (plan stays brief).
+    if let Some(drain::Outlook::Unread { why }) = &plan.replicas {
+        return drain::Throttling {
+            rate: rate.to_string(),
+            left: None,
+            others: Vec::new(),
+            unread: Some(why.clone()),
+        };
+    }
+    let network = crate::operations::health::Network {
+        client_port: cluster.network.client_port,
+        timeout: Duration::from_secs(3),
+    };
+    drain::throttling(plan, &network, rate, Duration::from_secs(10)).await
 }
 
 /// Writes the reassignment `apply --rebalance` would start, in `kafka-reassign-partitions.sh`'s
@@ -220,6 +244,11 @@ async fn apply_held(a: &ApplyArgs) -> Result<i32> {
     if moves && !a.skip_health_gates {
         plan.replicas = Some(read_replicas(&plan, cluster).await);
     }
+    if (moves || a.moves.move_rate.is_some()) && !a.skip_health_gates {
+        let rate = a.moves.move_rate.unwrap_or_default();
+        plan.throttle = Some(read_throttle(&plan, cluster, rate).await);
+    }
+    let left = plan.throttle.as_ref().is_some_and(|t| t.left.is_some());
     output::out(&plan.render_text());
     let rebalance = match &plan.replicas {
         Some(drain::Outlook::Read { rebalance, .. }) if a.rebalance => Some(rebalance),
@@ -233,7 +262,7 @@ async fn apply_held(a: &ApplyArgs) -> Result<i32> {
         );
     }
     let rebalances = rebalance.is_some_and(|r| !r.moves.is_empty());
-    if (plan.has_changes() || rebalances) && !a.yes {
+    if (plan.has_changes() || rebalances || left) && !a.yes {
         let go = confirm(
             &format!(
                 "Apply these changes to cluster {}? Type `yes`:",
@@ -265,7 +294,8 @@ async fn converge(
     plan: &crate::provision::plan::Plan,
     mut observed: Observed,
 ) -> Result<i32> {
-    if plan.has_changes() || a.rebalance {
+    let left = plan.throttle.as_ref().is_some_and(|t| t.left.is_some());
+    if plan.has_changes() || a.rebalance || left {
         let reporter = Terminal::detect();
         let settings = settings(&a.aws, a.parallelism);
         let network = crate::operations::health::Network {
@@ -281,6 +311,9 @@ async fn converge(
                 rebalance: a.rebalance,
                 accept_data_loss: a.accept_data_loss,
                 skip_drain: false,
+                rate: a.moves.move_rate.unwrap_or_default(),
+                clear_left: left,
+                keep_throttle: false,
             },
         };
         let outcome = apply::execute(ec2, plan, &settings, &gates, &reporter)

@@ -164,6 +164,17 @@ pub struct PlanArgs {
     /// the JSON format of Kafka's `kafka-reassign-partitions.sh`; reads the running cluster.
     #[arg(long, value_name = "FILE")]
     pub reassignment_out: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub moves: MoveRateArg,
+}
+
+#[derive(Args, Debug)]
+pub struct MoveRateArg {
+    /// How fast replicas a drain or rebalance moves may copy, per broker and direction, e.g.
+    /// `50MiB/s` (Kafka's replication throttle, removed once the moves are done), or `none`
+    /// for no throttle [default: 40MiB/s]. Given to plan, it reads the cluster's throttles.
+    #[arg(long = "move-rate", value_name = "RATE", value_parser = crate::kafka::throttle::MoveRate::parse)]
+    pub move_rate: Option<crate::kafka::throttle::MoveRate>,
 }
 
 #[derive(Args, Debug)]
@@ -205,6 +216,8 @@ pub struct ApplyArgs {
     /// replicas first: for a cluster that is down; replicas held nowhere else are lost.
     #[arg(long, requires = "skip_health_gates")]
     pub accept_data_loss: bool,
+    #[command(flatten)]
+    pub moves: MoveRateArg,
 }
 
 #[derive(Args, Debug)]

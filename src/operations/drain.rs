@@ -1,7 +1,8 @@
 //! Replicas move before a broker leaves, and onto brokers that join when asked: what `plan` says
 //! about it, what `apply` refuses before it changes anything, and the reassignment apply starts
-//! through Kafka and waits for before it terminates a broker. `reassign.rs` computes which
-//! replicas move; `health.rs` reads the cluster and asks Kafka to move them.
+//! through Kafka and waits for before it terminates a broker, behind a replication throttle it
+//! sets first and removes once every move is done. `reassign.rs` computes which replicas move,
+//! `throttle.rs` which configs throttle them; `health.rs` reads the cluster and asks Kafka.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use crate::cluster::Role;
 use crate::kafka::reassign::{self, Brokers, Move, Ongoing, Placement, Proposal, Refusal};
+use crate::kafka::throttle::{self, MoveRate, Throttle};
 use crate::operations::health::Health;
 use crate::operations::roll::KafkaView;
 use crate::progress::Reporter;
@@ -21,6 +23,8 @@ use crate::provision::plan::{Action, OrphanKind, Plan};
 pub const ACCEPT_DATA_LOSS_FLAG: &str = "--accept-data-loss";
 /// The flag that evens out replicas over the brokers (onto new ones).
 pub const REBALANCE_FLAG: &str = "--rebalance";
+/// The flag that sets how fast moved replicas copy.
+pub const MOVE_RATE_FLAG: &str = "--move-rate";
 
 const STAGE: &str = "moving replicas";
 /// How long apply's first reading of the cluster may take before it refuses.
@@ -36,6 +40,86 @@ pub struct Moves {
     /// Tests only: terminate brokers without draining them even with gates, to show that the
     /// tests catch what the drain prevents.
     pub skip_drain: bool,
+    /// How fast moved replicas copy, per broker and direction (`--move-rate`).
+    pub rate: MoveRate,
+    /// Remove kcluster's throttle an interrupted apply left, even when nothing moves (plan
+    /// found one), once no reassignment is under way.
+    pub clear_left: bool,
+    /// Tests only: leave the throttle in place once the moves are done, to show that the tests
+    /// catch a throttle left behind.
+    pub keep_throttle: bool,
+}
+
+/// What `plan` tells of the replication throttle: the rate apply's moves use, kcluster's
+/// throttle an interrupted apply left, and the throttles someone else set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Throttling {
+    /// `40 MiB/s`, or `no throttle`.
+    pub rate: String,
+    /// What kcluster's leftover throttle is on (`brokers 1, 4 and topic orders`).
+    pub left: Option<String>,
+    /// Throttle rates kcluster did not set (left alone).
+    pub others: Vec<String>,
+    /// Why the throttle configs could not be read.
+    pub unread: Option<String>,
+}
+
+/// Reads the throttle configs of the cluster (for at most `limit`): what plan says of them.
+pub async fn throttling(
+    plan: &Plan,
+    health: &dyn Health,
+    rate: MoveRate,
+    limit: Duration,
+) -> Throttling {
+    let addresses: Vec<Ipv4Addr> = members(plan).iter().map(|m| m.address).collect();
+    let mut t = Throttling {
+        rate: rate.to_string(),
+        left: None,
+        others: Vec::new(),
+        unread: None,
+    };
+    match tokio::time::timeout(limit, health.throttles(&addresses)).await {
+        Ok(Ok(seen)) => {
+            let clear = throttle::to_clear(&seen, rate.mark(), &Throttle::default());
+            t.left = (!clear.is_empty()).then(|| throttle::touched(&clear));
+            t.others = throttle::foreign(&seen, rate.mark());
+        }
+        Ok(Err(e)) => t.unread = Some(e),
+        Err(_) => t.unread = Some(format!("no answer within {limit:?}")),
+    }
+    t
+}
+
+/// The Availability lines of the throttle.
+fn throttle_lines(t: &Throttling) -> Vec<String> {
+    let mut out = vec![if t.rate == MoveRate::Unthrottled.to_string() {
+        format!(
+            "replicas that move copy without a replication throttle ({MOVE_RATE_FLAG} none): as fast as the brokers' network and disks allow, at the clients' expense"
+        )
+    } else {
+        format!(
+            "replicas that move copy at most at {} per broker, each way ({MOVE_RATE_FLAG}): Kafka's leader and follower replication throttle on the brokers and partitions involved, removed once every move is done",
+            t.rate
+        )
+    }];
+    if let Some(left) = &t.left {
+        out.push(format!(
+            "remove the replication throttle an interrupted apply left on {left} (rates of exactly {}): apply removes it once no reassignment is under way",
+            t.rate
+        ));
+    }
+    if !t.others.is_empty() {
+        out.push(format!(
+            "replication throttles kcluster did not set stay as they are: {}",
+            t.others.join(", ")
+        ));
+    }
+    if let Some(why) = &t.unread {
+        out.push(format!(
+            "the replication throttle configs were not read: {why}"
+        ));
+    }
+    out
 }
 
 /// A broker the plan terminates because the topology no longer has it.
@@ -260,6 +344,9 @@ pub fn impacts(plan: &Plan) -> Vec<String> {
         };
         out.push(line);
     }
+    if let Some(t) = &plan.throttle {
+        out.extend(throttle_lines(t));
+    }
     out
 }
 
@@ -390,11 +477,14 @@ pub async fn carry_out(
     let Some(health) = gates.health else {
         return Ok(0);
     };
-    if !drain && !moves.rebalance {
-        return Ok(0);
-    }
     let members = members(plan);
     let addresses: Vec<Ipv4Addr> = members.iter().map(|m| m.address).collect();
+    if !drain && !moves.rebalance {
+        if moves.clear_left {
+            clear_left(health, &addresses, moves.rate, reporter).await?;
+        }
+        return Ok(0);
+    }
     let who = if drain {
         leaving
             .iter()
@@ -404,7 +494,7 @@ pub async fn carry_out(
     } else {
         "rebalance".to_string()
     };
-    let resume = "Nothing was terminated. Kafka goes on with any move it started; once the cluster is healthy, run `kcluster apply` again: it resumes, waiting for the moves under way before it terminates a broker.";
+    let resume = "Nothing was terminated. Kafka goes on with any move it started (behind the replication throttle apply set); once the cluster is healthy, run `kcluster apply` again with the same --move-rate: it resumes, waiting for the moves under way before it terminates a broker, and then removes the throttle.";
     let deadline = tokio::time::Instant::now() + gates.timeout;
     let timed_out = |check: &str, seen: &str| {
         ApplyError::one(
@@ -437,6 +527,8 @@ pub async fn carry_out(
     let mut asked_for: BTreeMap<(String, i32), Vec<i32>> = BTreeMap::new();
     let mut asked = 0usize;
     let mut phase = false;
+    // What this apply throttled.
+    let mut throttled = Throttle::default();
     loop {
         let pending = match read(health, &addresses).await {
             Err(e) => vec![e],
@@ -470,6 +562,15 @@ pub async fn carry_out(
                             );
                             phase = true;
                         }
+                        if let MoveRate::Limit(rate) = moves.rate {
+                            let t = Throttle::of(&proposal.moves, &ongoing);
+                            throttle_on(health, &addresses, &t, rate, reporter)
+                                .await
+                                .map_err(|e| {
+                                    ApplyError::one(STAGE, &who, format!("{e}. {resume}"))
+                                })?;
+                            throttled.merge(&t);
+                        }
                         health
                             .reassign(&addresses, &proposal.moves)
                             .await
@@ -489,6 +590,19 @@ pub async fn carry_out(
         if pending.is_empty() {
             if phase {
                 reporter.step(&format!("{asked} replicas moved"));
+            }
+            if !moves.keep_throttle {
+                throttle_off(health, &addresses, moves.rate, &throttled, reporter)
+                    .await
+                    .map_err(|e| {
+                        ApplyError::one(
+                            STAGE,
+                            &who,
+                            format!("every move is done, but removing the replication throttle failed: {e}. Nothing was terminated; run `kcluster apply` again with the same --move-rate: it removes it."),
+                        )
+                    })?;
+            }
+            if phase {
                 reporter.finish();
             }
             return Ok(asked);
@@ -579,6 +693,87 @@ pub async fn unregister(plan: &Plan, gates: &Gates<'_>) -> Result<Registrations,
     Ok(out)
 }
 
+/// Sets the throttle of `t` at `rate` beside what the cluster has.
+async fn throttle_on(
+    health: &dyn Health,
+    addresses: &[Ipv4Addr],
+    t: &Throttle,
+    rate: u64,
+    reporter: &dyn Reporter,
+) -> Result<(), String> {
+    let seen = health.throttles(addresses).await?;
+    let (changes, notes) = throttle::to_set(t, rate, &seen);
+    for n in notes {
+        reporter.step(&n);
+    }
+    if !changes.is_empty() {
+        health.alter_configs(addresses, &changes).await?;
+        reporter.step(&format!(
+            "replication throttle of {} set on {}",
+            MoveRate::Limit(rate),
+            throttle::touched(&changes)
+        ));
+    }
+    Ok(())
+}
+
+/// Removes kcluster's throttle: what `set` added, and any rate of exactly kcluster's (with the
+/// list entries naming its brokers) an interrupted apply left.
+async fn throttle_off(
+    health: &dyn Health,
+    addresses: &[Ipv4Addr],
+    rate: MoveRate,
+    set: &Throttle,
+    reporter: &dyn Reporter,
+) -> Result<(), String> {
+    let seen = health.throttles(addresses).await?;
+    let changes = throttle::to_clear(&seen, rate.mark(), set);
+    if !changes.is_empty() {
+        health.alter_configs(addresses, &changes).await?;
+        reporter.step(&format!(
+            "replication throttle removed from {}",
+            throttle::touched(&changes)
+        ));
+    }
+    Ok(())
+}
+
+/// Removes kcluster's throttle an interrupted apply left, once no reassignment is under way
+/// (while one is, the throttle stays: it still paces that move).
+async fn clear_left(
+    health: &dyn Health,
+    addresses: &[Ipv4Addr],
+    rate: MoveRate,
+    reporter: &dyn Reporter,
+) -> Result<(), ApplyError> {
+    let failed = |e: String| {
+        ApplyError::one(
+            STAGE,
+            "replication throttle",
+            format!(
+                "removing the replication throttle an interrupted apply left failed: {e}. Run `kcluster apply` again with the same --move-rate."
+            ),
+        )
+    };
+    let ongoing = health.reassignments(addresses).await.map_err(failed)?;
+    reporter.phase(
+        "remove the replication throttle an interrupted apply left",
+        1,
+    );
+    if ongoing.is_empty() {
+        throttle_off(health, addresses, rate, &Throttle::default(), reporter)
+            .await
+            .map_err(failed)?;
+    } else {
+        reporter.step(&format!(
+            "{} partition reassignments are under way: the throttle stays while they run",
+            ongoing.len()
+        ));
+    }
+    reporter.finish();
+    Ok(())
+}
+
 /// The partitions not done yet: every reassignment under way, and each partition apply asked to
 /// move whose replicas the metadata does not show yet, or not all in sync.
 fn still_moving(
@@ -636,6 +831,10 @@ mod tests {
     use crate::ec2::fake::FakeEc2;
     use crate::ec2::{Ec2, InstanceState, tags};
     use crate::kafka::reassign::{Move, Ongoing};
+    use crate::kafka::throttle::{
+        Change, FOLLOWER_RATE, FOLLOWER_REPLICAS, LEADER_RATE, LEADER_REPLICAS, MoveRate, Resource,
+        Seen,
+    };
     use crate::operations::roll::{KafkaView, Partition, ZkMember};
     use crate::progress::Silent;
     use crate::provision::apply::tests::{
@@ -670,6 +869,10 @@ mod tests {
         unregister_failures: Option<usize>,
         /// Every UnregisterBroker request that succeeded.
         unregistered: Vec<i32>,
+        /// The brokers' and topics' throttle configs.
+        configs: Seen,
+        /// The configs as they were at each AlterPartitionReassignments request.
+        configs_asked: Vec<Seen>,
     }
 
     /// The zones of `cluster()`: broker b is in zone (b - 1) % 3.
@@ -699,6 +902,8 @@ mod tests {
                     fenced: BTreeSet::new(),
                     unregister_failures: Some(0),
                     unregistered: Vec::new(),
+                    configs: Seen::default(),
+                    configs_asked: Vec::new(),
                 }),
             }
         }
@@ -831,11 +1036,38 @@ mod tests {
                 }
             }
             let polls = s.polls;
+            let now = s.configs.clone();
+            s.configs_asked.push(now);
             for m in moves {
                 s.ongoing
                     .insert((m.topic.clone(), m.partition), (m.to.clone(), polls));
             }
             s.asked.push(moves.to_vec());
+            Ok(())
+        }
+
+        async fn throttles(&self, _: &[Ipv4Addr]) -> Result<Seen, String> {
+            let s = self.state.lock().expect("model");
+            Ok(Seen {
+                registered: s.registered.clone(),
+                ..s.configs.clone()
+            })
+        }
+
+        async fn alter_configs(&self, _: &[Ipv4Addr], changes: &[Change]) -> Result<(), String> {
+            let mut s = self.state.lock().expect("model");
+            for c in changes {
+                let configs = match &c.resource {
+                    Resource::Broker(b) => s.configs.brokers.entry(*b).or_default(),
+                    Resource::Topic(t) => s.configs.topics.entry(t.clone()).or_default(),
+                };
+                match &c.value {
+                    Some(v) => configs.insert(c.name.to_string(), v.clone()),
+                    None => configs.remove(c.name),
+                };
+            }
+            s.configs.brokers.retain(|_, c| !c.is_empty());
+            s.configs.topics.retain(|_, c| !c.is_empty());
             Ok(())
         }
     }
@@ -857,6 +1089,14 @@ mod tests {
                 ],
             )],
         )
+    }
+
+    /// A converged six-broker cluster `name` and the plan that takes broker-6 out.
+    async fn shrinking(name: &str) -> (FakeEc2, crate::provision::plan::Plan) {
+        let ec2 = fake();
+        converge(&ec2, &cluster(name, 6, "m5.large")).await;
+        let plan = plan_for(&ec2, &cluster(name, 5, "m5.large")).await;
+        (ec2, plan)
     }
 
     fn gated(model: &Model, moves: Moves) -> Gates<'_> {
@@ -958,7 +1198,10 @@ mod tests {
         assert!(e.starts_with("waited 300ms until no partition reassignment is under way and every moved replica is in sync; last seen: still moving: orders-1 (replicas [4, 5, 3, 6], adding [3], removing [6])"), "{e}");
         assert!(e.contains("orders-3") && e.contains("orders-5"), "{e}");
         assert!(e.contains("Nothing was terminated"), "{e}");
-        assert!(e.contains("run `kcluster apply` again: it resumes"), "{e}");
+        assert!(
+            e.contains("run `kcluster apply` again with the same --move-rate: it resumes"),
+            "{e}"
+        );
         assert_eq!(ec2.calls().get("TerminateInstances"), None);
         assert!(live(&ec2, "broker-6"));
 
@@ -1234,5 +1477,199 @@ mod tests {
                 && by_hand[0].ends_with(":PORT --id 6"),
             "{by_hand:?}"
         );
+    }
+
+    /// Broker → (leader rate, follower rate), topic → (leader list, follower list).
+    type Configs = (
+        BTreeMap<i32, (String, String)>,
+        BTreeMap<String, (String, String)>,
+    );
+
+    fn configs(seen: &Seen) -> Configs {
+        let two = |c: &BTreeMap<String, String>, a: &str, b: &str| {
+            let get = |k: &str| c.get(k).cloned().unwrap_or_default();
+            (get(a), get(b))
+        };
+        (
+            seen.brokers
+                .iter()
+                .map(|(b, c)| (*b, two(c, LEADER_RATE, FOLLOWER_RATE)))
+                .collect(),
+            seen.topics
+                .iter()
+                .map(|(t, c)| (t.clone(), two(c, LEADER_REPLICAS, FOLLOWER_REPLICAS)))
+                .collect(),
+        )
+    }
+
+    fn rated(brokers: &[i32], rate: &str) -> BTreeMap<i32, (String, String)> {
+        brokers
+            .iter()
+            .map(|b| (*b, (rate.to_string(), rate.to_string())))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_drain_throttles_exactly_the_moving_replicas_before_asking_and_removes_it_after() {
+        let (ec2, mut plan) = shrinking("paced").await;
+        let model = six();
+        // An operator's own throttle on broker 1, which takes no part in the moves, and on
+        // broker 5, which does: both stay as they are.
+        model.state.lock().expect("model").configs.brokers = [(1, "7000"), (5, "9000")]
+            .iter()
+            .map(|(b, r)| (*b, [(FOLLOWER_RATE.to_string(), r.to_string())].into()))
+            .collect();
+        let rate = MoveRate::Limit(1_048_576);
+        plan.throttle = Some(super::throttling(&plan, &model, rate, Duration::from_secs(1)).await);
+        let text = plan.render_text();
+        assert!(
+            text.contains(
+                "replicas that move copy at most at 1 MiB/s per broker, each way (--move-rate)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("replication throttles kcluster did not set stay as they are: broker 1 follower.replication.throttled.rate=7000, broker 5 follower.replication.throttled.rate=9000"), "{text}");
+        assert!(!text.contains("interrupted apply left"), "{text}");
+        let moves = Moves {
+            rate,
+            ..Moves::default()
+        };
+        run(&ec2, &plan, &gated(&model, moves))
+            .await
+            .expect("apply");
+        let s = model.state.lock().expect("model");
+        // Broker 6's replicas of orders-1, -3 and -5 move to broker 3: the leader list names each
+        // partition's current replicas, the follower list broker 3; brokers 3-6 get the rate
+        // (broker 5 keeps its own follower rate).
+        let (brokers, topics) = configs(&s.configs_asked[0]);
+        let mut want = rated(&[3, 4, 6], "1048576");
+        want.insert(5, ("1048576".into(), "9000".into()));
+        want.insert(1, (String::new(), "7000".into()));
+        assert_eq!(brokers, want);
+        assert_eq!(
+            topics,
+            [(
+                "orders".to_string(),
+                (
+                    "1:4,1:5,1:6,3:4,3:5,3:6,5:4,5:5,5:6".to_string(),
+                    "1:3,3:3,5:3".to_string()
+                )
+            )]
+            .into()
+        );
+        // Once done, only the operator's throttle is left.
+        let (brokers, topics) = configs(&s.configs);
+        assert_eq!(
+            brokers,
+            [
+                (1, (String::new(), "7000".to_string())),
+                (5, (String::new(), "9000".to_string()))
+            ]
+            .into()
+        );
+        assert!(topics.is_empty(), "{topics:?}");
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_drain_leaves_its_throttle_and_the_next_apply_removes_it() {
+        let (ec2, plan) = shrinking("halt").await;
+        let model = six();
+        model.state.lock().expect("model").polls = None;
+        let err = run(&ec2, &plan, &gated(&model, Moves::default()))
+            .await
+            .expect_err("the drain times out");
+        assert!(
+            err.failures[0]
+                .error
+                .contains("run `kcluster apply` again with the same --move-rate"),
+            "{err}"
+        );
+        let (brokers, _) = configs(&model.state.lock().expect("model").configs);
+        assert_eq!(
+            brokers,
+            rated(&[3, 4, 5, 6], "41943040"),
+            "the throttle stays"
+        );
+
+        // The next plan finds it; a plan at another rate does not take it for kcluster's.
+        let mut plan = plan_for(&ec2, &cluster("halt", 5, "m5.large")).await;
+        let found =
+            super::throttling(&plan, &model, MoveRate::default(), Duration::from_secs(1)).await;
+        assert_eq!(
+            found.left.as_deref(),
+            Some("brokers 3, 4, 5, 6 and topic orders")
+        );
+        let other =
+            super::throttling(&plan, &model, MoveRate::Limit(1000), Duration::from_secs(1)).await;
+        assert_eq!((other.left, other.others.len()), (None, 8));
+        plan.throttle = Some(found);
+        assert!(plan.render_text().contains("remove the replication throttle an interrupted apply left on brokers 3, 4, 5, 6 and topic orders (rates of exactly 40 MiB/s)"));
+
+        // While Kafka still moves, an apply that moves nothing itself leaves the throttle.
+        let clear = Moves {
+            clear_left: true,
+            skip_drain: true,
+            accept_data_loss: true,
+            ..Moves::default()
+        };
+        let nothing = plan_for(&ec2, &cluster("halt", 6, "m5.large")).await;
+        run(&ec2, &nothing, &gated(&model, clear))
+            .await
+            .expect("apply");
+        assert_eq!(
+            configs(&model.state.lock().expect("model").configs).0.len(),
+            4
+        );
+        // Once Kafka is done, it goes.
+        {
+            let mut s = model.state.lock().expect("model");
+            s.polls = Some(1);
+            for (_, left) in s.ongoing.values_mut() {
+                *left = Some(1);
+            }
+        }
+        for _ in 0..2 {
+            crate::operations::health::Health::kafka(&model, &[])
+                .await
+                .expect("read");
+        }
+        assert!(model.state.lock().expect("model").ongoing.is_empty());
+        run(&ec2, &nothing, &gated(&model, clear))
+            .await
+            .expect("apply");
+        assert_eq!(model.state.lock().expect("model").configs, Seen::default());
+    }
+
+    #[tokio::test]
+    async fn the_test_only_switch_leaves_the_throttle_and_none_sets_no_throttle() {
+        let (ec2, plan) = shrinking("kept").await;
+        let model = six();
+        let keep = Moves {
+            keep_throttle: true,
+            ..Moves::default()
+        };
+        run(&ec2, &plan, &gated(&model, keep)).await.expect("apply");
+        assert_eq!(model.holding(6), 0);
+        let (brokers, topics) = configs(&model.state.lock().expect("model").configs);
+        assert_eq!(brokers, rated(&[3, 4, 5, 6], "41943040"), "left behind");
+        assert_eq!(topics.len(), 1);
+
+        let (ec2, plan) = shrinking("free").await;
+        let model = six();
+        let free = Moves {
+            rate: MoveRate::Unthrottled,
+            ..Moves::default()
+        };
+        run(&ec2, &plan, &gated(&model, free)).await.expect("apply");
+        let s = model.state.lock().expect("model");
+        assert_eq!(s.configs_asked, vec![Seen::default()], "nothing throttled");
+        assert_eq!(model_holding(&s, 6), 0);
+    }
+
+    fn model_holding(s: &State, broker: i32) -> usize {
+        s.partitions
+            .values()
+            .filter(|r| r.contains(&broker))
+            .count()
     }
 }

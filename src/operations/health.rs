@@ -5,8 +5,10 @@
 //! Kafka Connect worker's REST API (`GET /` and `GET /connectors`). kcluster must run where it
 //! reaches the nodes' private addresses (a bastion, a VPN, a CI runner in the VPC). The same
 //! protocol moves replicas for drains and rebalances: AlterPartitionReassignments and
-//! ListPartitionReassignments, sent where Kafka's Admin client sends them; and, in KRaft mode,
-//! removes a terminated broker's registration (UnregisterBroker).
+//! ListPartitionReassignments, sent where Kafka's Admin client sends them; throttles them:
+//! DescribeConfigs and IncrementalAlterConfigs of the brokers' replication rates (each sent to
+//! its broker, as the Admin client does) and the topics' throttled-replica lists; and, in KRaft
+//! mode, removes a terminated broker's registration (UnregisterBroker).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -21,9 +23,10 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
     DescribeConfigsRequest, DescribeConfigsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
     MetadataResponse, RequestHeader, ResponseHeader, TopicName, UnregisterBrokerRequest,
-    UnregisterBrokerResponse, describe_quorum_request,
+    UnregisterBrokerResponse, describe_quorum_request, incremental_alter_configs_request,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, StrBytes, encode_request_header_into_buffer,
@@ -33,6 +36,7 @@ use tokio::net::TcpStream;
 
 use crate::cluster::{CONNECT_REST_PORT, CONTROLLER_PORT, ZK_CLIENT_PORT};
 use crate::kafka::reassign::{Move, Ongoing};
+use crate::kafka::throttle::{self, Change, Resource, Seen};
 use crate::operations::roll::{
     ConnectState, ConnectWorker, KafkaView, Partition, QuorumView, Voter, ZkMember, ZkState,
 };
@@ -68,6 +72,18 @@ pub trait Health: Send + Sync {
     /// is no error.
     async fn unregister(&self, _brokers: &[Ipv4Addr], _id: i32) -> Result<(), String> {
         Err("this health reader cannot unregister brokers".into())
+    }
+    /// The replication throttle configs of every broker and topic of the cluster.
+    async fn throttles(&self, _brokers: &[Ipv4Addr]) -> Result<Seen, String> {
+        Err("this health reader cannot read Kafka's configs".into())
+    }
+    /// Changes broker and topic configs (IncrementalAlterConfigs: other configs stay).
+    async fn alter_configs(
+        &self,
+        _brokers: &[Ipv4Addr],
+        _changes: &[Change],
+    ) -> Result<(), String> {
+        Err("this health reader cannot change Kafka's configs".into())
     }
 }
 
@@ -245,6 +261,206 @@ impl Health for Network {
         .await
         .map(|_| ())
     }
+    async fn throttles(&self, brokers: &[Ipv4Addr]) -> Result<Seen, String> {
+        let talk = async {
+            let (mut stream, metadata) = self.any_broker(brokers, None).await?;
+            let mut seen = Seen {
+                registered: metadata.brokers.iter().map(|b| b.node_id.0).collect(),
+                ..Seen::default()
+            };
+            let topics: Vec<String> = metadata
+                .topics
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect();
+            if !topics.is_empty() {
+                let keys = [throttle::LEADER_REPLICAS, throttle::FOLLOWER_REPLICAS];
+                for (topic, configs) in
+                    describe(&mut stream, TOPIC_RESOURCE, &topics, &keys, TOPIC_CONFIG).await?
+                {
+                    seen.topics.insert(topic, configs);
+                }
+            }
+            for b in &metadata.brokers {
+                let mut at = broker_stream(b, self.timeout).await?;
+                let keys = [throttle::LEADER_RATE, throttle::FOLLOWER_RATE];
+                let id = b.node_id.0.to_string();
+                for (_, configs) in describe(
+                    &mut at,
+                    BROKER_RESOURCE,
+                    &[id],
+                    &keys,
+                    DYNAMIC_BROKER_CONFIG,
+                )
+                .await?
+                {
+                    seen.brokers.insert(b.node_id.0, configs);
+                }
+            }
+            Ok::<Seen, String>(seen)
+        };
+        tokio::time::timeout(self.timeout * 6, talk)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "DescribeConfigs: no answer within {:?}",
+                    self.timeout * 6
+                ))
+            })
+    }
+
+    async fn alter_configs(&self, brokers: &[Ipv4Addr], changes: &[Change]) -> Result<(), String> {
+        let mut by: std::collections::BTreeMap<&Resource, Vec<&Change>> = Default::default();
+        for c in changes {
+            by.entry(&c.resource).or_default().push(c);
+        }
+        let talk = async {
+            let (mut any, metadata) = self.any_broker(brokers, Some(Vec::new())).await?;
+            let mut refused = Vec::new();
+            for (resource, changes) in by {
+                // A broker's own configs go to that broker, as Kafka's Admin client sends them.
+                let (kind, name, mut own) = match resource {
+                    Resource::Topic(t) => (TOPIC_RESOURCE, t.clone(), None),
+                    Resource::Broker(id) => {
+                        let b = metadata
+                            .brokers
+                            .iter()
+                            .find(|b| b.node_id.0 == *id)
+                            .ok_or_else(|| format!("broker {id} is not registered"))?;
+                        (
+                            BROKER_RESOURCE,
+                            id.to_string(),
+                            Some(broker_stream(b, self.timeout).await?),
+                        )
+                    }
+                };
+                let mut r = incremental_alter_configs_request::AlterConfigsResource::default();
+                r.resource_type = kind;
+                r.resource_name = StrBytes::from_string(name);
+                r.configs = changes
+                    .iter()
+                    .map(|c| {
+                        let mut a = incremental_alter_configs_request::AlterableConfig::default();
+                        a.name = StrBytes::from_static_str(c.name);
+                        a.config_operation = if c.value.is_some() { SET } else { DELETE };
+                        a.value = c.value.clone().map(StrBytes::from_string);
+                        a
+                    })
+                    .collect();
+                let mut request = IncrementalAlterConfigsRequest::default();
+                request.resources = vec![r];
+                let stream = own.as_mut().unwrap_or(&mut any);
+                let answer: IncrementalAlterConfigsResponse = call(
+                    stream,
+                    ApiKey::IncrementalAlterConfigs,
+                    3,
+                    &request,
+                    INCREMENTAL_ALTER_CONFIGS_VERSION,
+                )
+                .await?;
+                for r in answer.responses.iter().filter(|r| r.error_code != 0) {
+                    refused.push(format!(
+                        "{}: {}",
+                        r.resource_name.as_str(),
+                        kafka_error(r.error_code, r.error_message.as_deref())
+                    ));
+                }
+            }
+            if refused.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "IncrementalAlterConfigs refused {}",
+                    refused.join("; ")
+                ))
+            }
+        };
+        tokio::time::timeout(self.timeout * 6, talk)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "IncrementalAlterConfigs: no answer within {:?}",
+                    self.timeout * 6
+                ))
+            })
+    }
+}
+
+/// IncrementalAlterConfigs v0 (Kafka 2.3 up to 4.x).
+const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 0;
+/// Its operations.
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+/// Kafka's ConfigResource type of a broker.
+const BROKER_RESOURCE: i8 = 4;
+/// DescribeConfigs' sources of a topic's own config and of a broker's dynamic per-broker one.
+const TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
+
+/// A connection to a broker as Metadata lists it.
+async fn broker_stream(
+    b: &kafka_protocol::messages::metadata_response::MetadataResponseBroker,
+    timeout: Duration,
+) -> Result<TcpStream, String> {
+    let (id, host) = (b.node_id.0, b.host.as_str());
+    let port =
+        u16::try_from(b.port).map_err(|_| format!("broker {id} listens on port {}", b.port))?;
+    tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| format!("broker {id} at {host}:{port}: no connection within {timeout:?}"))?
+        .map_err(|e| format!("broker {id} at {host}:{port}: {e}"))
+}
+
+/// DescribeConfigs of `names` (of one resource type) for `keys`: each resource's keys that are
+/// set from `source` (a value of its own, not a default).
+async fn describe(
+    stream: &mut TcpStream,
+    kind: i8,
+    names: &[String],
+    keys: &[&'static str],
+    source: i8,
+) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>, String> {
+    let mut request = DescribeConfigsRequest::default();
+    request.resources = names
+        .iter()
+        .map(|n| {
+            let mut r = DescribeConfigsResource::default();
+            r.resource_type = kind;
+            r.resource_name = StrBytes::from_string(n.clone());
+            r.configuration_keys =
+                Some(keys.iter().map(|k| StrBytes::from_static_str(k)).collect());
+            r
+        })
+        .collect();
+    let answer: DescribeConfigsResponse = call(
+        stream,
+        ApiKey::DescribeConfigs,
+        2,
+        &request,
+        DESCRIBE_CONFIGS_VERSION,
+    )
+    .await?;
+    let mut out = Vec::new();
+    for r in answer.results {
+        if r.error_code != 0 {
+            return Err(format!(
+                "DescribeConfigs of {}: {}",
+                r.resource_name.as_str(),
+                kafka_error(r.error_code, r.error_message.as_deref())
+            ));
+        }
+        let configs: std::collections::BTreeMap<String, String> = r
+            .configs
+            .iter()
+            .filter(|c| c.config_source == source)
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        if !configs.is_empty() {
+            out.push((r.resource_name.to_string(), configs));
+        }
+    }
+    Ok(out)
 }
 
 /// How long the controller may take over a reassignment request.
@@ -300,6 +516,32 @@ impl Network {
             }
         }
         Err(format!("{api_key:?}: {last} three times"))
+    }
+
+    /// A connection to the first of `brokers` that answers, and its Metadata (of `topics`; all
+    /// with `None`).
+    async fn any_broker(
+        &self,
+        brokers: &[Ipv4Addr],
+        topics: Option<Vec<kafka_protocol::messages::metadata_request::MetadataRequestTopic>>,
+    ) -> Result<(TcpStream, MetadataResponse), String> {
+        let mut errors = Vec::new();
+        for address in brokers {
+            let at = SocketAddr::from((*address, self.client_port));
+            let mut request = MetadataRequest::default();
+            request.topics = topics.clone();
+            let talk = async {
+                let mut stream = connect(at, self.timeout).await?;
+                let m: MetadataResponse =
+                    call(&mut stream, ApiKey::Metadata, 1, &request, METADATA_VERSION).await?;
+                Ok::<_, String>((stream, m))
+            };
+            match talk.await {
+                Ok(r) => return Ok(r),
+                Err(e) => errors.push(format!("{at}: {e}")),
+            }
+        }
+        Err(errors.join("; "))
     }
 
     /// A connection to the broker Metadata names as controller, asked of the first of `brokers`

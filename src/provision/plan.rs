@@ -300,6 +300,9 @@ pub struct Plan {
     /// What moves between brokers when brokers leave or join, as far as the running cluster was
     /// read (`drain::outlook`); `None` when nothing read it.
     pub replicas: Option<crate::operations::drain::Outlook>,
+    /// The replication throttle of those moves, as far as the running cluster was read
+    /// (`drain::throttling`); `None` when nothing read it.
+    pub throttle: Option<crate::operations::drain::Throttling>,
 }
 
 /// A zone's Kafka rack, and the AZ ID EC2 gives its name in this account.
@@ -474,6 +477,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         kept_volumes,
         network: None,
         replicas: None,
+        throttle: None,
     }
 }
 

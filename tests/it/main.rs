@@ -17,5 +17,6 @@ mod render_golden;
 mod roll;
 mod scale;
 mod support;
+mod throttle;
 mod validators;
 mod zookeeper;

@@ -30,7 +30,7 @@ const MIN_ISR: usize = 2;
 
 /// The 3-zone loopback `fixture` with `brokers` brokers (broker-4 in eu-west-1a, with broker-1):
 /// `kafka-3x4.yaml` (ZooKeeper, Kafka 3.9) or `kraft-3x3.yaml` (KRaft controllers, Kafka 4).
-fn topology(fixture: &str, brokers: u32) -> Cluster {
+pub fn topology(fixture: &str, brokers: u32) -> Cluster {
     let base = std::fs::read_to_string(support::repo().join("tests/it/fixtures").join(fixture))
         .expect("fixture");
     let key = "brokers:\n  count: ";
@@ -51,6 +51,16 @@ fn topology(fixture: &str, brokers: u32) -> Cluster {
 /// The zone (rack) of each broker id.
 fn racks(cluster: &Cluster) -> BTreeMap<u32, String> {
     cluster.brokers().map(|b| (b.id, b.zone.clone())).collect()
+}
+
+/// `topic`'s partitions as Kafka's Admin describes them.
+pub fn partitions(ec2: &LocalEc2, topic: &str) -> Vec<Partition> {
+    let mut local = ec2.local.lock().expect("local");
+    local.wait(
+        &format!("{topic}'s partitions"),
+        Duration::from_secs(60),
+        |c| clients::describe(&c.bootstrap(), topic),
+    )
 }
 
 /// Replicas per broker.
@@ -150,12 +160,7 @@ impl Scaling {
     }
 
     fn describe(&self) -> Vec<Partition> {
-        let mut local = self.ec2.local.lock().expect("local");
-        local.wait(
-            &format!("{TOPIC}'s partitions"),
-            Duration::from_secs(60),
-            |c| clients::describe(&c.bootstrap(), TOPIC),
-        )
+        partitions(&self.ec2, TOPIC)
     }
 
     /// Scale-out with --rebalance: broker-4 is launched, then takes broker-1's share of zone
@@ -163,7 +168,7 @@ impl Scaling {
     /// below min.insync.replicas meanwhile.
     fn out_with_rebalance(&self) -> Step {
         let from = Instant::now();
-        let step = self.apply(true, REBALANCE);
+        let step = self.apply(true, rebalance());
         let launched: Vec<&str> = step
             .plan
             .nodes
@@ -274,7 +279,7 @@ impl Scaling {
     /// drain switched off: caught, broker-4 goes with replicas on board and the watcher sees
     /// them under-replicated.
     fn undrained_is_caught(&self) {
-        assert_eq!(self.apply(true, REBALANCE).outcome.replicas_moved, 4);
+        assert_eq!(self.apply(true, rebalance()).outcome.replicas_moved, 4);
         let undrained = Moves {
             skip_drain: true,
             ..Moves::default()
@@ -322,11 +327,12 @@ impl Scaling {
     }
 }
 
-const REBALANCE: Moves = Moves {
-    rebalance: true,
-    accept_data_loss: false,
-    skip_drain: false,
-};
+fn rebalance() -> Moves {
+    Moves {
+        rebalance: true,
+        ..Moves::default()
+    }
+}
 
 #[test]
 fn a_scale_in_drains_first_and_a_scale_out_rebalances_without_losing_a_record_and_an_undrained_scale_in_is_caught()

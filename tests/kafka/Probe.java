@@ -10,6 +10,11 @@
 //   Probe quorum CONTROLLERS                      the KRaft metadata quorum, asked of the controllers
 //                                                 themselves (`bootstrap.controllers`): leader,
 //                                                 epoch, voters and observers with their offsets
+//   Probe throttles BOOTSTRAP                     the replication throttle configs set on each broker
+//                                                 (its own dynamic leader/follower rates) and each
+//                                                 topic (its throttled-replica lists), by DescribeConfigs
+//   Probe fill BOOTSTRAP TOPIC MIB                MIB MiB of 10 KiB records, acks=all, spread over
+//                                                 the partitions
 //   Probe client producer|consumer FILE TOPIC     a client built from a properties file as it is,
 //                                                 asked for TOPIC's partitions (a metadata round trip)
 //   Probe timed-send FILE TOPIC RATE BYTES SECONDS  a producer built from a properties file as it is
@@ -28,6 +33,7 @@ import org.apache.kafka.clients.admin.*;
 import org.apache.kafka.clients.consumer.*;
 import org.apache.kafka.clients.producer.*;
 import org.apache.kafka.common.*;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.*;
 
 public class Probe {
@@ -52,6 +58,8 @@ public class Probe {
             case "write-each" -> writeEach(bootstrap, arg(args, 2), Integer.parseInt(arg(args, 3)));
             case "read-all" -> readAll(bootstrap, arg(args, 2));
             case "quorum" -> quorum(bootstrap);
+            case "throttles" -> throttles(bootstrap);
+            case "fill" -> fill(bootstrap, arg(args, 2), Integer.parseInt(arg(args, 3)));
             default -> usage();
         }
     }
@@ -64,7 +72,7 @@ public class Probe {
     }
 
     static void usage() {
-        System.err.println("usage: Probe cluster|create|describe|write-each|read-all|quorum BOOTSTRAP [TOPIC ...]"
+        System.err.println("usage: Probe cluster|create|describe|write-each|read-all|quorum|throttles|fill BOOTSTRAP [TOPIC ...]"
             + " | client KIND FILE TOPIC | timed-send FILE TOPIC RATE BYTES SECONDS");
         System.exit(2);
     }
@@ -120,6 +128,62 @@ public class Probe {
             .sorted(Comparator.comparingInt(QuorumInfo.ReplicaState::replicaId))
             .map(r -> "{\"id\":" + r.replicaId() + ",\"log_end_offset\":" + r.logEndOffset() + "}")
             .collect(Collectors.joining(",", "[", "]"));
+    }
+
+    static final List<String> THROTTLES = List.of(
+        "leader.replication.throttled.rate", "follower.replication.throttled.rate",
+        "leader.replication.throttled.replicas", "follower.replication.throttled.replicas");
+
+    static void throttles(String bootstrap) throws Exception {
+        try (Admin admin = admin(bootstrap)) {
+            List<ConfigResource> resources = new ArrayList<>();
+            for (Node n : admin.describeCluster().nodes().get()) {
+                resources.add(new ConfigResource(ConfigResource.Type.BROKER, Integer.toString(n.id())));
+            }
+            for (String t : new TreeSet<>(admin.listTopics().names().get())) {
+                resources.add(new ConfigResource(ConfigResource.Type.TOPIC, t));
+            }
+            Map<ConfigResource, Config> configs = admin.describeConfigs(resources).all().get();
+            StringBuilder brokers = new StringBuilder();
+            StringBuilder topics = new StringBuilder();
+            for (ConfigResource r : resources) {
+                String set = configs.get(r).entries().stream()
+                    .filter(e -> THROTTLES.contains(e.name()))
+                    .filter(e -> e.source() == ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG
+                        || e.source() == ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG)
+                    .filter(e -> e.value() != null && !e.value().isEmpty())
+                    .sorted(Comparator.comparing(ConfigEntry::name))
+                    .map(e -> str(e.name()) + ":" + str(e.value()))
+                    .collect(Collectors.joining(","));
+                if (set.isEmpty()) {
+                    continue;
+                }
+                StringBuilder into = r.type() == ConfigResource.Type.BROKER ? brokers : topics;
+                into.append(into.length() == 0 ? "" : ",").append(str(r.name())).append(":{").append(set).append('}');
+            }
+            System.out.println("{\"brokers\":{" + brokers + "},\"topics\":{" + topics + "}}");
+        }
+    }
+
+    static void fill(String bootstrap, String topic, int mib) throws Exception {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        // Records spread over every partition, not batched into one by the sticky partitioner.
+        p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+        byte[] value = new byte[10 * 1024];
+        new Random(7).nextBytes(value);
+        int records = mib * 1024 / 10;
+        try (Producer<byte[], byte[]> producer = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int i = 0; i < records; i++) {
+                sent.add(producer.send(new ProducerRecord<>(topic, Integer.toString(i).getBytes(), value)));
+            }
+            for (Future<RecordMetadata> f : sent) {
+                f.get();
+            }
+            System.out.println("{\"records\":" + records + ",\"bytes\":" + (long) records * value.length + "}");
+        }
     }
 
     static void create(String bootstrap, String topic, int partitions, short rf) throws Exception {

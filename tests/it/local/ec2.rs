@@ -421,12 +421,26 @@ pub fn account(cluster: &Cluster) -> FakeEc2 {
 /// cluster what moves when brokers leave or join) and executes the plan with `gates`; panics if
 /// apply fails.
 pub async fn apply(ec2: &dyn Ec2, cluster: &Cluster, gates: &Gates<'_>) -> (Plan, Outcome) {
+    try_apply(ec2, cluster, gates)
+        .await
+        .unwrap_or_else(|(_, e)| panic!("apply: {e}"))
+}
+
+/// [`apply`], returning the plan and why apply stopped when it does; the plan reads the
+/// cluster's throttle configs as `kcluster plan` does when replicas move.
+pub async fn try_apply(
+    ec2: &dyn Ec2,
+    cluster: &Cluster,
+    gates: &Gates<'_>,
+) -> Result<(Plan, Outcome), (Plan, String)> {
     let renderer = Renderer::new(&Options::default()).expect("templates");
     let (mut plan, _) = make_plan(ec2, cluster, &renderer).await.expect("plan");
     if let Some(health) = gates.health
         && (drain::concerns(&plan) || gates.moves.rebalance)
     {
         plan.replicas = Some(drain::outlook(&plan, health, Duration::from_secs(30)).await);
+        let limit = Duration::from_secs(30);
+        plan.throttle = Some(drain::throttling(&plan, health, gates.moves.rate, limit).await);
     }
     let settings = Settings {
         parallelism: 4,
@@ -434,10 +448,10 @@ pub async fn apply(ec2: &dyn Ec2, cluster: &Cluster, gates: &Gates<'_>) -> (Plan
         timeout: Duration::from_secs(180),
         skip_detach_wait: false,
     };
-    let outcome = execute(ec2, &plan, &settings, gates, &Silent)
-        .await
-        .unwrap_or_else(|e| panic!("apply: {e}"));
-    (plan, outcome)
+    match execute(ec2, &plan, &settings, gates, &Silent).await {
+        Ok(outcome) => Ok((plan, outcome)),
+        Err(e) => Err((plan, e.to_string())),
+    }
 }
 
 /// The fake account as kcluster left it after applying `first` (every node's instance,
