@@ -11,8 +11,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kcluster::cluster::Cluster;
+use kcluster::cluster::{Cluster, Metadata, Role};
 use kcluster::monitoring::{self, JMX_JOB, PROMETHEUS_FILE};
+use kcluster::render::{Options, Renderer};
 use serde_json::Value;
 
 use crate::local::process::Watchdog;
@@ -69,8 +70,8 @@ impl Prometheus {
         Ok(v["data"].clone())
     }
 
-    /// (alert name, its labels as `k=v` text, state) of every pending or firing alert.
-    fn alerts(&self) -> Result<Vec<(String, String, String)>, String> {
+    /// Every pending or firing alert.
+    fn alerts(&self) -> Result<Vec<Alert>, String> {
         let data = self.api("/api/v1/alerts")?;
         Ok(data["alerts"]
             .as_array()
@@ -85,14 +86,23 @@ impl Prometheus {
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                     .collect::<Vec<_>>()
                     .join(",");
-                (
-                    labels["alertname"].as_str().unwrap_or("").to_string(),
-                    text,
-                    a["state"].as_str().unwrap_or("").to_string(),
-                )
+                Alert {
+                    name: labels["alertname"].as_str().unwrap_or("").to_string(),
+                    labels: text,
+                    state: a["state"].as_str().unwrap_or("").to_string(),
+                }
             })
             .collect())
     }
+}
+
+/// A pending or firing alert as Prometheus's API lists it.
+#[derive(Debug)]
+struct Alert {
+    name: String,
+    /// Its labels but the name, as `k=v` text.
+    labels: String,
+    state: String,
 }
 
 /// The monitoring files for `cluster` in `dir`, the Prometheus configuration with short intervals
@@ -109,28 +119,62 @@ fn write_monitoring(cluster: &Cluster, dir: &Path) {
     std::fs::write(&path, serde_yaml::to_string(&config).expect("YAML")).expect("config");
 }
 
-/// Whether alert `name` fires, with the label `label` (`k=v`) when one is given.
-fn firing(alerts: &[(String, String, String)], name: &str, label: Option<&str>) -> bool {
-    alerts.iter().any(|(n, l, s)| {
-        n == name && s == "firing" && label.is_none_or(|label| l.split(',').any(|kv| kv == label))
+/// Alert `name` if it fires, with the label `label` (`k=v`) when one is given.
+fn firing<'a>(alerts: &'a [Alert], name: &str, label: Option<&str>) -> Option<&'a Alert> {
+    alerts.iter().find(|a| {
+        a.name == name
+            && a.state == "firing"
+            && label.is_none_or(|label| a.labels.split(',').any(|kv| kv == label))
     })
 }
 
-#[test]
-fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolve() {
-    let cluster = support::load(&support::repo().join("tests/it/fixtures/kafka-3x3.yaml"));
-    let zone = cluster.zones[0].name.clone();
-    let mut local = LocalCluster::boot(&cluster);
-    clients::probe(
-        &["create", &local.bootstrap(), "watched", "6", "3"],
-        Duration::from_secs(60),
-    )
-    .unwrap_or_else(|e| local.fail(&e));
+/// Fails unless KafkaNodeDown fires for every node in `killed`.
+fn assert_nodes_down(alerts: &[Alert], killed: &[String]) {
+    for name in killed {
+        assert!(
+            firing(alerts, "KafkaNodeDown", Some(&format!("node={name}"))).is_some(),
+            "{name} is down but KafkaNodeDown does not fire: {alerts:?}"
+        );
+    }
+}
 
-    let dir = local.dir().join("prometheus");
-    write_monitoring(&cluster, &dir);
-    let prometheus = Prometheus::start(&dir);
-    let targets = cluster.nodes.len();
+/// Starts the nodes of `zone` again and waits until none of the alerts `names` is pending or
+/// firing; returns how long that took.
+fn restart_zone_until_resolved(
+    local: &mut LocalCluster,
+    prometheus: &Prometheus,
+    zone: &str,
+    names: &[&str],
+) -> Duration {
+    let returned_at = Instant::now();
+    local.start_zone(zone);
+    local.wait(
+        "the alerts to resolve once the zone is back",
+        ALERT_LIMIT,
+        |_| {
+            let alerts = prometheus.alerts()?;
+            let left: Vec<&Alert> = alerts
+                .iter()
+                .filter(|a| names.contains(&a.name.as_str()))
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    );
+    returned_at.elapsed()
+}
+
+/// Waits until Prometheus scrapes the JMX exporter of every node that runs a JVM.
+fn wait_for_targets(local: &mut LocalCluster, prometheus: &Prometheus) {
+    let targets = local
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| n.role.info().jvm)
+        .count();
     local.wait(
         "Prometheus to scrape every node's JMX exporter",
         Duration::from_secs(60),
@@ -150,24 +194,49 @@ fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolv
             }
         },
     );
+}
 
-    // Every metric the alerts and the dashboard read from the agents, and every metric the
-    // rendered rules name, was scraped (node_exporter does not run here; monitoring.rs checks
-    // its metrics against a real one). The raft metrics exist in KRaft mode only (`kraft::`
-    // reads them from Kafka 4); this cluster runs ZooKeeper.
-    assert_eq!(
-        local.cluster.metadata,
-        kcluster::cluster::Metadata::Zookeeper
-    );
-    let mut wanted: BTreeSet<String> = agent_metrics_read()
+/// The metric names the JMX exporter rules of one node of each role promise; `rules` reads a
+/// node's rules file (`None`: its role runs no JMX exporter).
+fn promised<N>(
+    nodes: impl Iterator<Item = (Role, N)>,
+    rules: impl Fn(N) -> Option<String>,
+) -> BTreeSet<String> {
+    let mut roles = BTreeSet::new();
+    nodes
+        .filter(|(role, _)| roles.insert(*role))
+        .filter_map(|(_, n)| rules(n))
+        .flat_map(|r| metrics::rule_names(&r))
+        .collect()
+}
+
+/// Waits until every metric the alerts and the dashboard read from the agents, and every metric
+/// the rendered JMX exporter rules of the cluster's nodes name, was scraped; fails the test with
+/// the missing names (node_exporter does not run here; monitoring.rs checks its metrics against a
+/// real one). Only the metrics that the other metadata mode's nodes alone export are not asked for
+/// (ZooKeeper's own and the broker's ZooKeeper session in KRaft mode, the raft and KRaft controller
+/// metrics in ZooKeeper mode): those the rendered rules of an example cluster in the other mode
+/// name and this cluster's do not.
+fn wait_for_scraped(local: &mut LocalCluster, prometheus: &Prometheus) {
+    let here = promised(local.nodes.iter().map(|n| (n.role, n)), |n| {
+        let path = n.rendered_file("jmx-exporter.yaml");
+        Some(std::fs::read_to_string(path).expect("rendered rules"))
+    });
+    let other = support::load(&support::topology(match local.cluster.metadata {
+        Metadata::Zookeeper => "kraft.yaml",
+        Metadata::Kraft => "minimal.yaml",
+    }));
+    assert_ne!(other.metadata, local.cluster.metadata);
+    let renderer = Renderer::new(&Options::default()).expect("templates");
+    let there = promised(other.nodes.iter().map(|n| (n.role, n)), |n| {
+        let rendered = renderer.render_node(&other, n).expect("renders");
+        Some(rendered.file("jmx-exporter.yaml")?.content.clone())
+    });
+    let wanted: BTreeSet<String> = agent_metrics_read()
         .into_iter()
-        .filter(|m| !m.starts_with("kafka_raft_"))
+        .filter(|m| here.contains(m) || !there.contains(m))
+        .chain(here.iter().cloned())
         .collect();
-    for node in [&local.nodes[0], local.nodes.last().expect("a broker")] {
-        let rules = std::fs::read_to_string(node.rendered_file("jmx-exporter.yaml"))
-            .expect("rendered rules");
-        wanted.extend(metrics::rule_names(&rules));
-    }
     local.wait(
         "every metric the alerts and dashboard read to be scraped",
         Duration::from_secs(30),
@@ -188,6 +257,11 @@ fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolv
             }
         },
     );
+}
+
+/// Waits until a healthy cluster has no alert pending or firing (the rules evaluate every second,
+/// so one that misfires is pending within seconds and stays so).
+fn wait_for_quiet(local: &mut LocalCluster, prometheus: &Prometheus) {
     local.wait(
         "a healthy cluster to have no alert pending or firing",
         Duration::from_secs(90),
@@ -200,6 +274,31 @@ fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolv
             }
         },
     );
+}
+
+/// The cluster booted, with topic `watched` (6 partitions, 3 replicas) created.
+fn boot_with_watched_topic(cluster: &Cluster) -> LocalCluster {
+    let local = LocalCluster::boot(cluster);
+    clients::probe(
+        &["create", &local.bootstrap(), "watched", "6", "3"],
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| local.fail(&e));
+    local
+}
+
+#[test]
+fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolve() {
+    let cluster = support::load(&support::repo().join("tests/it/fixtures/kafka-3x3.yaml"));
+    let zone = cluster.zones[0].name.clone();
+    let mut local = boot_with_watched_topic(&cluster);
+
+    let dir = local.dir().join("prometheus");
+    write_monitoring(&cluster, &dir);
+    let prometheus = Prometheus::start(&dir);
+    wait_for_targets(&mut local, &prometheus);
+    wait_for_scraped(&mut local, &prometheus);
+    wait_for_quiet(&mut local, &prometheus);
 
     let killed_at = Instant::now();
     let killed = local.kill_zone(&zone);
@@ -211,10 +310,14 @@ fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolv
         ALERT_LIMIT,
         |_| {
             let alerts = prometheus.alerts()?;
-            if zone_down_after.is_none() && firing(&alerts, "KafkaZoneDown", Some(&zone_label)) {
+            if zone_down_after.is_none()
+                && firing(&alerts, "KafkaZoneDown", Some(&zone_label)).is_some()
+            {
                 zone_down_after = Some(killed_at.elapsed());
             }
-            if urp_after.is_none() && firing(&alerts, "KafkaUnderReplicatedPartitions", None) {
+            if urp_after.is_none()
+                && firing(&alerts, "KafkaUnderReplicatedPartitions", None).is_some()
+            {
                 urp_after = Some(killed_at.elapsed());
             }
             if zone_down_after.is_some() && urp_after.is_some() {
@@ -224,44 +327,30 @@ fn losing_a_zone_fires_the_zone_down_and_under_replicated_alerts_and_they_resolv
             }
         },
     );
-    for name in &killed {
-        assert!(
-            firing(&alerts, "KafkaNodeDown", Some(&format!("node={name}"))),
-            "{name} is down but KafkaNodeDown does not fire: {alerts:?}"
-        );
-    }
+    assert_nodes_down(&alerts, &killed);
     assert!(
         alerts
             .iter()
-            .all(|(n, _, _)| n != "ZooKeeperNoQuorum" && n != "KafkaOfflinePartitions"),
+            .all(|a| a.name != "ZooKeeperNoQuorum" && a.name != "KafkaOfflinePartitions"),
         "two zones of three keep the quorum and every partition: {alerts:?}"
     );
 
-    let returned_at = Instant::now();
-    local.start_zone(&zone);
-    local.wait(
-        "the alerts to resolve once the zone is back",
-        ALERT_LIMIT,
-        |_| {
-            let alerts = prometheus.alerts()?;
-            if alerts.iter().any(|(n, _, _)| {
-                matches!(
-                    n.as_str(),
-                    "KafkaZoneDown" | "KafkaNodeDown" | "KafkaUnderReplicatedPartitions"
-                )
-            }) {
-                Err(format!("{alerts:?}"))
-            } else {
-                Ok(())
-            }
-        },
+    let resolved_after = restart_zone_until_resolved(
+        &mut local,
+        &prometheus,
+        &zone,
+        &[
+            "KafkaZoneDown",
+            "KafkaNodeDown",
+            "KafkaUnderReplicatedPartitions",
+        ],
     );
     eprintln!(
         "zone {zone} killed: KafkaZoneDown firing after {:?}, KafkaUnderReplicatedPartitions \
          after {:?}; zone back: resolved after {:?}",
         zone_down_after.unwrap_or_default(),
         urp_after.unwrap_or_default(),
-        returned_at.elapsed()
+        resolved_after
     );
 }
 
@@ -300,12 +389,7 @@ fn health<'a>(status: &'a Value, node: &str) -> &'a Value {
 fn status_shows_each_nodes_health_and_a_killed_broker_down_with_urp() {
     let topology = support::repo().join("tests/it/fixtures/kafka-3x3.yaml");
     let cluster = support::load(&topology);
-    let mut local = LocalCluster::boot(&cluster);
-    clients::probe(
-        &["create", &local.bootstrap(), "watched", "6", "3"],
-        Duration::from_secs(60),
-    )
-    .unwrap_or_else(|e| local.fail(&e));
+    let mut local = boot_with_watched_topic(&cluster);
     let brokers = ["broker-1", "broker-2", "broker-3"];
     local.wait(
         "status to show a healthy cluster",
@@ -490,12 +574,7 @@ fn the_monitoring_nodes_alertmanager_posts_a_lost_zone_to_the_webhook() {
         .clone();
     let zone = cluster.zones[1].name.clone();
     let webhook = Webhook::start();
-    let mut local = LocalCluster::boot(&cluster);
-    clients::probe(
-        &["create", &local.bootstrap(), "watched", "6", "3"],
-        Duration::from_secs(60),
-    )
-    .unwrap_or_else(|e| local.fail(&e));
+    let mut local = boot_with_watched_topic(&cluster);
 
     let dir = local.dir().join("monitoring");
     let rendered = kcluster::render::Renderer::new(&kcluster::render::Options::default())
