@@ -239,7 +239,8 @@ pub struct NodeHealth {
     /// Broker: ISR shrinks since it started (a rising count: replicas keep falling behind).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub isr_shrinks: Option<f64>,
-    /// Broker or KRaft controller: offline partitions (counted by the active controller only).
+    /// Broker or KRaft controller: offline partitions (in ZooKeeper mode the active controller
+    /// counts them, the other brokers say 0; in KRaft mode every controller counts them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline_partitions: Option<f64>,
     /// Broker or KRaft controller: 1 on the active controller.
@@ -367,7 +368,7 @@ pub fn from_samples(node: &Node, endpoint: String, samples: &[Sample]) -> NodeHe
             h.active_controller = value("kafka_controller_active_controller_count");
             h.quorum_leader = value("kafka_raft_current_leader");
         }
-        // A KRaft controller: the active one counts the offline partitions.
+        // A KRaft controller: each counts the offline partitions; the active one says 1.
         Role::Controller => {
             h.offline_partitions = value("kafka_controller_offline_partitions");
             h.active_controller = value("kafka_controller_active_controller_count");

@@ -112,8 +112,7 @@ fn controllers_form_a_quorum_brokers_register_with_their_racks_and_leadership_su
         .map(|name| (name.clone(), if *name == quorum.leader { 1.0 } else { 0.0 }))
         .collect();
     assert_eq!(active, expected, "active controller count per controller");
-    // Every node, controller or broker, names the quorum's leader in `kafka_raft_current_leader`
-    // (what the KRaftNoQuorum alert counts).
+    // Every node, controller or broker, names the quorum's leader in `kafka_raft_current_leader`.
     let leader_id = f64::from(local.node(&quorum.leader).node_id());
     for n in local
         .running(Role::Controller)
