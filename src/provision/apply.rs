@@ -928,7 +928,13 @@ impl Run<'_> {
                     let addresses: Vec<std::net::Ipv4Addr> =
                         self.members(Role::Broker).iter().map(|m| m.1).collect();
                     let id = (n.role.info().node_id_base + n.desired.node.id) as i32;
-                    match health.kafka(&addresses).await {
+                    // Back means the broker itself answers: a registration alone can be the
+                    // stopped broker's, which ZooKeeper keeps until its session expires.
+                    let asked = match when {
+                        Moment::Before => addresses,
+                        Moment::After => vec![n.desired.node.address],
+                    };
+                    match health.kafka(&asked).await {
                         Ok(view) => match when {
                             Moment::Before => roll::broker_can_stop(&view, id),
                             Moment::After => roll::broker_back(&view, id),
@@ -2225,6 +2231,72 @@ pub(crate) mod tests {
         let again = plan_for(&ec2, &tuned).await;
         assert_eq!(still_to_change(&again), ["broker-1"]);
         assert_eq!(ec2.calls().get("StopInstances"), Some(&2));
+    }
+
+    /// A cluster whose every broker answers with a whole, registered view, but for one that does
+    /// not listen: a stopped broker whose registration ZooKeeper still keeps.
+    struct DeafBroker(std::net::Ipv4Addr);
+
+    #[async_trait::async_trait]
+    impl crate::operations::health::Health for DeafBroker {
+        async fn zookeeper(
+            &self,
+            _: &[(String, std::net::Ipv4Addr)],
+        ) -> Vec<crate::operations::roll::ZkMember> {
+            healthy_zk()
+        }
+        async fn kafka(
+            &self,
+            brokers: &[std::net::Ipv4Addr],
+        ) -> Result<crate::operations::roll::KafkaView, String> {
+            match brokers.iter().find(|b| **b != self.0) {
+                Some(_) => Ok(kafka_view(&[1, 2, 3])),
+                None => Err(format!("{}:9092: connection refused", self.0)),
+            }
+        }
+        async fn kraft(
+            &self,
+            _: &[std::net::Ipv4Addr],
+        ) -> Result<crate::operations::roll::QuorumView, String> {
+            Err("no controllers".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_broker_is_back_only_when_it_answers_itself_not_when_others_list_it() {
+        let ec2 = fake();
+        converge(&ec2, &with_extra("deaf", "")).await;
+        let tuned = with_extra(
+            "deaf",
+            "brokers:\n  overrides:\n    log.retention.hours: 72\n",
+        );
+        let plan = plan_for(&ec2, &tuned).await;
+        let broker_2 = plan
+            .nodes
+            .iter()
+            .find(|n| n.node == "broker-2")
+            .expect("broker-2")
+            .desired
+            .node
+            .address;
+        let health = DeafBroker(broker_2);
+        let gates = Gates {
+            health: Some(&health),
+            timeout: Duration::from_millis(200),
+            poll: Duration::from_millis(10),
+            moves: Default::default(),
+        };
+        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
+            .await
+            .expect_err("broker-2 never answers");
+        assert_eq!(
+            (err.stage, err.failures[0].resource.as_str()),
+            ("health gate", "broker-2")
+        );
+        let e = &err.failures[0].error;
+        assert!(e.starts_with("after restarting broker-2"), "{e}");
+        assert!(e.contains("connection refused"), "{e}");
+        assert_eq!(ec2.calls().get("StopInstances"), Some(&1), "broker-3 waits");
     }
 
     #[tokio::test]
