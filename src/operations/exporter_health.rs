@@ -250,6 +250,11 @@ pub struct NodeHealth {
     /// node knows it (`kafka_raft_current_leader`), -1 while it knows none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quorum_leader: Option<f64>,
+    /// KRaft controller: seconds since the last metadata record it applied was appended; the
+    /// active controller appends one at least every 500 ms, so it stays low only while the quorum
+    /// commits (the leader id alone cannot tell: Kafka 4 keeps a lost leader's id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_lag: Option<f64>,
     /// Kafka's `node.id` of this node, to tell a controller that leads the quorum.
     #[serde(skip)]
     pub node_id: u32,
@@ -301,11 +306,19 @@ impl NodeHealth {
                 if self.active_controller == Some(1.0) {
                     s.push_str(", active controller");
                 }
-                match self.quorum_leader {
-                    Some(l) if l < 0.0 => s.push_str(", no quorum leader"),
-                    Some(l) if l == f64::from(self.node_id) => s.push_str(", quorum leader"),
-                    Some(l) => s.push_str(&format!(", follows quorum leader {l}")),
-                    None => {}
+                let stale = self
+                    .metadata_lag
+                    .filter(|lag| *lag >= STALE_METADATA_SECONDS);
+                match (stale, self.quorum_leader) {
+                    (Some(lag), _) => s.push_str(&format!(
+                        ", no quorum: last metadata applied {lag:.0} s ago"
+                    )),
+                    (None, Some(l)) if l < 0.0 => s.push_str(", no quorum leader"),
+                    (None, Some(l)) if l == f64::from(self.node_id) => {
+                        s.push_str(", quorum leader")
+                    }
+                    (None, Some(l)) => s.push_str(&format!(", follows quorum leader {l}")),
+                    (None, None) => {}
                 }
                 s
             }
@@ -330,6 +343,10 @@ impl NodeHealth {
     }
 }
 
+/// A controller whose last applied metadata record is this old is in no working quorum (the
+/// `KRaftNoQuorum` alert's threshold).
+const STALE_METADATA_SECONDS: f64 = 30.0;
+
 /// Where a node's health is read: its JMX exporter, or the monitoring node's Prometheus.
 pub fn endpoint(node: &Node) -> SocketAddr {
     let port = if node.role.info().jvm {
@@ -353,6 +370,7 @@ pub fn from_samples(node: &Node, endpoint: String, samples: &[Sample]) -> NodeHe
         offline_partitions: None,
         active_controller: None,
         quorum_leader: None,
+        metadata_lag: None,
         node_id: node.node_id(),
         zookeeper_mode: None,
         synced_followers: None,
@@ -373,6 +391,7 @@ pub fn from_samples(node: &Node, endpoint: String, samples: &[Sample]) -> NodeHe
             h.offline_partitions = value("kafka_controller_offline_partitions");
             h.active_controller = value("kafka_controller_active_controller_count");
             h.quorum_leader = value("kafka_raft_current_leader");
+            h.metadata_lag = value("kafka_controller_last_applied_record_lag_seconds");
         }
         Role::Zookeeper => {
             let serving = samples
@@ -576,6 +595,21 @@ mod tests {
         assert_eq!(
             summary(second, "kafka_raft_current_leader -1\n"),
             "up, offline 0, no quorum leader"
+        );
+        // A controller that lost its quorum keeps naming the old leader; its metadata stops.
+        assert_eq!(
+            summary(
+                second,
+                &format!("{leader}kafka_controller_last_applied_record_lag_seconds 41.2\n")
+            ),
+            "up, offline 0, no quorum: last metadata applied 41 s ago"
+        );
+        assert_eq!(
+            summary(
+                first,
+                &format!("{leader}kafka_controller_last_applied_record_lag_seconds 0.3\n")
+            ),
+            "up, offline 0, quorum leader"
         );
         let broker = cluster.brokers().next().expect("broker");
         assert!(summary(broker, &leader).ends_with("ISR shrinks ?"));

@@ -523,6 +523,26 @@ fn kraft_losing_the_controllers_majority_fires_kraft_no_quorum_and_it_resolves()
     );
     wait_for_quiet(&mut local, &prometheus);
     let watched = started.elapsed();
+    let topology = support::repo().join("tests/it/fixtures/kraft-two-zones.yaml");
+    let leader_id = local
+        .controller_quorum()
+        .map(|q| q.leader)
+        .unwrap_or_else(|e| local.fail(&e));
+    let leader_id = cluster
+        .controllers()
+        .find(|n| n.name == leader_id)
+        .map(|n| f64::from(n.node_id()))
+        .expect("the leader is a controller");
+    // `kcluster status` reads the same: each controller applies metadata and names the leader.
+    let s = status(&topology).unwrap_or_else(|e| local.fail(&e));
+    for name in &controllers {
+        let h = health(&s, name);
+        assert_eq!(h["quorum_leader"].as_f64(), Some(leader_id), "{name}: {h}");
+        assert!(
+            h["metadata_lag"].as_f64().is_some_and(|lag| lag < 30.0),
+            "{name}: {h}"
+        );
+    }
 
     // One broker of the zone, alone: the controllers fence it and count its partitions offline.
     let broker_killed_at = Instant::now();
@@ -595,6 +615,18 @@ fn kraft_losing_the_controllers_majority_fires_kraft_no_quorum_and_it_resolves()
     let survivors_name = prometheus
         .by_node("kafka_raft_current_leader")
         .unwrap_or_else(|e| local.fail(&e));
+    // `kcluster status` says the surviving controller is in no quorum, though it still names
+    // the lost leader.
+    let text = support::status_health(&topology, &["--health-timeout", "5"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    for name in &survivors {
+        assert!(
+            text.lines().any(
+                |l| l.contains(name.as_str()) && l.contains("no quorum: last metadata applied")
+            ),
+            "{name} not shown without a quorum:\n{text}"
+        );
+    }
 
     let resolved_after = restart_zone_until_resolved(
         &mut local,
