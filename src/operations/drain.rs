@@ -506,11 +506,16 @@ pub async fn carry_out(
             ),
         )
     };
-    // Every broker of the topology is registered: a reassignment may only name live brokers.
+    // Every broker of the topology is registered and answers itself: a reassignment may only
+    // name live brokers (a registration alone can be a stopped broker's, which ZooKeeper keeps
+    // until its session expires), and the throttle is set on each broker directly.
     let ids: BTreeSet<i32> = members.iter().map(|m| m.id).collect();
     loop {
         let seen = match health.kafka(&addresses).await {
-            Ok(v) if ids.is_subset(&v.brokers) => break,
+            Ok(v) if ids.is_subset(&v.brokers) => match silent(health, &members).await {
+                None => break,
+                Some(why) => why,
+            },
             Ok(v) => format!("registered brokers {:?}", v.brokers),
             Err(e) => e,
         };
@@ -620,6 +625,16 @@ pub async fn carry_out(
         }
         tokio::time::sleep(gates.poll).await;
     }
+}
+
+/// The first broker of `members` that does not answer Kafka's Metadata request itself, and why.
+async fn silent(health: &dyn Health, members: &[Member]) -> Option<String> {
+    for m in members {
+        if let Err(e) = health.kafka(&[m.address]).await {
+            return Some(format!("{} does not answer: {e}", m.node));
+        }
+    }
+    None
 }
 
 /// Whether the plan's cluster runs in KRaft mode: its topology has controllers (one in ZooKeeper
@@ -851,6 +866,8 @@ mod tests {
 
     struct State {
         reachable: bool,
+        /// A broker registered but not listening (asked alone, it refuses the connection).
+        deaf: Option<Ipv4Addr>,
         registered: BTreeSet<i32>,
         /// Brokers that register after this many readings.
         joining: Vec<(i32, usize)>,
@@ -891,6 +908,7 @@ mod tests {
             Model {
                 state: Mutex::new(State {
                     reachable: true,
+                    deaf: None,
                     registered: (1..=brokers).collect(),
                     joining: Vec::new(),
                     partitions,
@@ -930,8 +948,13 @@ mod tests {
             Err("no KRaft controllers here".into())
         }
 
-        async fn kafka(&self, _: &[Ipv4Addr]) -> Result<KafkaView, String> {
+        async fn kafka(&self, asked: &[Ipv4Addr]) -> Result<KafkaView, String> {
             let mut s = self.state.lock().expect("model");
+            if let (Some(deaf), [only]) = (s.deaf, asked)
+                && deaf == *only
+            {
+                return Err(format!("{deaf}:9092: connection refused"));
+            }
             if !s.reachable {
                 return Err("127.0.0.1:9092: connection refused".into());
             }
@@ -1143,6 +1166,29 @@ mod tests {
         ec2.instances()
             .iter()
             .any(|i| i.tag(tags::NODE) == Some(node) && i.state != InstanceState::Terminated)
+    }
+
+    /// Other brokers' metadata can list a broker that does not listen (ZooKeeper keeps a stopped
+    /// broker's registration until its session expires): nothing moves until it answers itself.
+    #[tokio::test]
+    async fn nothing_moves_while_a_registered_broker_does_not_answer_itself() {
+        let (ec2, plan) = shrinking("deaf").await;
+        let model = six();
+        let broker_3 = super::members(&plan)
+            .into_iter()
+            .find(|m| m.node == "broker-3")
+            .expect("broker-3")
+            .address;
+        model.state.lock().expect("model").deaf = Some(broker_3);
+        let (stage, _, e) = failed(&ec2, &plan, &model).await;
+        assert_eq!(stage, super::STAGE);
+        assert!(
+            e.contains("is registered with Kafka; last seen: broker-3 does not answer: ")
+                && e.contains(":9092: connection refused"),
+            "{e}"
+        );
+        assert_eq!(model.holding(6), 3, "nothing moved");
+        assert!(live(&ec2, "broker-6"));
     }
 
     #[tokio::test]
