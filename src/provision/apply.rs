@@ -2126,7 +2126,11 @@ pub(crate) mod tests {
 
     /// Executes `plan` gated by `health` (200 ms per gate), which must stop the roll at a gate;
     /// the error.
-    async fn stopped_by_gate(ec2: &FakeEc2, plan: &Plan, health: &Scripted) -> super::ApplyError {
+    async fn stopped_by_gate(
+        ec2: &FakeEc2,
+        plan: &Plan,
+        health: &dyn crate::operations::health::Health,
+    ) -> super::ApplyError {
         let gates = Gates {
             health: Some(health),
             timeout: Duration::from_millis(200),
@@ -2279,16 +2283,7 @@ pub(crate) mod tests {
             .desired
             .node
             .address;
-        let health = DeafBroker(broker_2);
-        let gates = Gates {
-            health: Some(&health),
-            timeout: Duration::from_millis(200),
-            poll: Duration::from_millis(10),
-            moves: Default::default(),
-        };
-        let err = with_ec2_time(&ec2, execute(&ec2, &plan, &settings(), &gates, &Silent))
-            .await
-            .expect_err("broker-2 never answers");
+        let err = stopped_by_gate(&ec2, &plan, &DeafBroker(broker_2)).await;
         assert_eq!(
             (err.stage, err.failures[0].resource.as_str()),
             ("health gate", "broker-2")
